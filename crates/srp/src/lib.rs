@@ -1,0 +1,125 @@
+//! Cognito-compatible SRP-6a arithmetic: the group, the `padHex` encoding and the password verifier.
+//!
+//! Spec: `shared/spec/04-srp.md`. Only what the user directory needs to *store* lives here today
+//! (salt + verifier); the sign-in exchange builds on the same primitives.
+
+use std::sync::LazyLock;
+
+use aws_lc_rs::digest::{SHA256, digest};
+use crypto_bigint::modular::{FixedMontyForm, FixedMontyParams};
+use crypto_bigint::{Odd, U256, U3072};
+
+/// RFC 3526 group 15 (3072-bit MODP), as Cognito uses it.
+const N_HEX: &str = concat!(
+    "FFFFFFFFFFFFFFFFC90FDAA22168C234C4C6628B80DC1CD129024E088A67CC74020BBEA63B139B22514A08798E3404DD",
+    "EF9519B3CD3A431B302B0A6DF25F14374FE1356D6D51C245E485B576625E7EC6F44C42E9A637ED6B0BFF5CB6F406B7ED",
+    "EE386BFB5A899FA5AE9F24117C4B1FE649286651ECE45B3DC2007CB8A163BF0598DA48361C55D39A69163FA8FD24CF5F",
+    "83655D23DCA3AD961C62F356208552BB9ED529077096966D670C354E4ABC9804F1746C08CA18217C32905E462E36CE3B",
+    "E39E772C180E86039B2783A2EC07A28FB5C55DF06F4C52C9DE2BCBF6955817183995497CEA956AE515D2261898FA0510",
+    "15728E5A8AAAC42DAD33170D04507A33A85521ABDF1CBA64ECFB850458DBEF0A8AEA71575D060C7DB3970F85A6E1E4C7",
+    "ABF5AE8CDB0933D71E8C94E04A25619DCEE3D2261AD2EE6BF12FFA06D98A0864D87602733EC86A64521F2B18177B200C",
+    "BBE117577A615D6C770988C0BAD946E208E24FA074E5AB3143DB5BFCE0FD108E4B82D120A93AD2CAFFFFFFFFFFFFFFFF",
+);
+
+/// Length of N in bytes; verifiers are stored left-padded to this length.
+pub const N_BYTES: usize = 384;
+
+/// Length of the salts this server generates.
+pub const SALT_BYTES: usize = 16;
+
+const LIMBS: usize = U3072::LIMBS;
+
+static PARAMS: LazyLock<FixedMontyParams<LIMBS>> =
+    LazyLock::new(|| FixedMontyParams::new(Odd::<U3072>::from_be_hex(N_HEX)));
+
+/// `padHex` of a big-endian magnitude, as bytes: minimal bytes, plus a leading zero byte when
+/// the top bit is set (a two's-complement positive number). Spec 04 §4.2.
+pub fn pad(magnitude: &[u8]) -> Vec<u8> {
+    let first = magnitude.iter().position(|b| *b != 0);
+    let trimmed = match first {
+        Some(i) => &magnitude[i..],
+        None => &[0u8][..],
+    };
+    let mut out = Vec::with_capacity(trimmed.len() + 1);
+    if trimmed[0] & 0x80 != 0 {
+        out.push(0);
+    }
+    out.extend_from_slice(trimmed);
+    out
+}
+
+fn sha256(parts: &[&[u8]]) -> [u8; 32] {
+    let mut buf = Vec::with_capacity(parts.iter().map(|p| p.len()).sum());
+    for p in parts {
+        buf.extend_from_slice(p);
+    }
+    let d = digest(&SHA256, &buf);
+    let mut out = [0u8; 32];
+    out.copy_from_slice(d.as_ref());
+    out
+}
+
+/// `x = H(padHex(salt) ‖ H_str(poolName ‖ userId ‖ ":" ‖ password))`, where the inner hash is
+/// appended as its 64-char hex text hex-decoded, i.e. as its 32 raw bytes.
+pub fn private_key(pool_name: &str, user_id_for_srp: &str, password: &str, salt: &[u8]) -> [u8; 32] {
+    let inner = sha256(&[
+        pool_name.as_bytes(),
+        user_id_for_srp.as_bytes(),
+        b":",
+        password.as_bytes(),
+    ]);
+    sha256(&[&pad(salt), &inner])
+}
+
+/// `g^e mod N` for a 256-bit exponent, in constant time; big-endian, left-padded to 384 bytes.
+fn g_pow(exponent: &[u8; 32]) -> [u8; N_BYTES] {
+    let e = U256::from_be_slice(exponent);
+    let g = FixedMontyForm::new(&U3072::from_u8(2), &PARAMS);
+    let v = g.pow(&e).retrieve();
+    let mut out = [0u8; N_BYTES];
+    out.copy_from_slice(v.to_be_bytes().as_ref());
+    out
+}
+
+/// The verifier `v = g^x mod N` Cognito's SRP needs, big-endian, 384 bytes.
+pub fn verifier(pool_name: &str, user_id_for_srp: &str, password: &str, salt: &[u8]) -> [u8; N_BYTES] {
+    g_pow(&private_key(pool_name, user_id_for_srp, password, salt))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const VECTOR: &str = include_str!("../tests/vector.json");
+
+    fn field(name: &str) -> String {
+        let key = format!("\"{name}\": \"");
+        let start = VECTOR.find(&key).map(|i| i + key.len()).unwrap_or_else(|| panic!("{name}"));
+        let end = VECTOR[start..].find('"').unwrap() + start;
+        VECTOR[start..end].to_string()
+    }
+
+    fn unhex(s: &str) -> Vec<u8> {
+        let s = if s.len() % 2 == 1 { format!("0{s}") } else { s.to_string() };
+        hex::decode(s).unwrap()
+    }
+
+    #[test]
+    fn private_key_matches_the_client_vector() {
+        let x = private_key(&field("poolName"), &field("username"), &field("password"), &unhex(&field("salt")));
+        assert_eq!(hex::encode(x), field("x"));
+    }
+
+    #[test]
+    fn verifier_matches_the_client_vector() {
+        let v = verifier(&field("poolName"), &field("username"), &field("password"), &unhex(&field("salt")));
+        assert_eq!(hex::encode(pad(&v)).trim_start_matches('0'), field("verifier_v"));
+    }
+
+    #[test]
+    fn pad_adds_a_zero_byte_only_for_a_set_top_bit() {
+        assert_eq!(pad(&[0x00, 0x7f]), vec![0x7f]);
+        assert_eq!(pad(&[0x00, 0x80]), vec![0x00, 0x80]);
+        assert_eq!(pad(&[0, 0]), vec![0]);
+    }
+}

@@ -1,0 +1,171 @@
+//! One-time codes and the messages that carry them. Codes are six digits, live 24 hours, allow
+//! five wrong tries, and only their keyed hash is stored.
+
+use crate::error::{Error, Result};
+use crate::model::*;
+use crate::store::{CodeAttempt, NewCode, Redeem, SendLimit};
+use crate::{Directory, SendError};
+
+pub(crate) const CODE_TTL_MS: Millis = 24 * 3600 * 1000;
+pub(crate) const MAX_ATTEMPTS: u32 = 5;
+/// Sends of one code purpose to one user allowed per window: generous enough for any real
+/// flow (a resend seconds after sign-up), tight enough to stop a flood.
+const SEND_WINDOW_MS: Millis = 3600 * 1000;
+const MAX_SENDS_PER_WINDOW: u32 = 20;
+
+pub(crate) fn limit_exceeded() -> Error {
+    Error::LimitExceeded("Attempt limit exceeded, please try after some time.".into())
+}
+
+/// Masks a destination as Cognito does in CodeDeliveryDetails: `a***@e***`, `+*******4567`.
+pub(crate) fn mask(medium: Medium, destination: &str) -> String {
+    match medium {
+        Medium::Email => match destination.split_once('@') {
+            Some((local, domain)) => {
+                let l: String = local.chars().take(1).collect();
+                let d: String = domain.chars().take(1).collect();
+                format!("{l}***@{d}***")
+            }
+            None => "***".into(),
+        },
+        Medium::Sms => {
+            let digits: Vec<char> = destination.chars().collect();
+            let keep = digits.len().saturating_sub(4);
+            let tail: String = digits[keep..].iter().collect();
+            format!("+{}{tail}", "*".repeat(keep.saturating_sub(1)))
+        }
+    }
+}
+
+/// Fills a pool template: `{####}` is the code, `{username}` the user name.
+pub(crate) fn render(template: &str, code: &str, username: &str) -> String {
+    template.replace("{####}", code).replace("{username}", username)
+}
+
+impl Directory {
+    /// A uniformly random six-digit code.
+    pub(crate) fn new_code(&self) -> String {
+        loop {
+            let b: [u8; 4] = self.random_bytes();
+            let n = u32::from_be_bytes(b);
+            // Reject the top sliver so every code is equally likely.
+            if n < u32::MAX - (u32::MAX % 1_000_000) {
+                return format!("{:06}", n % 1_000_000);
+            }
+        }
+    }
+
+    pub(crate) fn code_hash(&self, pool_id: &str, sub: &str, purpose: CodePurpose, code: &str) -> Vec<u8> {
+        let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, &self.code_key);
+        let msg = format!("{pool_id}\n{sub}\n{}\n{code}", purpose.as_str());
+        aws_lc_rs::hmac::sign(&key, msg.as_bytes()).as_ref().to_vec()
+    }
+
+    /// Where a user's codes go: the first auto-verified attribute the user has.
+    pub(crate) fn code_destination(pool: &Pool, user: &User) -> Option<(Medium, String, &'static str)> {
+        let auto = &pool.config.auto_verified_attributes;
+        if auto.iter().any(|a| a == "email")
+            && let Some(e) = user.attribute("email")
+        {
+            return Some((Medium::Email, e.to_string(), "email"));
+        }
+        if auto.iter().any(|a| a == "phone_number")
+            && let Some(p) = user.attribute("phone_number")
+        {
+            return Some((Medium::Sms, p.to_string(), "phone_number"));
+        }
+        None
+    }
+
+    /// Stores a fresh code for `purpose` and sends it by `medium`.
+    pub(crate) async fn send_code(
+        &self,
+        pool: &Pool,
+        user: &User,
+        purpose: CodePurpose,
+        kind: MessageKind,
+        (medium, destination, attribute): (Medium, String, &'static str),
+    ) -> Result<CodeDelivery> {
+        let code = self.new_code();
+        let now = self.now();
+        let hash = self.code_hash(&pool.id, &user.sub, purpose, &code);
+        let stored = self
+            .store
+            .put_code(
+                &NewCode { pool_id: &pool.id, sub: &user.sub, purpose, hash: &hash, expires: now + CODE_TTL_MS },
+                SendLimit { now, window: SEND_WINDOW_MS, max_sends: MAX_SENDS_PER_WINDOW },
+            )
+            .await?;
+        if !stored {
+            return Err(limit_exceeded());
+        }
+        let v = &pool.config.verification;
+        let (subject, template) = match medium {
+            Medium::Email => (v.email_subject.clone(), v.email_message.clone().unwrap_or_default()),
+            Medium::Sms => (None, v.sms_message.clone().unwrap_or_default()),
+        };
+        self.deliver(Message {
+            pool_id: pool.id.clone(),
+            username: user.username.clone(),
+            medium,
+            destination: destination.clone(),
+            kind,
+            subject,
+            body: render(&template, &code, &user.username),
+            secret: code,
+        })
+        .await?;
+        Ok(CodeDelivery { destination: mask(medium, &destination), medium, attribute: attribute.to_string() })
+    }
+
+    pub(crate) async fn deliver(&self, message: Message) -> Result<()> {
+        self.sender.send(&message).await.map_err(|SendError(why)| {
+            tracing::warn!(pool_id = %message.pool_id, kind = message.kind.as_str(), %why, "message delivery failed");
+            Error::CodeDeliveryFailure("Unable to deliver the message to the user.".into())
+        })
+    }
+
+    /// Tries a code; on success writes `then_store` in the same transaction.
+    pub(crate) async fn redeem(
+        &self,
+        pool: &Pool,
+        purpose: CodePurpose,
+        code: &str,
+        then_store: &User,
+        take_aliases: bool,
+    ) -> Result<()> {
+        let candidate = self.code_hash(&pool.id, &then_store.sub, purpose, code);
+        let attempt = CodeAttempt {
+            sub: &then_store.sub,
+            purpose,
+            candidate: &candidate,
+            now: self.now(),
+            max_attempts: MAX_ATTEMPTS,
+            then_store,
+            take_aliases,
+        };
+        match self.store.redeem_code(&attempt).await {
+            Ok(Redeem::Redeemed) => Ok(()),
+            Ok(Redeem::Mismatch) => Err(Error::CodeMismatch),
+            Ok(Redeem::Expired | Redeem::NoCode) => Err(Error::ExpiredCode),
+            Ok(Redeem::TooManyAttempts) => Err(limit_exceeded()),
+            Err(e) => Err(self.conflict_error(pool, e)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn destinations_are_masked() {
+        assert_eq!(mask(Medium::Email, "alice@example.com"), "a***@e***");
+        assert_eq!(mask(Medium::Sms, "+15551234567"), "+*******4567");
+    }
+
+    #[test]
+    fn templates_fill_code_and_username() {
+        assert_eq!(render("Hi {username}, code {####}", "123456", "bob"), "Hi bob, code 123456");
+    }
+}

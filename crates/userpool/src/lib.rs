@@ -1,0 +1,139 @@
+//! The user directory: Cognito's rules for user pools, app clients, users, attributes, groups,
+//! codes and messages, as plain Rust over the [`Store`], [`Clock`], [`Random`] and
+//! [`MessageSender`] traits. It knows nothing of HTTP; the wire layers translate to and from it.
+
+pub mod attributes;
+mod clients;
+mod codes;
+pub mod error;
+mod filter;
+mod groups;
+mod ids;
+pub mod model;
+mod paging;
+pub mod password;
+mod pools;
+pub mod ports;
+mod resource_servers;
+pub mod store;
+mod users;
+
+use std::sync::Arc;
+
+pub use clients::{ClientInput, secret_hash_matches};
+pub use groups::GroupInput;
+pub use error::{Error, Result};
+pub use model::*;
+pub use paging::Page;
+pub use password::{HashProfile, PasswordHasher};
+pub use pools::PoolInput;
+pub use ports::{Clock, MessageSender, Random, SendError};
+pub use store::Store;
+pub use users::{AdminCreateUser, ListUsersQuery, SignUp, SignUpOutcome, srp_context};
+use vault::Vault;
+
+/// The right to run administrator (IAM-authorised) actions. The AWS front end hands one out
+/// only to a caller whose SigV4 signature it verified; it may be limited to some pools.
+#[derive(Debug, Clone)]
+pub struct AdminGrant {
+    region: String,
+    pools: Option<Vec<String>>,
+}
+
+impl AdminGrant {
+    /// `region` is where new pools are created; `pools`, when set, the only pools allowed.
+    pub fn new(region: impl Into<String>, pools: Option<Vec<String>>) -> Self {
+        Self { region: region.into(), pools }
+    }
+
+    pub fn region(&self) -> &str {
+        &self.region
+    }
+
+    fn check(&self, pool_id: &str) -> Result<()> {
+        match &self.pools {
+            Some(allowed) if !allowed.iter().any(|p| p == pool_id) => Err(Error::AccessDenied(format!(
+                "This access key is not authorized to perform this action on resource {pool_id}."
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    fn may_create_pools(&self) -> Result<()> {
+        match &self.pools {
+            Some(_) => Err(Error::AccessDenied("This access key is limited to some user pools.".into())),
+            None => Ok(()),
+        }
+    }
+
+    fn sees(&self, pool_id: &str) -> bool {
+        self.check(pool_id).is_ok()
+    }
+}
+
+/// Everything the directory runs on.
+pub struct Deps {
+    pub store: Arc<dyn Store>,
+    pub sender: Arc<dyn MessageSender>,
+    pub clock: Arc<dyn Clock>,
+    pub random: Arc<dyn Random>,
+    pub hasher: PasswordHasher,
+    pub vault: Arc<Vault>,
+    /// The account id in ARNs.
+    pub account_id: String,
+}
+
+/// The user directory service. Cheap to share behind an `Arc`.
+pub struct Directory {
+    store: Arc<dyn Store>,
+    sender: Arc<dyn MessageSender>,
+    clock: Arc<dyn Clock>,
+    random: Arc<dyn Random>,
+    hasher: PasswordHasher,
+    vault: Arc<Vault>,
+    code_key: [u8; 32],
+    account_id: String,
+}
+
+impl Directory {
+    pub fn new(deps: Deps) -> Self {
+        let code_key = deps.vault.derive_key("cognate/codes/v1");
+        Self {
+            store: deps.store,
+            sender: deps.sender,
+            clock: deps.clock,
+            random: deps.random,
+            hasher: deps.hasher,
+            vault: deps.vault,
+            code_key,
+            account_id: deps.account_id,
+        }
+    }
+
+    fn now(&self) -> Millis {
+        self.clock.now()
+    }
+
+    fn random_bytes<const N: usize>(&self) -> [u8; N] {
+        let mut buf = [0u8; N];
+        self.random.fill(&mut buf);
+        buf
+    }
+
+    async fn pool(&self, pool_id: &str) -> Result<Pool> {
+        self.store
+            .get_pool(pool_id)
+            .await?
+            .ok_or_else(|| Error::not_found(format!("User pool {pool_id} does not exist.")))
+    }
+
+    async fn admin_pool(&self, grant: &AdminGrant, pool_id: &str) -> Result<Pool> {
+        grant.check(pool_id)?;
+        self.pool(pool_id).await
+    }
+}
+
+/// Compares two byte strings in time independent of where they differ.
+pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && aws_lc_rs::constant_time::verify_slices_are_equal(a, b).is_ok()
+}

@@ -1,0 +1,178 @@
+//! What the user directory needs from a database. Implemented once per engine in the `store`
+//! crate; every method is one transaction, so no failed call leaves partial state, and every
+//! uniqueness rule is a database constraint reported as [`StoreError::Conflict`].
+
+use async_trait::async_trait;
+
+use crate::model::*;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UniqueKey {
+    Pool,
+    Client,
+    Username,
+    Sub,
+    EmailAlias,
+    PhoneAlias,
+    PreferredUsernameAlias,
+    Group,
+    ResourceServer,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("conflict on {0:?}")]
+    Conflict(UniqueKey),
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    #[error("database holds unreadable data: {0}")]
+    Corrupt(String),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// How a user is looked up in a pool; keys are already normalised.
+#[derive(Debug, Clone, Copy)]
+pub enum UserKey<'a> {
+    Username(&'a str),
+    Sub(&'a str),
+    EmailAlias(&'a str),
+    PhoneAlias(&'a str),
+    PreferredUsernameAlias(&'a str),
+}
+
+/// A ListUsers filter, already validated by the domain.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UserFilter {
+    pub field: FilterField,
+    pub prefix: bool,
+    pub value: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum FilterField {
+    /// Compared with the normalised username key.
+    Username,
+    Sub,
+    Email,
+    PhoneNumber,
+    /// `cognito:user_status`
+    UserStatus,
+    /// `status`: Enabled / Disabled
+    Enabled,
+    /// Any other searchable attribute, by name (name, given_name, …); not indexed.
+    Attribute(String),
+}
+
+/// A code to store: `hash` is a keyed hash of the code, never the code.
+#[derive(Debug, Clone)]
+pub struct NewCode<'a> {
+    pub pool_id: &'a str,
+    pub sub: &'a str,
+    pub purpose: CodePurpose,
+    pub hash: &'a [u8],
+    pub expires: Millis,
+}
+
+/// At most `max_sends` codes of one purpose to one user per window.
+#[derive(Debug, Clone, Copy)]
+pub struct SendLimit {
+    pub now: Millis,
+    pub window: Millis,
+    pub max_sends: u32,
+}
+
+/// The outcome of trying a code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Redeem {
+    Redeemed,
+    NoCode,
+    Mismatch,
+    Expired,
+    TooManyAttempts,
+}
+
+/// One attempt at a code: compared with `candidate` in constant time; on a match the code is used
+/// up and `then_store` written, in one transaction.
+pub struct CodeAttempt<'a> {
+    pub sub: &'a str,
+    pub purpose: CodePurpose,
+    pub candidate: &'a [u8],
+    pub now: Millis,
+    pub max_attempts: u32,
+    pub then_store: &'a User,
+    /// Clear `then_store`'s aliases from any other user first (ForceAliasCreation).
+    pub take_aliases: bool,
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    async fn get_meta(&self, key: &str) -> StoreResult<Option<Vec<u8>>>;
+    /// Inserts the value unless the key exists; returns the value now stored.
+    async fn init_meta(&self, key: &str, value: &[u8]) -> StoreResult<Vec<u8>>;
+
+    async fn insert_pool(&self, pool: &Pool) -> StoreResult<()>;
+    async fn get_pool(&self, id: &str) -> StoreResult<Option<Pool>>;
+    /// Pools ordered by id, after `after`.
+    async fn list_pools(&self, after: Option<&str>, limit: u32) -> StoreResult<Vec<Pool>>;
+    async fn update_pool(&self, pool: &Pool) -> StoreResult<bool>;
+    /// Deletes the pool and everything in it.
+    async fn delete_pool(&self, id: &str) -> StoreResult<bool>;
+    async fn count_users(&self, pool_id: &str) -> StoreResult<u64>;
+
+    async fn insert_client(&self, client: &Client) -> StoreResult<()>;
+    async fn get_client(&self, client_id: &str) -> StoreResult<Option<Client>>;
+    async fn list_clients(&self, pool_id: &str, after: Option<&str>, limit: u32) -> StoreResult<Vec<Client>>;
+    async fn update_client(&self, client: &Client) -> StoreResult<bool>;
+    async fn delete_client(&self, pool_id: &str, client_id: &str) -> StoreResult<bool>;
+
+    /// With `take_aliases`, first clears the user's aliases from whoever else holds them
+    /// (ForceAliasCreation), in the same transaction.
+    async fn insert_user(&self, user: &User, take_aliases: bool) -> StoreResult<()>;
+    async fn find_user(&self, pool_id: &str, key: UserKey<'_>) -> StoreResult<Option<User>>;
+    /// Replaces the user found by `sub`; aliases may conflict (see `insert_user`).
+    async fn update_user(&self, user: &User, take_aliases: bool) -> StoreResult<bool>;
+    /// Deletes the user with its codes and group memberships.
+    async fn delete_user(&self, pool_id: &str, sub: &str) -> StoreResult<bool>;
+    /// Users ordered by username key, after `after`.
+    async fn list_users(
+        &self,
+        pool_id: &str,
+        filter: Option<&UserFilter>,
+        after: Option<&str>,
+        limit: u32,
+    ) -> StoreResult<Vec<User>>;
+
+    /// Stores a fresh code (replacing an older one of the same purpose) unless the send limit
+    /// is reached; returns whether it was stored.
+    async fn put_code(&self, code: &NewCode<'_>, limit: SendLimit) -> StoreResult<bool>;
+    async fn redeem_code(&self, attempt: &CodeAttempt<'_>) -> StoreResult<Redeem>;
+    /// Makes every outstanding code of the user expired (a development hook).
+    async fn expire_codes(&self, pool_id: &str, sub: &str, now: Millis) -> StoreResult<u64>;
+
+    async fn insert_group(&self, group: &Group) -> StoreResult<()>;
+    async fn get_group(&self, pool_id: &str, name: &str) -> StoreResult<Option<Group>>;
+    async fn list_groups(&self, pool_id: &str, after: Option<&str>, limit: u32) -> StoreResult<Vec<Group>>;
+    async fn update_group(&self, group: &Group) -> StoreResult<bool>;
+    async fn delete_group(&self, pool_id: &str, name: &str) -> StoreResult<bool>;
+    /// Idempotent.
+    async fn add_member(&self, pool_id: &str, group: &str, sub: &str) -> StoreResult<()>;
+    async fn remove_member(&self, pool_id: &str, group: &str, sub: &str) -> StoreResult<()>;
+    /// The user's groups ordered by name, after `after`.
+    async fn groups_of_user(&self, pool_id: &str, sub: &str, after: Option<&str>, limit: u32)
+    -> StoreResult<Vec<Group>>;
+    /// The group's users ordered by username key, after `after`.
+    async fn users_in_group(&self, pool_id: &str, group: &str, after: Option<&str>, limit: u32)
+    -> StoreResult<Vec<User>>;
+
+    async fn insert_resource_server(&self, rs: &ResourceServer) -> StoreResult<()>;
+    async fn get_resource_server(&self, pool_id: &str, identifier: &str) -> StoreResult<Option<ResourceServer>>;
+    async fn list_resource_servers(&self, pool_id: &str, after: Option<&str>, limit: u32)
+    -> StoreResult<Vec<ResourceServer>>;
+    async fn update_resource_server(&self, rs: &ResourceServer) -> StoreResult<bool>;
+    async fn delete_resource_server(&self, pool_id: &str, identifier: &str) -> StoreResult<bool>;
+
+    /// The development outbox.
+    async fn insert_message(&self, message: &Message, sent: Millis) -> StoreResult<()>;
+    async fn list_messages(&self, pool_id: &str, username: Option<&str>) -> StoreResult<Vec<StoredMessage>>;
+}
