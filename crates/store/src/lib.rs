@@ -1,1 +1,63 @@
-//! placeholder
+//! The user directory's storage on SQLite (the embedded default) and PostgreSQL (many nodes on
+//! one database): one implementation of [`userpool::Store`] per engine, from the same code, with
+//! versioned migrations applied at start.
+//!
+//! Both engines run the same SQL (`$n` placeholders, `ON CONFLICT`, `RETURNING`); the engine is
+//! chosen once, from the database URL, in [`connect`].
+
+mod engine;
+mod migrate;
+
+use std::sync::Arc;
+
+use userpool::Store;
+
+pub use engine::{PostgresStore, SqliteStore};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error("unsupported database URL (expected sqlite:// or postgres://): {0}")]
+    UnsupportedUrl(String),
+    #[error("cannot open the database: {0}")]
+    Open(String),
+    #[error("cannot migrate the database: {0}")]
+    Migrate(String),
+}
+
+/// Opens (creating if needed) and migrates the database at `url`.
+///
+/// `sqlite://PATH` (or `sqlite:PATH`) opens a file; `postgres://…` a server. A PostgreSQL URL may
+/// carry `schema=NAME` among its query parameters: the store then lives in that schema, created if
+/// missing (how tests and several Cognate environments share one database).
+pub async fn connect(url: &str) -> Result<Arc<dyn Store>, ConnectError> {
+    if url.starts_with("sqlite:") {
+        Ok(Arc::new(SqliteStore::open(url).await?))
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Arc::new(PostgresStore::open(url).await?))
+    } else {
+        Err(ConnectError::UnsupportedUrl(redact(url)))
+    }
+}
+
+/// The URL without its password, for messages and logs.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..s + 3], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn passwords_are_redacted() {
+        assert_eq!(super::redact("postgres://u:secret@h/db"), "postgres://u:***@h/db");
+        assert_eq!(super::redact("sqlite://x.db"), "sqlite://x.db");
+    }
+}

@@ -22,7 +22,8 @@ use std::sync::Arc;
 
 pub use clients::{ClientInput, secret_hash_matches};
 pub use groups::GroupInput;
-pub use error::{Error, Result};
+pub use error::Error;
+use error::Result;
 pub use model::*;
 pub use paging::Page;
 pub use password::{HashProfile, PasswordHasher};

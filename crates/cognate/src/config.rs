@@ -1,0 +1,207 @@
+//! Configuration: the YAML file, environment variables and command-line flags, resolved in that
+//! order of increasing precedence into one [`Settings`].
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use serde::Deserialize;
+
+/// The YAML file (`--config`). Every member is optional; unknown members are errors.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub listen: Option<String>,
+    pub data_dir: Option<PathBuf>,
+    pub database: Option<String>,
+    pub region: Option<String>,
+    pub account_id: Option<String>,
+    pub issuer_base: Option<String>,
+    pub master_key: Option<String>,
+    pub admin_keys: Option<Vec<AdminKeyConfig>>,
+    pub password_hashing: Option<String>,
+    pub allow_development_hashing: Option<bool>,
+    pub body_limit_bytes: Option<usize>,
+    pub messages: Option<MessagesConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminKeyConfig {
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    /// Limit the key to these pool ids.
+    pub pools: Option<Vec<String>>,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MessagesConfig {
+    /// `outbox`, `log` or `smtp`.
+    pub sender: Option<String>,
+    pub smtp: Option<SmtpConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmtpConfig {
+    pub host: String,
+    pub port: Option<u16>,
+    /// `none`, `starttls` or `tls`.
+    pub security: Option<String>,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub from: String,
+}
+
+impl FileConfig {
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+        serde_saphyr::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sender {
+    Outbox,
+    Log,
+    Smtp,
+}
+
+/// Everything `serve` needs, resolved.
+#[derive(Debug)]
+pub struct Settings {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub database: String,
+    pub region: String,
+    pub account_id: String,
+    pub issuer_base: String,
+    pub master_key: Option<String>,
+    pub admin_keys: Vec<AdminKeyConfig>,
+    pub development_hashing: bool,
+    pub body_limit: usize,
+    pub sender: Sender,
+    pub smtp: Option<SmtpConfig>,
+}
+
+/// What the command line and environment say (clap fills these from both).
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub listen: Option<String>,
+    pub data_dir: Option<PathBuf>,
+    pub database: Option<String>,
+    pub region: Option<String>,
+    pub issuer_base: Option<String>,
+    pub master_key: Option<String>,
+    pub access_key_id: Option<String>,
+    pub secret_access_key: Option<String>,
+    pub password_hashing: Option<String>,
+    pub allow_development_hashing: bool,
+    pub sender: Option<String>,
+}
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:9229";
+pub const DEFAULT_DATA_DIR: &str = "cognate-data";
+
+impl Settings {
+    pub fn resolve(file: FileConfig, o: Overrides) -> Result<Self> {
+        let listen_text = o.listen.or(file.listen).unwrap_or_else(|| DEFAULT_LISTEN.into());
+        let listen: SocketAddr = listen_text.parse().with_context(|| format!("invalid listen address {listen_text:?}"))?;
+        let data_dir = o.data_dir.or(file.data_dir).unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
+        let database = o
+            .database
+            .or(file.database)
+            .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("cognate.db").display()));
+        let mut admin_keys = file.admin_keys.unwrap_or_default();
+        match (o.access_key_id, o.secret_access_key) {
+            (Some(id), Some(secret)) => admin_keys.push(AdminKeyConfig { access_key_id: id, secret_access_key: secret, pools: None }),
+            (None, None) => {}
+            _ => bail!("COGNATE_ACCESS_KEY_ID and COGNATE_SECRET_ACCESS_KEY must be set together"),
+        }
+        let hashing = o.password_hashing.or(file.password_hashing).unwrap_or_else(|| "default".into());
+        let development_hashing = match hashing.as_str() {
+            "default" => false,
+            "development" => true,
+            other => bail!("unknown password hashing profile {other:?} (expected default or development)"),
+        };
+        let allow_dev = o.allow_development_hashing || file.allow_development_hashing.unwrap_or(false);
+        if development_hashing && !listen.ip().is_loopback() && !allow_dev {
+            bail!(
+                "the development password hashing profile is refused on the non-loopback address {listen}; \
+                 pass --allow-development-hashing to force it"
+            );
+        }
+        let messages = file.messages.unwrap_or_default();
+        let sender = match o.sender.or(messages.sender).as_deref() {
+            Some("outbox") => Sender::Outbox,
+            Some("log") => Sender::Log,
+            Some("smtp") => Sender::Smtp,
+            Some(other) => bail!("unknown message sender {other:?} (expected outbox, log or smtp)"),
+            // The outbox keeps codes in clear: the default only where nobody else can reach it.
+            None if listen.ip().is_loopback() => Sender::Outbox,
+            None => Sender::Log,
+        };
+        if sender == Sender::Smtp && messages.smtp.is_none() {
+            bail!("messages.sender is smtp but messages.smtp is not configured");
+        }
+        Ok(Settings {
+            listen,
+            issuer_base: o.issuer_base.or(file.issuer_base).unwrap_or_else(|| format!("http://{listen}")),
+            data_dir,
+            database,
+            region: o.region.or(file.region).unwrap_or_else(|| "us-east-1".into()),
+            account_id: file.account_id.unwrap_or_else(|| "000000000000".into()),
+            master_key: o.master_key.or(file.master_key),
+            admin_keys,
+            development_hashing,
+            body_limit: file.body_limit_bytes.unwrap_or(1 << 20),
+            sender,
+            smtp: messages.smtp,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_need_no_configuration() {
+        let s = Settings::resolve(FileConfig::default(), Overrides::default()).unwrap();
+        assert_eq!(s.listen.to_string(), DEFAULT_LISTEN);
+        assert!(s.database.starts_with("sqlite://") && s.database.ends_with("cognate.db"));
+        assert_eq!(s.sender, Sender::Outbox);
+        assert!(!s.development_hashing);
+        assert_eq!(s.issuer_base, "http://127.0.0.1:9229");
+    }
+
+    #[test]
+    fn flags_beat_the_file() {
+        let file: FileConfig = serde_saphyr::from_str("listen: 127.0.0.1:1000\nregion: eu-west-1\n").unwrap();
+        let o = Overrides { listen: Some("127.0.0.1:2000".into()), ..Default::default() };
+        let s = Settings::resolve(file, o).unwrap();
+        assert_eq!(s.listen.port(), 2000);
+        assert_eq!(s.region, "eu-west-1");
+    }
+
+    #[test]
+    fn development_hashing_is_refused_on_public_addresses_unless_forced() {
+        let o = Overrides { listen: Some("0.0.0.0:9229".into()), password_hashing: Some("development".into()), ..Default::default() };
+        assert!(Settings::resolve(FileConfig::default(), o.clone()).is_err());
+        let forced = Overrides { allow_development_hashing: true, ..o };
+        assert!(Settings::resolve(FileConfig::default(), forced).unwrap().development_hashing);
+    }
+
+    #[test]
+    fn the_outbox_is_not_the_default_off_loopback() {
+        let o = Overrides { listen: Some("0.0.0.0:9229".into()), ..Default::default() };
+        assert_eq!(Settings::resolve(FileConfig::default(), o).unwrap().sender, Sender::Log);
+    }
+
+    #[test]
+    fn unknown_members_are_refused_with_their_line() {
+        let err = serde_saphyr::from_str::<FileConfig>("listen: 127.0.0.1:1\nlisten_adress: x\n").unwrap_err();
+        assert!(err.to_string().contains("listen_adress"), "{err}");
+    }
+}

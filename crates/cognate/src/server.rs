@@ -1,0 +1,182 @@
+//! Wires the server together: store, master key, directory, senders, the HTTP routes and their
+//! middleware (request id, access log, panic guard), and graceful shutdown.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use tower_http::catch_panic::CatchPanicLayer;
+use userpool::{Deps, Directory, HashProfile, MessageSender, PasswordHasher, Store};
+
+use crate::config::{Sender, Settings};
+use crate::secrets;
+use crate::system::{SystemClock, SystemRandom};
+
+/// Hash jobs allowed to wait for a core before new ones are refused with TooManyRequests.
+const HASH_QUEUE: usize = 64;
+
+/// Everything but the socket: opens the database and builds the routes.
+pub async fn build(settings: &Settings) -> Result<Router> {
+    std::fs::create_dir_all(&settings.data_dir)
+        .with_context(|| format!("cannot create the data directory {}", settings.data_dir.display()))?;
+    let store = store::connect(&settings.database).await?;
+    let vault = Arc::new(secrets::master_key(settings.master_key.as_deref(), &settings.data_dir)?);
+    secrets::check_master_key(store.as_ref(), &vault).await?;
+
+    let mut keys = settings.admin_keys.clone();
+    if keys.is_empty() {
+        keys.push(secrets::generated_admin_key(&settings.data_dir)?);
+    }
+    let clock = Arc::new(SystemClock);
+    let sender: Arc<dyn MessageSender> = match settings.sender {
+        Sender::Outbox => {
+            tracing::warn!("message sender: outbox (development only: codes are kept in the database and served at /_cognate/messages)");
+            Arc::new(messages::OutboxSender::new(store.clone(), clock.clone()))
+        }
+        Sender::Log => Arc::new(messages::LogSender),
+        Sender::Smtp => {
+            let s = settings.smtp.as_ref().context("smtp settings missing")?;
+            let security = match s.security.as_deref().unwrap_or("starttls") {
+                "none" => messages::SmtpSecurity::None,
+                "tls" => messages::SmtpSecurity::Tls,
+                "starttls" => messages::SmtpSecurity::StartTls,
+                other => anyhow::bail!("unknown smtp security {other:?} (none, starttls or tls)"),
+            };
+            Arc::new(messages::SmtpSender::new(&messages::SmtpSettings {
+                host: s.host.clone(),
+                port: s.port.unwrap_or(587),
+                security,
+                username: s.username.clone(),
+                password: s.password.clone(),
+                from: s.from.clone(),
+            })?)
+        }
+    };
+    let profile = if settings.development_hashing {
+        tracing::warn!("password hashing: DEVELOPMENT profile (cheap argon2id); never use it for real passwords");
+        HashProfile::DEVELOPMENT
+    } else {
+        HashProfile::DEFAULT
+    };
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+    let directory = Arc::new(Directory::new(Deps {
+        store: store.clone(),
+        sender,
+        clock: clock.clone(),
+        random: Arc::new(SystemRandom),
+        hasher: PasswordHasher::new(profile, cores, HASH_QUEUE),
+        vault,
+        account_id: settings.account_id.clone(),
+    }));
+    let api = Arc::new(awsjson::Api {
+        directory: directory.clone(),
+        keys: keys
+            .into_iter()
+            .map(|k| awsjson::AdminKey { access_key_id: k.access_key_id, secret_access_key: k.secret_access_key, pools: k.pools })
+            .collect(),
+        clock,
+        region: settings.region.clone(),
+        body_limit: settings.body_limit,
+    });
+    let mut app = awsjson::router(api).merge(Router::new().route("/health", get(health)).with_state(store.clone()));
+    if settings.sender == Sender::Outbox {
+        app = app.merge(crate::dev::router(directory));
+    }
+    let app = app
+        .layer(CatchPanicLayer::custom(|_| panic_response()))
+        .layer(middleware::from_fn(access_log))
+        .layer(middleware::from_fn(request_id));
+    Ok(app)
+}
+
+async fn health(State(store): State<Arc<dyn Store>>) -> Response {
+    match store.get_meta("master_key_check").await {
+        Ok(_) => (StatusCode::OK, axum::Json(serde_json::json!({ "status": "ok" }))).into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "health check: database unavailable");
+            (StatusCode::SERVICE_UNAVAILABLE, axum::Json(serde_json::json!({ "status": "unavailable" }))).into_response()
+        }
+    }
+}
+
+fn panic_response() -> Response {
+    tracing::error!("a request handler panicked");
+    awsjson::errors::WireError::internal().into_response()
+}
+
+/// Puts an `x-amzn-RequestId` on every response.
+async fn request_id(req: Request, next: Next) -> Response {
+    let mut bytes = [0u8; 16];
+    userpool::Random::fill(&SystemRandom, &mut bytes);
+    let id = uuid::Builder::from_random_bytes(bytes).into_uuid().to_string();
+    let mut res = next.run(req).await;
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        res.headers_mut().insert("x-amzn-RequestId", v);
+    }
+    res
+}
+
+/// One line per request: method, path, action, status, latency; never bodies or credentials.
+async fn access_log(req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let action = req
+        .headers()
+        .get("x-amz-target")
+        .and_then(|v| v.to_str().ok())
+        .map(|t| t.rsplit('.').next().unwrap_or(t).to_string());
+    let res = next.run(req).await;
+    let error = res.headers().get("x-amzn-ErrorType").and_then(|v| v.to_str().ok()).map(|s| s.trim_end_matches(':').to_string());
+    tracing::info!(
+        %method,
+        path,
+        action = action.as_deref().unwrap_or(""),
+        status = res.status().as_u16(),
+        error = error.as_deref().unwrap_or(""),
+        latency_ms = started.elapsed().as_secs_f64() * 1000.0,
+        "request"
+    );
+    res
+}
+
+/// Runs until SIGTERM or Ctrl-C, then lets in-flight requests finish.
+pub async fn serve(settings: Settings) -> Result<()> {
+    let app = build(&settings).await?;
+    let listener = tokio::net::TcpListener::bind(settings.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", settings.listen))?;
+    let addr = listener.local_addr()?;
+    tracing::info!(
+        listen = %addr,
+        database = %store::redact(&settings.database),
+        data_dir = %settings.data_dir.display(),
+        issuer_base = %settings.issuer_base,
+        "cognate ready on http://{addr}"
+    );
+    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {},
+        _ = terminate => {},
+    }
+    tracing::info!("shutting down: finishing in-flight requests");
+}

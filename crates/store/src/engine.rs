@@ -1,0 +1,968 @@
+//! One implementation of the store, expanded for each engine by `sql_store!`: the SQL and the
+//! row mapping are shared; only connecting, transaction start and migration locking differ.
+
+use std::collections::BTreeMap;
+use std::str::FromStr;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use sqlx::Row;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
+use userpool::store::*;
+use userpool::{
+    Aliases, Client, Group, Medium, Message, MessageKind, Millis, PasswordCredential, Pool, ResourceServer, Store,
+    StoredMessage, User, UserStatus,
+};
+
+use crate::ConnectError;
+use crate::migrate::{self, Migration};
+
+const USER_COLS: &str = "pool_id, username_key, username, sub, status, enabled, created_ms, modified_ms, \
+     attributes, email, phone_number, email_alias, phone_alias, preferred_alias, password_hash, srp_salt, \
+     srp_verifier, password_expires_ms";
+const GROUP_COLS: &str = "pool_id, name, description, role_arn, precedence, created_ms, modified_ms";
+
+/// A text bound that sorts after every string starting with `prefix`.
+fn prefix_end(prefix: &str) -> String {
+    format!("{prefix}\u{10FFFF}")
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
+fn unavailable(e: sqlx::Error) -> StoreError {
+    StoreError::Unavailable(e.to_string())
+}
+
+fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(format!("{what}: {e}"))
+}
+
+/// Maps a unique violation to the key it broke; anything else is the database being unavailable.
+fn classify(e: sqlx::Error, table: UniqueKey) -> StoreError {
+    if let sqlx::Error::Database(db) = &e
+        && db.is_unique_violation()
+    {
+        let text = format!("{} {}", db.constraint().unwrap_or(""), db.message());
+        let key = if table != UniqueKey::Username {
+            table
+        } else if text.contains("email_alias") {
+            UniqueKey::EmailAlias
+        } else if text.contains("phone_alias") {
+            UniqueKey::PhoneAlias
+        } else if text.contains("preferred_alias") {
+            UniqueKey::PreferredUsernameAlias
+        } else if text.contains("users_sub") || text.contains("users.sub") {
+            UniqueKey::Sub
+        } else {
+            UniqueKey::Username
+        };
+        return StoreError::Conflict(key);
+    }
+    unavailable(e)
+}
+
+fn to_json<T: serde::Serialize>(v: &T) -> StoreResult<String> {
+    serde_json::to_string(v).map_err(|e| corrupt("json", e))
+}
+
+fn from_json<T: serde::de::DeserializeOwned>(what: &str, s: &str) -> StoreResult<T> {
+    serde_json::from_str(s).map_err(|e| corrupt(what, e))
+}
+
+/// The SQL condition and bound text for a ListUsers filter (after `pool_id = $1`).
+fn filter_sql(filter: &UserFilter, next: usize) -> Option<(String, Vec<String>)> {
+    let column = match &filter.field {
+        FilterField::Username => "username_key",
+        FilterField::Sub => "sub",
+        FilterField::Email => "email",
+        FilterField::PhoneNumber => "phone_number",
+        FilterField::UserStatus => "status",
+        FilterField::Enabled | FilterField::Attribute(_) => return None,
+    };
+    Some(if filter.prefix {
+        (
+            format!(" AND {column} >= ${next} AND {column} < ${}", next + 1),
+            vec![filter.value.clone(), prefix_end(&filter.value)],
+        )
+    } else {
+        (format!(" AND {column} = ${next}"), vec![filter.value.clone()])
+    })
+}
+
+/// Whether a user passes a filter that SQL could not express.
+fn passes(filter: &UserFilter, user: &User) -> bool {
+    let value = match &filter.field {
+        FilterField::Enabled => if user.enabled { "Enabled" } else { "Disabled" }.to_string(),
+        FilterField::Attribute(name) => match user.attributes.get(name) {
+            Some(v) => v.clone(),
+            None => return false,
+        },
+        _ => return true,
+    };
+    if filter.prefix { value.starts_with(&filter.value) } else { value == filter.value }
+}
+
+macro_rules! sql_store {
+    ($name:ident, $pool:ty, $row:ty, $begin:expr, $lock:expr) => {
+        impl $name {
+            async fn migrate(&self, migrations: &[Migration]) -> Result<(), ConnectError> {
+                let err = |e: sqlx::Error| ConnectError::Migrate(e.to_string());
+                let mut tx = self.pool.begin_with($begin).await.map_err(err)?;
+                if let Some(lock) = $lock {
+                    sqlx::query(lock).execute(&mut *tx).await.map_err(err)?;
+                }
+                sqlx::query(migrate::CREATE_TABLE).execute(&mut *tx).await.map_err(err)?;
+                let done: Vec<i64> = sqlx::query("SELECT version FROM schema_migrations")
+                    .fetch_all(&mut *tx)
+                    .await
+                    .map_err(err)?
+                    .iter()
+                    .map(|r| r.try_get::<i64, _>(0))
+                    .collect::<Result<_, _>>()
+                    .map_err(err)?;
+                let newest = migrations.iter().map(|m| m.version).max().unwrap_or(0);
+                if let Some(v) = done.iter().find(|v| **v > newest) {
+                    return Err(ConnectError::Migrate(format!(
+                        "the database has schema version {v}, newer than this Cognate knows ({newest})"
+                    )));
+                }
+                for m in migrations.iter().filter(|m| !done.contains(&m.version)) {
+                    sqlx::raw_sql(m.sql).execute(&mut *tx).await.map_err(err)?;
+                    sqlx::query("INSERT INTO schema_migrations (version, applied_ms) VALUES ($1, $2)")
+                        .bind(m.version)
+                        .bind(now_ms())
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(err)?;
+                }
+                tx.commit().await.map_err(err)
+            }
+
+            fn pool_from(row: &$row) -> StoreResult<Pool> {
+                let g = |e| corrupt("pool", e);
+                let config: String = row.try_get("config").map_err(g)?;
+                Ok(Pool {
+                    id: row.try_get("id").map_err(g)?,
+                    name: row.try_get("name").map_err(g)?,
+                    arn: row.try_get("arn").map_err(g)?,
+                    created: row.try_get("created_ms").map_err(g)?,
+                    modified: row.try_get("modified_ms").map_err(g)?,
+                    config: from_json("pool config", &config)?,
+                })
+            }
+
+            fn client_from(row: &$row) -> StoreResult<Client> {
+                let g = |e| corrupt("client", e);
+                let config: String = row.try_get("config").map_err(g)?;
+                Ok(Client {
+                    pool_id: row.try_get("pool_id").map_err(g)?,
+                    client_id: row.try_get("client_id").map_err(g)?,
+                    secret: row.try_get("secret").map_err(g)?,
+                    created: row.try_get("created_ms").map_err(g)?,
+                    modified: row.try_get("modified_ms").map_err(g)?,
+                    config: from_json("client config", &config)?,
+                })
+            }
+
+            fn user_from(row: &$row) -> StoreResult<User> {
+                let g = |e| corrupt("user", e);
+                let status: String = row.try_get("status").map_err(g)?;
+                let attributes: String = row.try_get("attributes").map_err(g)?;
+                let hash: Option<String> = row.try_get("password_hash").map_err(g)?;
+                let password = match hash {
+                    Some(hash) => Some(PasswordCredential {
+                        hash,
+                        srp_salt: row.try_get::<Option<Vec<u8>>, _>("srp_salt").map_err(g)?.unwrap_or_default(),
+                        srp_verifier_sealed: row
+                            .try_get::<Option<Vec<u8>>, _>("srp_verifier")
+                            .map_err(g)?
+                            .unwrap_or_default(),
+                        expires: row.try_get("password_expires_ms").map_err(g)?,
+                    }),
+                    None => None,
+                };
+                Ok(User {
+                    pool_id: row.try_get("pool_id").map_err(g)?,
+                    username_key: row.try_get("username_key").map_err(g)?,
+                    username: row.try_get("username").map_err(g)?,
+                    sub: row.try_get("sub").map_err(g)?,
+                    status: UserStatus::parse(&status).ok_or_else(|| corrupt("user status", &status))?,
+                    enabled: row.try_get("enabled").map_err(g)?,
+                    created: row.try_get("created_ms").map_err(g)?,
+                    modified: row.try_get("modified_ms").map_err(g)?,
+                    attributes: from_json::<BTreeMap<String, String>>("user attributes", &attributes)?,
+                    aliases: Aliases {
+                        email: row.try_get("email_alias").map_err(g)?,
+                        phone_number: row.try_get("phone_alias").map_err(g)?,
+                        preferred_username: row.try_get("preferred_alias").map_err(g)?,
+                    },
+                    password,
+                })
+            }
+
+            fn group_from(row: &$row) -> StoreResult<Group> {
+                let g = |e| corrupt("group", e);
+                Ok(Group {
+                    pool_id: row.try_get("pool_id").map_err(g)?,
+                    name: row.try_get("name").map_err(g)?,
+                    description: row.try_get("description").map_err(g)?,
+                    role_arn: row.try_get("role_arn").map_err(g)?,
+                    precedence: row.try_get("precedence").map_err(g)?,
+                    created: row.try_get("created_ms").map_err(g)?,
+                    modified: row.try_get("modified_ms").map_err(g)?,
+                })
+            }
+
+            fn resource_server_from(row: &$row) -> StoreResult<ResourceServer> {
+                let g = |e| corrupt("resource server", e);
+                let scopes: String = row.try_get("scopes").map_err(g)?;
+                Ok(ResourceServer {
+                    pool_id: row.try_get("pool_id").map_err(g)?,
+                    identifier: row.try_get("identifier").map_err(g)?,
+                    name: row.try_get("name").map_err(g)?,
+                    scopes: from_json("scopes", &scopes)?,
+                })
+            }
+
+            /// Clears `user`'s aliases from every other user of the pool (ForceAliasCreation).
+            async fn release_aliases<'c>(
+                tx: &mut sqlx::Transaction<'c, <$pool as PoolDb>::Db>,
+                user: &User,
+            ) -> StoreResult<()> {
+                for (column, value) in [
+                    ("email_alias", &user.aliases.email),
+                    ("phone_alias", &user.aliases.phone_number),
+                    ("preferred_alias", &user.aliases.preferred_username),
+                ] {
+                    if let Some(v) = value {
+                        let sql = format!(
+                            "UPDATE users SET {column} = NULL WHERE pool_id = $1 AND {column} = $2 AND sub <> $3"
+                        );
+                        sqlx::query(sqlx::AssertSqlSafe(sql))
+                            .bind(&user.pool_id)
+                            .bind(v)
+                            .bind(&user.sub)
+                            .execute(&mut **tx)
+                            .await
+                            .map_err(unavailable)?;
+                    }
+                }
+                Ok(())
+            }
+
+            async fn write_user<'c>(
+                tx: &mut sqlx::Transaction<'c, <$pool as PoolDb>::Db>,
+                user: &User,
+                insert: bool,
+            ) -> StoreResult<bool> {
+                let attributes = to_json(&user.attributes)?;
+                let email = user.attributes.get("email").map(|e| e.to_lowercase());
+                let phone = user.attributes.get("phone_number");
+                let pw = user.password.as_ref();
+                let sql = if insert {
+                    "INSERT INTO users (pool_id, username_key, username, sub, status, enabled, created_ms, \
+                     modified_ms, attributes, email, phone_number, email_alias, phone_alias, preferred_alias, \
+                     password_hash, srp_salt, srp_verifier, password_expires_ms) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)"
+                } else {
+                    "UPDATE users SET username_key = $2, username = $3, status = $5, enabled = $6, \
+                     created_ms = $7, modified_ms = $8, attributes = $9, email = $10, phone_number = $11, \
+                     email_alias = $12, phone_alias = $13, preferred_alias = $14, password_hash = $15, \
+                     srp_salt = $16, srp_verifier = $17, password_expires_ms = $18 \
+                     WHERE pool_id = $1 AND sub = $4"
+                };
+                let done = sqlx::query(sql)
+                    .bind(&user.pool_id)
+                    .bind(&user.username_key)
+                    .bind(&user.username)
+                    .bind(&user.sub)
+                    .bind(user.status.as_str())
+                    .bind(user.enabled)
+                    .bind(user.created)
+                    .bind(user.modified)
+                    .bind(attributes)
+                    .bind(email)
+                    .bind(phone)
+                    .bind(&user.aliases.email)
+                    .bind(&user.aliases.phone_number)
+                    .bind(&user.aliases.preferred_username)
+                    .bind(pw.map(|p| p.hash.clone()))
+                    .bind(pw.map(|p| p.srp_salt.clone()))
+                    .bind(pw.map(|p| p.srp_verifier_sealed.clone()))
+                    .bind(pw.and_then(|p| p.expires))
+                    .execute(&mut **tx)
+                    .await
+                    .map_err(|e| classify(e, UniqueKey::Username))?;
+                Ok(done.rows_affected() > 0)
+            }
+
+            async fn save_user(&self, user: &User, take_aliases: bool, insert: bool) -> StoreResult<bool> {
+                let mut tx = self.pool.begin_with($begin).await.map_err(unavailable)?;
+                if take_aliases {
+                    Self::release_aliases(&mut tx, user).await?;
+                }
+                let done = Self::write_user(&mut tx, user, insert).await?;
+                tx.commit().await.map_err(unavailable)?;
+                Ok(done)
+            }
+
+            async fn delete_where(&self, sql: &'static str, binds: &[&str]) -> StoreResult<bool> {
+                let mut q = sqlx::query(sql);
+                for b in binds {
+                    q = q.bind(*b);
+                }
+                let done = q.execute(&self.pool).await.map_err(unavailable)?;
+                Ok(done.rows_affected() > 0)
+            }
+        }
+
+        #[async_trait]
+        impl Store for $name {
+            async fn get_meta(&self, key: &str) -> StoreResult<Option<Vec<u8>>> {
+                let row = sqlx::query("SELECT value FROM meta WHERE key = $1")
+                    .bind(key)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(unavailable)?;
+                row.map(|r| r.try_get::<Vec<u8>, _>(0).map_err(|e| corrupt("meta", e))).transpose()
+            }
+
+            async fn init_meta(&self, key: &str, value: &[u8]) -> StoreResult<Vec<u8>> {
+                sqlx::query("INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING")
+                    .bind(key)
+                    .bind(value)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(unavailable)?;
+                self.get_meta(key).await?.ok_or_else(|| corrupt("meta", "value vanished"))
+            }
+
+            async fn insert_pool(&self, pool: &Pool) -> StoreResult<()> {
+                sqlx::query(
+                    "INSERT INTO pools (id, name, arn, created_ms, modified_ms, config) VALUES ($1, $2, $3, $4, $5, $6)",
+                )
+                .bind(&pool.id)
+                .bind(&pool.name)
+                .bind(&pool.arn)
+                .bind(pool.created)
+                .bind(pool.modified)
+                .bind(to_json(&pool.config)?)
+                .execute(&self.pool)
+                .await
+                .map_err(|e| classify(e, UniqueKey::Pool))?;
+                Ok(())
+            }
+
+            async fn get_pool(&self, id: &str) -> StoreResult<Option<Pool>> {
+                let row = sqlx::query("SELECT * FROM pools WHERE id = $1")
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(unavailable)?;
+                row.as_ref().map(Self::pool_from).transpose()
+            }
+
+            async fn list_pools(&self, after: Option<&str>, limit: u32) -> StoreResult<Vec<Pool>> {
+                let rows = sqlx::query("SELECT * FROM pools WHERE id > $1 ORDER BY id LIMIT $2")
+                    .bind(after.unwrap_or(""))
+                    .bind(i64::from(limit))
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(unavailable)?;
+                rows.iter().map(Self::pool_from).collect()
+            }
+
+            async fn update_pool(&self, pool: &Pool) -> StoreResult<bool> {
+                let done = sqlx::query("UPDATE pools SET name = $2, modified_ms = $3, config = $4 WHERE id = $1")
+                    .bind(&pool.id)
+                    .bind(&pool.name)
+                    .bind(pool.modified)
+                    .bind(to_json(&pool.config)?)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(unavailable)?;
+                Ok(done.rows_affected() > 0)
+            }
+
+            async fn delete_pool(&self, id: &str) -> StoreResult<bool> {
+                // Everything in the pool goes with it (ON DELETE CASCADE).
+                self.delete_where("DELETE FROM pools WHERE id = $1", &[id]).await
+            }
+
+            async fn count_users(&self, pool_id: &str) -> StoreResult<u64> {
+                let row = sqlx::query("SELECT COUNT(*) FROM users WHERE pool_id = $1")
+                    .bind(pool_id)
+                    .fetch_one(&self.pool)
+                    .await
+                    .map_err(unavailable)?;
+                let n: i64 = row.try_get(0).map_err(|e| corrupt("count", e))?;
+                Ok(n.max(0) as u64)
+            }
+
+            async fn insert_client(&self, c: &Client) -> StoreResult<()> {
+                sqlx::query(
+                    "INSERT INTO clients (client_id, pool_id, secret, created_ms, modified_ms, config) \
+                     VALUES ($1, $2, $3, $4, $5, $6)",
+                )
+                .bind(&c.client_id)
+                .bind(&c.pool_id)
+                .bind(&c.secret)
+                .bind(c.created)
+                .bind(c.modified)
+                .bind(to_json(&c.config)?)
+                .execute(&self.pool)
+                .await
+                .map_err(|e| classify(e, UniqueKey::Client))?;
+                Ok(())
+            }
+
+            async fn get_client(&self, client_id: &str) -> StoreResult<Option<Client>> {
+                let row = sqlx::query("SELECT * FROM clients WHERE client_id = $1")
+                    .bind(client_id)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(unavailable)?;
+                row.as_ref().map(Self::client_from).transpose()
+            }
+
+            async fn list_clients(&self, pool_id: &str, after: Option<&str>, limit: u32) -> StoreResult<Vec<Client>> {
+                let rows = sqlx::query(
+                    "SELECT * FROM clients WHERE pool_id = $1 AND client_id > $2 ORDER BY client_id LIMIT $3",
+                )
+                .bind(pool_id)
+                .bind(after.unwrap_or(""))
+                .bind(i64::from(limit))
+                .fetch_all(&self.pool)
+                .await
+                .map_err(unavailable)?;
+                rows.iter().map(Self::client_from).collect()
+            }
+
+            async fn update_client(&self, c: &Client) -> StoreResult<bool> {
+                let done = sqlx::query(
+                    "UPDATE clients SET modified_ms = $3, config = $4 WHERE pool_id = $1 AND client_id = $2",
+                )
+                .bind(&c.pool_id)
+                .bind(&c.client_id)
+                .bind(c.modified)
+                .bind(to_json(&c.config)?)
+                .execute(&self.pool)
+                .await
+                .map_err(unavailable)?;
+                Ok(done.rows_affected() > 0)
+            }
+
+            async fn delete_client(&self, pool_id: &str, client_id: &str) -> StoreResult<bool> {
+                self.delete_where("DELETE FROM clients WHERE pool_id = $1 AND client_id = $2", &[pool_id, client_id])
+                    .await
+            }
+
+            async fn insert_user(&self, user: &User, take_aliases: bool) -> StoreResult<()> {
+                self.save_user(user, take_aliases, true).await.map(|_| ())
+            }
+
+            async fn find_user(&self, pool_id: &str, key: UserKey<'_>) -> StoreResult<Option<User>> {
+                let (column, value) = match key {
+                    UserKey::Username(v) => ("username_key", v),
+                    UserKey::Sub(v) => ("sub", v),
+                    UserKey::EmailAlias(v) => ("email_alias", v),
+                    UserKey::PhoneAlias(v) => ("phone_alias", v),
+                    UserKey::PreferredUsernameAlias(v) => ("preferred_alias", v),
+                };
+                let sql = format!("SELECT {USER_COLS} FROM users WHERE pool_id = $1 AND {column} = $2");
+                let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(pool_id)
+                    .bind(value)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(unavailable)?;
+                row.as_ref().map(Self::user_from).transpose()
+            }
+
+            async fn update_user(&self, user: &User, take_aliases: bool) -> StoreResult<bool> {
+                self.save_user(user, take_aliases, false).await
+            }
+
+            async fn delete_user(&self, pool_id: &str, sub: &str) -> StoreResult<bool> {
+                let mut tx = self.pool.begin_with($begin).await.map_err(unavailable)?;
+                let done = sqlx::query("DELETE FROM users WHERE pool_id = $1 AND sub = $2")
+                    .bind(pool_id)
+                    .bind(sub)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(unavailable)?;
+                for sql in ["DELETE FROM codes WHERE pool_id = $1 AND sub = $2", "DELETE FROM memberships WHERE pool_id = $1 AND sub = $2"] {
+                    sqlx::query(sql).bind(pool_id).bind(sub).execute(&mut *tx).await.map_err(unavailable)?;
+                }
+                tx.commit().await.map_err(unavailable)?;
+                Ok(done.rows_affected() > 0)
+            }
+
+            async fn list_users(
+                &self,
+                pool_id: &str,
+                filter: Option<&UserFilter>,
+                after: Option<&str>,
+                limit: u32,
+            ) -> StoreResult<Vec<User>> {
+                let indexed = filter.and_then(|f| filter_sql(f, 3));
+                let rest = filter.filter(|_| indexed.is_none());
+                let (cond, binds) = indexed.unwrap_or_default();
+                let n = 3 + binds.len();
+                let sql = format!(
+                    "SELECT {USER_COLS} FROM users WHERE pool_id = $1 AND username_key > $2{cond} \
+                     ORDER BY username_key LIMIT ${n}"
+                );
+                // A filter SQL cannot express is applied here, reading the pool in batches.
+                let batch = if rest.is_some() { 500 } else { i64::from(limit) };
+                let mut out = Vec::new();
+                let mut cursor = after.unwrap_or("").to_string();
+                loop {
+                    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.clone())).bind(pool_id).bind(&cursor);
+                    for b in &binds {
+                        q = q.bind(b);
+                    }
+                    let rows = q.bind(batch).fetch_all(&self.pool).await.map_err(unavailable)?;
+                    let full = rows.len() as i64 == batch;
+                    for row in &rows {
+                        let user = Self::user_from(row)?;
+                        cursor = user.username_key.clone();
+                        if rest.is_none_or(|f| passes(f, &user)) {
+                            out.push(user);
+                        }
+                    }
+                    if rest.is_none() || !full || out.len() >= limit as usize {
+                        break;
+                    }
+                }
+                out.truncate(limit as usize);
+                Ok(out)
+            }
+
+            async fn put_code(&self, code: &NewCode<'_>, limit: SendLimit) -> StoreResult<bool> {
+                let row = sqlx::query(
+                    "INSERT INTO codes (sub, purpose, pool_id, code_hash, expires_ms, attempts, sends, window_start_ms) \
+                     VALUES ($1, $2, $3, $4, $5, 0, 1, $6) \
+                     ON CONFLICT (sub, purpose) DO UPDATE SET \
+                       code_hash = excluded.code_hash, expires_ms = excluded.expires_ms, attempts = 0, \
+                       sends = CASE WHEN codes.window_start_ms > $7 THEN codes.sends + 1 ELSE 1 END, \
+                       window_start_ms = CASE WHEN codes.window_start_ms > $7 THEN codes.window_start_ms ELSE $6 END \
+                     WHERE codes.window_start_ms <= $7 OR codes.sends < $8 \
+                     RETURNING sends",
+                )
+                .bind(code.sub)
+                .bind(code.purpose.as_str())
+                .bind(code.pool_id)
+                .bind(code.hash)
+                .bind(code.expires)
+                .bind(limit.now)
+                .bind(limit.now - limit.window)
+                .bind(i64::from(limit.max_sends))
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(unavailable)?;
+                Ok(row.is_some())
+            }
+
+            async fn redeem_code(&self, a: &CodeAttempt<'_>) -> StoreResult<Redeem> {
+                let mut tx = self.pool.begin_with($begin).await.map_err(unavailable)?;
+                // Counting the attempt first makes this transaction a writer from its first
+                // statement, so concurrent attempts serialise on the row.
+                let row = sqlx::query(
+                    "UPDATE codes SET attempts = attempts + 1 WHERE sub = $1 AND purpose = $2 AND code_hash IS NOT NULL \
+                     RETURNING code_hash, expires_ms, attempts",
+                )
+                .bind(a.sub)
+                .bind(a.purpose.as_str())
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(unavailable)?;
+                let Some(row) = row else {
+                    return Ok(Redeem::NoCode);
+                };
+                let g = |e| corrupt("code", e);
+                let hash: Vec<u8> = row.try_get("code_hash").map_err(g)?;
+                let expires: i64 = row.try_get("expires_ms").map_err(g)?;
+                let attempts: i64 = row.try_get("attempts").map_err(g)?;
+                let outcome = if attempts > i64::from(a.max_attempts) {
+                    Redeem::TooManyAttempts
+                } else if expires <= a.now {
+                    Redeem::Expired
+                } else if !userpool::ct_eq(&hash, a.candidate) {
+                    Redeem::Mismatch
+                } else {
+                    Redeem::Redeemed
+                };
+                if outcome == Redeem::Redeemed {
+                    sqlx::query("UPDATE codes SET code_hash = NULL WHERE sub = $1 AND purpose = $2")
+                        .bind(a.sub)
+                        .bind(a.purpose.as_str())
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(unavailable)?;
+                    if a.take_aliases {
+                        Self::release_aliases(&mut tx, a.then_store).await?;
+                    }
+                    Self::write_user(&mut tx, a.then_store, false).await?;
+                }
+                tx.commit().await.map_err(unavailable)?;
+                Ok(outcome)
+            }
+
+            async fn expire_codes(&self, pool_id: &str, sub: &str, now: Millis) -> StoreResult<u64> {
+                let done = sqlx::query("UPDATE codes SET expires_ms = $3 WHERE pool_id = $1 AND sub = $2 AND code_hash IS NOT NULL")
+                    .bind(pool_id)
+                    .bind(sub)
+                    .bind(now - 1)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(unavailable)?;
+                Ok(done.rows_affected())
+            }
+
+            async fn insert_group(&self, g: &Group) -> StoreResult<()> {
+                let sql = format!("INSERT INTO user_groups ({GROUP_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7)");
+                sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(&g.pool_id)
+                    .bind(&g.name)
+                    .bind(&g.description)
+                    .bind(&g.role_arn)
+                    .bind(g.precedence)
+                    .bind(g.created)
+                    .bind(g.modified)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(|e| classify(e, UniqueKey::Group))?;
+                Ok(())
+            }
+
+            async fn get_group(&self, pool_id: &str, name: &str) -> StoreResult<Option<Group>> {
+                let row = sqlx::query("SELECT * FROM user_groups WHERE pool_id = $1 AND name = $2")
+                    .bind(pool_id)
+                    .bind(name)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(unavailable)?;
+                row.as_ref().map(Self::group_from).transpose()
+            }
+
+            async fn list_groups(&self, pool_id: &str, after: Option<&str>, limit: u32) -> StoreResult<Vec<Group>> {
+                let rows = sqlx::query("SELECT * FROM user_groups WHERE pool_id = $1 AND name > $2 ORDER BY name LIMIT $3")
+                    .bind(pool_id)
+                    .bind(after.unwrap_or(""))
+                    .bind(i64::from(limit))
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(unavailable)?;
+                rows.iter().map(Self::group_from).collect()
+            }
+
+            async fn update_group(&self, g: &Group) -> StoreResult<bool> {
+                let done = sqlx::query(
+                    "UPDATE user_groups SET description = $3, role_arn = $4, precedence = $5, modified_ms = $6 \
+                     WHERE pool_id = $1 AND name = $2",
+                )
+                .bind(&g.pool_id)
+                .bind(&g.name)
+                .bind(&g.description)
+                .bind(&g.role_arn)
+                .bind(g.precedence)
+                .bind(g.modified)
+                .execute(&self.pool)
+                .await
+                .map_err(unavailable)?;
+                Ok(done.rows_affected() > 0)
+            }
+
+            async fn delete_group(&self, pool_id: &str, name: &str) -> StoreResult<bool> {
+                let mut tx = self.pool.begin_with($begin).await.map_err(unavailable)?;
+                let done = sqlx::query("DELETE FROM user_groups WHERE pool_id = $1 AND name = $2")
+                    .bind(pool_id)
+                    .bind(name)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(unavailable)?;
+                sqlx::query("DELETE FROM memberships WHERE pool_id = $1 AND group_name = $2")
+                    .bind(pool_id)
+                    .bind(name)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(unavailable)?;
+                tx.commit().await.map_err(unavailable)?;
+                Ok(done.rows_affected() > 0)
+            }
+
+            async fn add_member(&self, pool_id: &str, group: &str, sub: &str) -> StoreResult<()> {
+                sqlx::query(
+                    "INSERT INTO memberships (pool_id, group_name, sub) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+                )
+                .bind(pool_id)
+                .bind(group)
+                .bind(sub)
+                .execute(&self.pool)
+                .await
+                .map_err(unavailable)?;
+                Ok(())
+            }
+
+            async fn remove_member(&self, pool_id: &str, group: &str, sub: &str) -> StoreResult<()> {
+                self.delete_where("DELETE FROM memberships WHERE pool_id = $1 AND group_name = $2 AND sub = $3", &[pool_id, group, sub])
+                    .await
+                    .map(|_| ())
+            }
+
+            async fn groups_of_user(&self, pool_id: &str, sub: &str, after: Option<&str>, limit: u32) -> StoreResult<Vec<Group>> {
+                let rows = sqlx::query(
+                    "SELECT g.* FROM memberships m JOIN user_groups g ON g.pool_id = m.pool_id AND g.name = m.group_name \
+                     WHERE m.pool_id = $1 AND m.sub = $2 AND m.group_name > $3 ORDER BY m.group_name LIMIT $4",
+                )
+                .bind(pool_id)
+                .bind(sub)
+                .bind(after.unwrap_or(""))
+                .bind(i64::from(limit))
+                .fetch_all(&self.pool)
+                .await
+                .map_err(unavailable)?;
+                rows.iter().map(Self::group_from).collect()
+            }
+
+            async fn users_in_group(&self, pool_id: &str, group: &str, after: Option<&str>, limit: u32) -> StoreResult<Vec<User>> {
+                let cols = USER_COLS.split(", ").map(|c| format!("u.{c}")).collect::<Vec<_>>().join(", ");
+                let sql = format!(
+                    "SELECT {cols} FROM memberships m JOIN users u ON u.pool_id = m.pool_id AND u.sub = m.sub \
+                     WHERE m.pool_id = $1 AND m.group_name = $2 AND u.username_key > $3 ORDER BY u.username_key LIMIT $4"
+                );
+                let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(pool_id)
+                    .bind(group)
+                    .bind(after.unwrap_or(""))
+                    .bind(i64::from(limit))
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(unavailable)?;
+                rows.iter().map(Self::user_from).collect()
+            }
+
+            async fn insert_resource_server(&self, rs: &ResourceServer) -> StoreResult<()> {
+                sqlx::query("INSERT INTO resource_servers (pool_id, identifier, name, scopes) VALUES ($1, $2, $3, $4)")
+                    .bind(&rs.pool_id)
+                    .bind(&rs.identifier)
+                    .bind(&rs.name)
+                    .bind(to_json(&rs.scopes)?)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(|e| classify(e, UniqueKey::ResourceServer))?;
+                Ok(())
+            }
+
+            async fn get_resource_server(&self, pool_id: &str, identifier: &str) -> StoreResult<Option<ResourceServer>> {
+                let row = sqlx::query("SELECT * FROM resource_servers WHERE pool_id = $1 AND identifier = $2")
+                    .bind(pool_id)
+                    .bind(identifier)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(unavailable)?;
+                row.as_ref().map(Self::resource_server_from).transpose()
+            }
+
+            async fn list_resource_servers(&self, pool_id: &str, after: Option<&str>, limit: u32) -> StoreResult<Vec<ResourceServer>> {
+                let rows = sqlx::query(
+                    "SELECT * FROM resource_servers WHERE pool_id = $1 AND identifier > $2 ORDER BY identifier LIMIT $3",
+                )
+                .bind(pool_id)
+                .bind(after.unwrap_or(""))
+                .bind(i64::from(limit))
+                .fetch_all(&self.pool)
+                .await
+                .map_err(unavailable)?;
+                rows.iter().map(Self::resource_server_from).collect()
+            }
+
+            async fn update_resource_server(&self, rs: &ResourceServer) -> StoreResult<bool> {
+                let done = sqlx::query("UPDATE resource_servers SET name = $3, scopes = $4 WHERE pool_id = $1 AND identifier = $2")
+                    .bind(&rs.pool_id)
+                    .bind(&rs.identifier)
+                    .bind(&rs.name)
+                    .bind(to_json(&rs.scopes)?)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(unavailable)?;
+                Ok(done.rows_affected() > 0)
+            }
+
+            async fn delete_resource_server(&self, pool_id: &str, identifier: &str) -> StoreResult<bool> {
+                self.delete_where("DELETE FROM resource_servers WHERE pool_id = $1 AND identifier = $2", &[pool_id, identifier])
+                    .await
+            }
+
+            async fn insert_message(&self, m: &Message, sent: Millis) -> StoreResult<()> {
+                sqlx::query(
+                    "INSERT INTO messages (pool_id, username, medium, destination, kind, subject, body, secret, sent_ms) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                )
+                .bind(&m.pool_id)
+                .bind(&m.username)
+                .bind(m.medium.as_str())
+                .bind(&m.destination)
+                .bind(m.kind.as_str())
+                .bind(&m.subject)
+                .bind(&m.body)
+                .bind(&m.secret)
+                .bind(sent)
+                .execute(&self.pool)
+                .await
+                .map_err(unavailable)?;
+                Ok(())
+            }
+
+            async fn list_messages(&self, pool_id: &str, username: Option<&str>) -> StoreResult<Vec<StoredMessage>> {
+                let rows = sqlx::query(
+                    "SELECT * FROM messages WHERE pool_id = $1 AND ($2 = '' OR username = $2) ORDER BY id",
+                )
+                .bind(pool_id)
+                .bind(username.unwrap_or(""))
+                .fetch_all(&self.pool)
+                .await
+                .map_err(unavailable)?;
+                rows.iter()
+                    .map(|r| {
+                        let g = |e| corrupt("message", e);
+                        let medium: String = r.try_get("medium").map_err(g)?;
+                        let kind: String = r.try_get("kind").map_err(g)?;
+                        Ok(StoredMessage {
+                            message: Message {
+                                pool_id: r.try_get("pool_id").map_err(g)?,
+                                username: r.try_get("username").map_err(g)?,
+                                medium: if medium == "SMS" { Medium::Sms } else { Medium::Email },
+                                destination: r.try_get("destination").map_err(g)?,
+                                kind: MessageKind::parse(&kind).ok_or_else(|| corrupt("message kind", &kind))?,
+                                subject: r.try_get("subject").map_err(g)?,
+                                body: r.try_get("body").map_err(g)?,
+                                secret: r.try_get("secret").map_err(g)?,
+                            },
+                            sent: r.try_get("sent_ms").map_err(g)?,
+                        })
+                    })
+                    .collect()
+            }
+        }
+    };
+}
+
+/// Names the sqlx database type of a pool, for transaction types in the macro.
+trait PoolDb {
+    type Db: sqlx::Database;
+}
+impl PoolDb for SqlitePool {
+    type Db = sqlx::Sqlite;
+}
+impl PoolDb for PgPool {
+    type Db = sqlx::Postgres;
+}
+
+/// The embedded store: one SQLite file in write-ahead-log mode.
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+impl SqliteStore {
+    pub async fn open(url: &str) -> Result<Self, ConnectError> {
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(|e| ConnectError::Open(e.to_string()))?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // WAL with NORMAL sync survives a crash of the process (not of the machine's power).
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(10))
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .connect_with(options)
+            .await
+            .map_err(|e| ConnectError::Open(e.to_string()))?;
+        let store = Self { pool };
+        store.migrate(migrate::SQLITE).await?;
+        Ok(store)
+    }
+
+    /// Checkpoints the write-ahead log into the database file (for size measurements, backups).
+    pub async fn checkpoint(&self) -> Result<(), sqlx::Error> {
+        sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(&self.pool).await?;
+        Ok(())
+    }
+}
+
+/// The shared store: PostgreSQL, for several Cognate nodes on one database.
+pub struct PostgresStore {
+    pool: PgPool,
+}
+
+impl PostgresStore {
+    pub async fn open(url: &str) -> Result<Self, ConnectError> {
+        let (url, schema) = split_schema(url);
+        let mut options = PgConnectOptions::from_str(&url).map_err(|e| ConnectError::Open(e.to_string()))?;
+        if let Some(schema) = &schema {
+            if !schema.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                return Err(ConnectError::Open(format!("invalid schema name {schema:?}")));
+            }
+            options = options.options([("search_path", schema.as_str())]);
+        }
+        let pool = PgPoolOptions::new()
+            .max_connections(16)
+            .acquire_timeout(Duration::from_secs(5))
+            .connect_with(options)
+            .await
+            .map_err(|e| ConnectError::Open(e.to_string()))?;
+        if let Some(schema) = &schema {
+            let sql = format!("CREATE SCHEMA IF NOT EXISTS {schema}");
+            sqlx::query(sqlx::AssertSqlSafe(sql))
+                .execute(&pool)
+                .await
+                .map_err(|e| ConnectError::Migrate(e.to_string()))?;
+        }
+        let store = Self { pool };
+        store.migrate(migrate::POSTGRES).await?;
+        Ok(store)
+    }
+}
+
+/// Takes `schema=NAME` out of a URL's query string.
+fn split_schema(url: &str) -> (String, Option<String>) {
+    let Some((base, query)) = url.split_once('?') else {
+        return (url.to_string(), None);
+    };
+    let mut schema = None;
+    let rest: Vec<&str> = query
+        .split('&')
+        .filter(|kv| match kv.strip_prefix("schema=") {
+            Some(s) => {
+                schema = Some(s.to_string());
+                false
+            }
+            None => true,
+        })
+        .collect();
+    let url = if rest.is_empty() { base.to_string() } else { format!("{base}?{}", rest.join("&")) };
+    (url, schema)
+}
+
+sql_store!(SqliteStore, SqlitePool, SqliteRow, "BEGIN IMMEDIATE", None::<&'static str>);
+sql_store!(PostgresStore, PgPool, PgRow, "BEGIN", Some("SELECT pg_advisory_xact_lock(7294001)"));
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schema_is_split_from_the_url() {
+        assert_eq!(split_schema("postgres://h/db?schema=t1"), ("postgres://h/db".into(), Some("t1".into())));
+        assert_eq!(
+            split_schema("postgres://h/db?sslmode=disable&schema=t1"),
+            ("postgres://h/db?sslmode=disable".into(), Some("t1".into()))
+        );
+        assert_eq!(split_schema("postgres://h/db"), ("postgres://h/db".into(), None));
+    }
+}
