@@ -135,3 +135,35 @@ def test_tolerates_extra_sdk_headers(endpoint, idp):
     assert r.status_code == 200, r.text
     pool_id = json.loads(r.text)["UserPool"]["Id"]
     idp.delete_user_pool(UserPoolId=pool_id)
+
+
+def test_cors_headers_on_actual_response(endpoint):
+    # A browser (amazon-cognito-identity-js, Amplify) needs CORS headers on the POST itself,
+    # and must be allowed to read the request id / error type headers.
+    r = raw_call(endpoint, "SignUp", {}, sign=False, headers={"Origin": "http://localhost:3000"})
+    assert r.status_code == 400
+    origin = r.headers.get("Access-Control-Allow-Origin")
+    assert origin in ("*", "http://localhost:3000"), dict(r.headers)
+    exposed = [h.strip().lower() for h in r.headers.get("Access-Control-Expose-Headers", "").split(",")]
+    for h in ("x-amzn-requestid", "x-amzn-errortype"):
+        assert h in exposed or "*" in exposed, exposed
+
+
+def test_missing_target_is_unknown_operation(endpoint):
+    r = requests.post(
+        endpoint + "/", data=b"{}", headers={"Content-Type": JSON_CT}, timeout=10
+    )
+    assert_error_response(r, "UnknownOperationException")
+
+
+@pytest.mark.parametrize("body", [b"[]", b'"just a string"', b"42"], ids=["array", "string", "number"])
+def test_non_object_json_body_is_rejected(endpoint, body):
+    r = raw_call(endpoint, "SignUp", body, sign=False)
+    assert r.status_code == 400, r.text
+    assert r.json()["__type"].split("#")[-1] in ("SerializationException", "InvalidParameterException")
+
+
+def test_error_type_header_matches_body(endpoint):
+    r = raw_call(endpoint, "DescribeUserPool", {"UserPoolId": "us-east-1_NoSuchPoolHdr"})
+    body = r.json()
+    assert r.headers["x-amzn-ErrorType"].split(":")[0] == body["__type"]
