@@ -17,7 +17,11 @@ pub struct WireError {
 
 impl WireError {
     pub fn new(kind: &'static str, message: impl Into<String>) -> Self {
-        Self { status: StatusCode::BAD_REQUEST, kind, message: message.into() }
+        Self {
+            status: StatusCode::BAD_REQUEST,
+            kind,
+            message: message.into(),
+        }
     }
 
     pub fn invalid(message: impl Into<String>) -> Self {
@@ -73,11 +77,15 @@ impl From<Error> for WireError {
 impl From<SigError> for WireError {
     fn from(e: SigError) -> Self {
         match e {
-            SigError::Missing => WireError::new("MissingAuthenticationTokenException", "Missing Authentication Token"),
+            SigError::Missing => WireError::new(
+                "MissingAuthenticationTokenException",
+                "Missing Authentication Token",
+            ),
             SigError::Incomplete(m) => WireError::new("IncompleteSignatureException", m),
-            SigError::UnknownKey => {
-                WireError::new("UnrecognizedClientException", "The security token included in the request is invalid.")
-            }
+            SigError::UnknownKey => WireError::new(
+                "UnrecognizedClientException",
+                "The security token included in the request is invalid.",
+            ),
             SigError::Mismatch => WireError::new(
                 "InvalidSignatureException",
                 "The request signature we calculated does not match the signature you provided. Check your AWS \
@@ -95,7 +103,10 @@ impl IntoResponse for WireError {
         let body = serde_json::json!({ "__type": self.kind, "message": self.message }).to_string();
         let mut res = (self.status, body).into_response();
         let h = res.headers_mut();
-        h.insert(http::header::CONTENT_TYPE, HeaderValue::from_static(crate::CONTENT_TYPE));
+        h.insert(
+            http::header::CONTENT_TYPE,
+            HeaderValue::from_static(crate::CONTENT_TYPE),
+        );
         if let Ok(v) = HeaderValue::from_str(&format!("{}:", self.kind)) {
             h.insert("x-amzn-ErrorType", v);
         }
@@ -117,21 +128,61 @@ mod tests {
             (Error::invalid("x"), "InvalidParameterException", 400),
             (Error::not_found("x"), "ResourceNotFoundException", 400),
             (Error::UserNotFound, "UserNotFoundException", 400),
-            (Error::UsernameExists("x".into()), "UsernameExistsException", 400),
+            (
+                Error::UsernameExists("x".into()),
+                "UsernameExistsException",
+                400,
+            ),
             (Error::AliasExists("x".into()), "AliasExistsException", 400),
-            (Error::InvalidPassword("x".into()), "InvalidPasswordException", 400),
+            (
+                Error::InvalidPassword("x".into()),
+                "InvalidPasswordException",
+                400,
+            ),
             (Error::CodeMismatch, "CodeMismatchException", 400),
             (Error::ExpiredCode, "ExpiredCodeException", 400),
-            (Error::LimitExceeded("x".into()), "LimitExceededException", 400),
+            (
+                Error::LimitExceeded("x".into()),
+                "LimitExceededException",
+                400,
+            ),
             (Error::not_authorized("x"), "NotAuthorizedException", 400),
             (Error::GroupExists("x".into()), "GroupExistsException", 400),
-            (Error::TooManyRequests("x".into()), "TooManyRequestsException", 400),
-            (Error::UnsupportedUserState("x".into()), "UnsupportedUserStateException", 400),
-            (Error::CodeDeliveryFailure("x".into()), "CodeDeliveryFailureException", 400),
-            (Error::AccessDenied("x".into()), "AccessDeniedException", 400),
-            (Error::ScopeDoesNotExist("x".into()), "ScopeDoesNotExistException", 400),
-            (Error::InvalidOAuthFlow("x".into()), "InvalidOAuthFlowException", 400),
-            (Error::Internal("db down".into()), "InternalErrorException", 500),
+            (
+                Error::TooManyRequests("x".into()),
+                "TooManyRequestsException",
+                400,
+            ),
+            (
+                Error::UnsupportedUserState("x".into()),
+                "UnsupportedUserStateException",
+                400,
+            ),
+            (
+                Error::CodeDeliveryFailure("x".into()),
+                "CodeDeliveryFailureException",
+                400,
+            ),
+            (
+                Error::AccessDenied("x".into()),
+                "AccessDeniedException",
+                400,
+            ),
+            (
+                Error::ScopeDoesNotExist("x".into()),
+                "ScopeDoesNotExistException",
+                400,
+            ),
+            (
+                Error::InvalidOAuthFlow("x".into()),
+                "InvalidOAuthFlowException",
+                400,
+            ),
+            (
+                Error::Internal("db down".into()),
+                "InternalErrorException",
+                500,
+            ),
         ];
         for (e, kind, status) in table {
             let w = WireError::from(e);
@@ -147,8 +198,17 @@ mod tests {
 
     #[test]
     fn signature_errors_use_aws_names() {
-        assert_eq!(WireError::from(SigError::Missing).kind, "MissingAuthenticationTokenException");
-        assert_eq!(WireError::from(SigError::UnknownKey).kind, "UnrecognizedClientException");
-        assert_eq!(WireError::from(SigError::Mismatch).kind, "InvalidSignatureException");
+        assert_eq!(
+            WireError::from(SigError::Missing).kind,
+            "MissingAuthenticationTokenException"
+        );
+        assert_eq!(
+            WireError::from(SigError::UnknownKey).kind,
+            "UnrecognizedClientException"
+        );
+        assert_eq!(
+            WireError::from(SigError::Mismatch).kind,
+            "InvalidSignatureException"
+        );
     }
 }

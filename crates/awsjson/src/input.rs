@@ -39,7 +39,11 @@ pub fn missing(field: &str) -> WireError {
 
 /// Parses a request body; an empty body is `{}`.
 pub fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, WireError> {
-    let body = if body.iter().all(u8::is_ascii_whitespace) { b"{}".as_slice() } else { body };
+    let body = if body.iter().all(u8::is_ascii_whitespace) {
+        b"{}".as_slice()
+    } else {
+        body
+    };
     serde_json::from_slice(body).map_err(|e| {
         let text = e.to_string();
         if let Some(rest) = text.strip_prefix("missing field `") {
@@ -53,14 +57,28 @@ pub fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, WireError> {
 }
 
 /// Length in characters within `[min, max]`. `secret` members are never echoed.
-pub fn len(field: &str, value: &str, min: usize, max: usize, secret: bool) -> Result<(), WireError> {
+pub fn len(
+    field: &str,
+    value: &str,
+    min: usize,
+    max: usize,
+    secret: bool,
+) -> Result<(), WireError> {
     let n = value.chars().count();
     let shown = (!secret).then_some(value);
     if n < min {
-        return Err(violation(field, shown, &format!("Member must have length greater than or equal to {min}")));
+        return Err(violation(
+            field,
+            shown,
+            &format!("Member must have length greater than or equal to {min}"),
+        ));
     }
     if n > max {
-        return Err(violation(field, shown, &format!("Member must have length less than or equal to {max}")));
+        return Err(violation(
+            field,
+            shown,
+            &format!("Member must have length less than or equal to {max}"),
+        ));
     }
     Ok(())
 }
@@ -68,10 +86,18 @@ pub fn len(field: &str, value: &str, min: usize, max: usize, secret: bool) -> Re
 pub fn range(field: &str, value: i64, min: i64, max: i64) -> Result<(), WireError> {
     let shown = value.to_string();
     if value < min {
-        return Err(violation(field, Some(&shown), &format!("Member must have value greater than or equal to {min}")));
+        return Err(violation(
+            field,
+            Some(&shown),
+            &format!("Member must have value greater than or equal to {min}"),
+        ));
     }
     if value > max {
-        return Err(violation(field, Some(&shown), &format!("Member must have value less than or equal to {max}")));
+        return Err(violation(
+            field,
+            Some(&shown),
+            &format!("Member must have value less than or equal to {max}"),
+        ));
     }
     Ok(())
 }
@@ -80,7 +106,14 @@ pub fn one_of(field: &str, value: &str, allowed: &[&str]) -> Result<(), WireErro
     if allowed.contains(&value) {
         return Ok(());
     }
-    Err(violation(field, Some(value), &format!("Member must satisfy enum value set: [{}]", allowed.join(", "))))
+    Err(violation(
+        field,
+        Some(value),
+        &format!(
+            "Member must satisfy enum value set: [{}]",
+            allowed.join(", ")
+        ),
+    ))
 }
 
 pub fn all_of(field: &str, values: &[String], allowed: &[&str]) -> Result<(), WireError> {
@@ -116,7 +149,11 @@ pub fn pattern(field: &str, value: &str, p: &Pattern, secret: bool) -> Result<()
         return Ok(());
     }
     let shown = (!secret).then_some(value);
-    Err(violation(field, shown, &format!("Member must satisfy regular expression pattern: {}", p.text)))
+    Err(violation(
+        field,
+        shown,
+        &format!("Member must satisfy regular expression pattern: {}", p.text),
+    ))
 }
 
 pub fn pool_id(v: &str) -> Result<(), WireError> {
@@ -170,17 +207,33 @@ mod tests {
 
     #[test]
     fn wrong_types_and_bad_json_are_serialization_errors() {
-        assert_eq!(decode::<Req>(br#"{"UserPoolId": 5}"#).unwrap_err().kind, "SerializationException");
-        assert_eq!(decode::<Req>(b"{not json").unwrap_err().kind, "SerializationException");
+        assert_eq!(
+            decode::<Req>(br#"{"UserPoolId": 5}"#).unwrap_err().kind,
+            "SerializationException"
+        );
+        assert_eq!(
+            decode::<Req>(b"{not json").unwrap_err().kind,
+            "SerializationException"
+        );
     }
 
     #[test]
     fn constraints_use_aws_wording() {
         let e = pool_id("bad id").unwrap_err();
-        assert!(e.message.contains("Member must satisfy regular expression pattern"), "{}", e.message);
+        assert!(
+            e.message
+                .contains("Member must satisfy regular expression pattern"),
+            "{}",
+            e.message
+        );
         let e = limit("Limit", Some(61), 0, 60).unwrap_err();
         assert!(e.message.contains("less than or equal to 60"));
-        assert!(password("Password", "has space").unwrap_err().message.starts_with("1 validation error detected: Value at"));
+        assert!(
+            password("Password", "has space")
+                .unwrap_err()
+                .message
+                .starts_with("1 validation error detected: Value at")
+        );
         assert!(pool_id("us-east-1_Abc123").is_ok());
         assert!(username("Username", "alice@example.com").is_ok());
         assert!(username("Username", "has space").is_err());

@@ -59,7 +59,9 @@ pub struct Api {
 
 /// `POST /` and its CORS preflight.
 pub fn router(api: Arc<Api>) -> Router {
-    Router::new().route("/", post(handle).options(preflight)).with_state(api)
+    Router::new()
+        .route("/", post(handle).options(preflight))
+        .with_state(api)
 }
 
 const ALLOW_HEADERS: &str = "content-type, x-amz-target, x-amz-user-agent, cache-control, authorization, \
@@ -68,9 +70,14 @@ const EXPOSE_HEADERS: &str = "x-amzn-RequestId, x-amzn-ErrorType, x-amzn-ErrorMe
 
 /// The CORS headers browsers need on every answer (JWKS and discovery documents too).
 pub fn add_cors(headers: &mut HeaderMap, origin: Option<&HeaderValue>) {
-    let allow = origin.cloned().unwrap_or_else(|| HeaderValue::from_static("*"));
+    let allow = origin
+        .cloned()
+        .unwrap_or_else(|| HeaderValue::from_static("*"));
     headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, allow);
-    headers.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, HeaderValue::from_static(EXPOSE_HEADERS));
+    headers.insert(
+        header::ACCESS_CONTROL_EXPOSE_HEADERS,
+        HeaderValue::from_static(EXPOSE_HEADERS),
+    );
     headers.insert(header::VARY, HeaderValue::from_static("Origin"));
 }
 
@@ -78,9 +85,18 @@ async fn preflight(headers: HeaderMap) -> Response {
     let mut res = StatusCode::OK.into_response();
     let h = res.headers_mut();
     add_cors(h, headers.get(header::ORIGIN));
-    h.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("POST, OPTIONS"));
-    h.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, HeaderValue::from_static(ALLOW_HEADERS));
-    h.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("86400"));
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_METHODS,
+        HeaderValue::from_static("POST, OPTIONS"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_HEADERS,
+        HeaderValue::from_static(ALLOW_HEADERS),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_MAX_AGE,
+        HeaderValue::from_static("86400"),
+    );
     res
 }
 
@@ -90,7 +106,8 @@ async fn handle(State(api): State<Arc<Api>>, req: Request) -> Response {
         Ok(body) => {
             let text = shapes::prune(body).to_string();
             let mut res = (StatusCode::OK, text).into_response();
-            res.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE));
+            res.headers_mut()
+                .insert(header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE));
             res
         }
         Err(e) => e.into_response(),
@@ -110,7 +127,12 @@ impl Api {
             .get("x-amz-target")
             .and_then(|v| v.to_str().ok())
             .and_then(|t| t.strip_prefix(TARGET_PREFIX))
-            .ok_or_else(|| WireError::new("UnknownOperationException", "Missing or unknown X-Amz-Target."))?
+            .ok_or_else(|| {
+                WireError::new(
+                    "UnknownOperationException",
+                    "Missing or unknown X-Amz-Target.",
+                )
+            })?
             .to_string();
         let body = self.read_body(&parts.headers, body).await?;
         if PUBLIC.contains(&action.as_str()) {
@@ -134,7 +156,9 @@ impl Api {
         if declared.is_some_and(|n| n > self.body_limit) {
             return Err(too_large());
         }
-        axum::body::to_bytes(body, self.body_limit).await.map_err(|_| too_large())
+        axum::body::to_bytes(body, self.body_limit)
+            .await
+            .map_err(|_| too_large())
     }
 
     fn authorize(
@@ -144,8 +168,9 @@ impl Api {
         headers: &HeaderMap,
         body: &[u8],
     ) -> Result<AdminGrant, WireError> {
-        let now = OffsetDateTime::from_unix_timestamp_nanos(i128::from(self.clock.now()) * 1_000_000)
-            .map_err(|_| WireError::internal())?;
+        let now =
+            OffsetDateTime::from_unix_timestamp_nanos(i128::from(self.clock.now()) * 1_000_000)
+                .map_err(|_| WireError::internal())?;
         let signed = sigv4::SignedRequest {
             method: method.as_str(),
             path: uri.path(),
@@ -154,10 +179,21 @@ impl Api {
             body,
         };
         let signer = sigv4::verify(&signed, now, SIGNATURE_WINDOW_S, |id| {
-            self.keys.iter().find(|k| k.access_key_id == id).map(|k| k.secret_access_key.clone())
+            self.keys
+                .iter()
+                .find(|k| k.access_key_id == id)
+                .map(|k| k.secret_access_key.clone())
         })?;
-        let pools = self.keys.iter().find(|k| k.access_key_id == signer.access_key_id).and_then(|k| k.pools.clone());
-        let region = if signer.region.is_empty() { self.region.clone() } else { signer.region };
+        let pools = self
+            .keys
+            .iter()
+            .find(|k| k.access_key_id == signer.access_key_id)
+            .and_then(|k| k.pools.clone());
+        let region = if signer.region.is_empty() {
+            self.region.clone()
+        } else {
+            signer.region
+        };
         Ok(AdminGrant::new(region, pools))
     }
 
@@ -171,7 +207,12 @@ impl Api {
         }
     }
 
-    async fn admin(&self, action: &str, grant: &AdminGrant, body: &[u8]) -> Result<serde_json::Value, WireError> {
+    async fn admin(
+        &self,
+        action: &str,
+        grant: &AdminGrant,
+        body: &[u8],
+    ) -> Result<serde_json::Value, WireError> {
         let d = self.directory.as_ref();
         match action {
             "CreateUserPool" => pools::create_user_pool(d, grant, body).await,
@@ -194,8 +235,12 @@ impl Api {
             "AdminConfirmSignUp" => users::admin_confirm_sign_up(d, grant, body).await,
             "AdminGetUser" => users::admin_get_user(d, grant, body).await,
             "ListUsers" => users::list_users(d, grant, body).await,
-            "AdminUpdateUserAttributes" => users::admin_update_user_attributes(d, grant, body).await,
-            "AdminDeleteUserAttributes" => users::admin_delete_user_attributes(d, grant, body).await,
+            "AdminUpdateUserAttributes" => {
+                users::admin_update_user_attributes(d, grant, body).await
+            }
+            "AdminDeleteUserAttributes" => {
+                users::admin_delete_user_attributes(d, grant, body).await
+            }
             "AdminDisableUser" => users::admin_disable_user(d, grant, body).await,
             "AdminEnableUser" => users::admin_enable_user(d, grant, body).await,
             "AdminDeleteUser" => users::admin_delete_user(d, grant, body).await,
@@ -216,5 +261,8 @@ impl Api {
 }
 
 fn unknown(action: &str) -> WireError {
-    WireError::new("UnknownOperationException", format!("Cognate does not implement the operation {action}."))
+    WireError::new(
+        "UnknownOperationException",
+        format!("Cognate does not implement the operation {action}."),
+    )
 }

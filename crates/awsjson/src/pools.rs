@@ -130,7 +130,9 @@ fn password_policy(p: PasswordPolicyIn) -> Result<PasswordPolicy, WireError> {
 }
 
 fn schema_attribute(a: SchemaAttributeIn) -> Result<SchemaAttribute, WireError> {
-    let name = a.Name.ok_or_else(|| WireError::invalid("Schema attribute Name is required."))?;
+    let name = a
+        .Name
+        .ok_or_else(|| WireError::invalid("Schema attribute Name is required."))?;
     input::len("Name", &name, 1, 20, false)?;
     let data_type = match a.AttributeDataType.as_deref().unwrap_or("String") {
         "String" => AttributeType::String,
@@ -138,12 +140,24 @@ fn schema_attribute(a: SchemaAttributeIn) -> Result<SchemaAttribute, WireError> 
         "DateTime" => AttributeType::DateTime,
         "Boolean" => AttributeType::Boolean,
         other => {
-            input::one_of("AttributeDataType", other, &["String", "Number", "DateTime", "Boolean"])?;
-            return Err(WireError::invalid(format!("Unsupported AttributeDataType {other}")));
+            input::one_of(
+                "AttributeDataType",
+                other,
+                &["String", "Number", "DateTime", "Boolean"],
+            )?;
+            return Err(WireError::invalid(format!(
+                "Unsupported AttributeDataType {other}"
+            )));
         }
     };
-    let (min_length, max_length) = a.StringAttributeConstraints.map(|s| (s.MinLength, s.MaxLength)).unwrap_or_default();
-    let (min_value, max_value) = a.NumberAttributeConstraints.map(|n| (n.MinValue, n.MaxValue)).unwrap_or_default();
+    let (min_length, max_length) = a
+        .StringAttributeConstraints
+        .map(|s| (s.MinLength, s.MaxLength))
+        .unwrap_or_default();
+    let (min_value, max_value) = a
+        .NumberAttributeConstraints
+        .map(|n| (n.MinValue, n.MaxValue))
+        .unwrap_or_default();
     Ok(SchemaAttribute {
         name,
         data_type,
@@ -167,7 +181,11 @@ fn pool_input(p: PoolIn) -> Result<PoolInput, WireError> {
     let auto = p.AutoVerifiedAttributes.unwrap_or_default();
     input::all_of("AutoVerifiedAttributes", &auto, SIGN_IN_ATTRIBUTES)?;
     let alias = p.AliasAttributes.unwrap_or_default();
-    input::all_of("AliasAttributes", &alias, &["phone_number", "email", "preferred_username"])?;
+    input::all_of(
+        "AliasAttributes",
+        &alias,
+        &["phone_number", "email", "preferred_username"],
+    )?;
     let username = p.UsernameAttributes.unwrap_or_default();
     input::all_of("UsernameAttributes", &username, SIGN_IN_ATTRIBUTES)?;
     if let Some(m) = &p.MfaConfiguration {
@@ -183,7 +201,14 @@ fn pool_input(p: PoolIn) -> Result<PoolInput, WireError> {
     let template = p.VerificationMessageTemplate;
     let pick = |top: Option<String>, nested: Option<String>| nested.or(top);
     let (t_sms, t_email, t_subject, t_link, t_link_subject, t_option) = match template {
-        Some(t) => (t.SmsMessage, t.EmailMessage, t.EmailSubject, t.EmailMessageByLink, t.EmailSubjectByLink, t.DefaultEmailOption),
+        Some(t) => (
+            t.SmsMessage,
+            t.EmailMessage,
+            t.EmailSubject,
+            t.EmailMessageByLink,
+            t.EmailSubjectByLink,
+            t.DefaultEmailOption,
+        ),
         None => (None, None, None, None, None, None),
     };
     let verification = VerificationTemplates {
@@ -195,11 +220,16 @@ fn pool_input(p: PoolIn) -> Result<PoolInput, WireError> {
         default_email_option: t_option,
         sms_authentication_message: p.SmsAuthenticationMessage,
     };
-    for (field, text) in [("SmsVerificationMessage", &verification.sms_message), ("EmailVerificationMessage", &verification.email_message)] {
+    for (field, text) in [
+        ("SmsVerificationMessage", &verification.sms_message),
+        ("EmailVerificationMessage", &verification.email_message),
+    ] {
         if let Some(t) = text
             && !t.contains("{####}")
         {
-            return Err(WireError::invalid(format!("{field} must contain the {{####}} placeholder.")));
+            return Err(WireError::invalid(format!(
+                "{field} must contain the {{####}} placeholder."
+            )));
         }
     }
     let admin_create_user = match p.AdminCreateUserConfig {
@@ -237,8 +267,17 @@ fn pool_input(p: PoolIn) -> Result<PoolInput, WireError> {
     }
     Ok(PoolInput {
         name: p.PoolName,
-        password_policy: p.Policies.and_then(|p| p.PasswordPolicy).map(password_policy).transpose()?,
-        schema: p.Schema.unwrap_or_default().into_iter().map(schema_attribute).collect::<Result<_, _>>()?,
+        password_policy: p
+            .Policies
+            .and_then(|p| p.PasswordPolicy)
+            .map(password_policy)
+            .transpose()?,
+        schema: p
+            .Schema
+            .unwrap_or_default()
+            .into_iter()
+            .map(schema_attribute)
+            .collect::<Result<_, _>>()?,
         username_attributes: username,
         alias_attributes: alias,
         case_sensitive: p.UsernameConfiguration.map(|u| u.CaseSensitive),
@@ -257,7 +296,8 @@ pub async fn create_user_pool(dir: &Directory, grant: &AdminGrant, body: &[u8]) 
         return Err(input::missing("PoolName"));
     }
     if let Some(s) = &req.Schema {
-        input::range("Schema", s.len() as i64, 1, 50).map_err(|_| WireError::invalid("Schema may hold 1 to 50 attributes."))?;
+        input::range("Schema", s.len() as i64, 1, 50)
+            .map_err(|_| WireError::invalid("Schema may hold 1 to 50 attributes."))?;
     }
     let pool = dir.create_pool(grant, pool_input(req)?).await?;
     Ok(json!({ "UserPool": shapes::user_pool(&pool, Some(0)) }))
@@ -289,7 +329,9 @@ struct ListPoolsIn {
 pub async fn list_user_pools(dir: &Directory, grant: &AdminGrant, body: &[u8]) -> Out {
     let req: ListPoolsIn = decode(body)?;
     let limit = input::limit("MaxResults", Some(req.MaxResults), 1, 60)?;
-    let page = dir.list_pools(grant, limit, req.NextToken.as_deref()).await?;
+    let page = dir
+        .list_pools(grant, limit, req.NextToken.as_deref())
+        .await?;
     Ok(json!({
         "UserPools": page.items.iter().map(shapes::user_pool_description).collect::<Vec<_>>(),
         "NextToken": page.next,
@@ -298,10 +340,19 @@ pub async fn list_user_pools(dir: &Directory, grant: &AdminGrant, body: &[u8]) -
 
 pub async fn update_user_pool(dir: &Directory, grant: &AdminGrant, body: &[u8]) -> Out {
     let req: PoolIn = decode(body)?;
-    let id = req.UserPoolId.clone().ok_or_else(|| input::missing("UserPoolId"))?;
+    let id = req
+        .UserPoolId
+        .clone()
+        .ok_or_else(|| input::missing("UserPoolId"))?;
     input::pool_id(&id)?;
-    if req.Schema.is_some() || req.UsernameAttributes.is_some() || req.AliasAttributes.is_some() || req.UsernameConfiguration.is_some() {
-        return Err(WireError::invalid("Schema, UsernameAttributes, AliasAttributes and UsernameConfiguration cannot be updated."));
+    if req.Schema.is_some()
+        || req.UsernameAttributes.is_some()
+        || req.AliasAttributes.is_some()
+        || req.UsernameConfiguration.is_some()
+    {
+        return Err(WireError::invalid(
+            "Schema, UsernameAttributes, AliasAttributes and UsernameConfiguration cannot be updated.",
+        ));
     }
     dir.update_pool(grant, &id, pool_input(req)?).await?;
     Ok(json!({}))
@@ -324,8 +375,13 @@ pub async fn add_custom_attributes(dir: &Directory, grant: &AdminGrant, body: &[
     input::pool_id(&req.UserPoolId)?;
     input::range("CustomAttributes", req.CustomAttributes.len() as i64, 1, 25)
         .map_err(|_| WireError::invalid("CustomAttributes may hold 1 to 25 attributes."))?;
-    let attrs = req.CustomAttributes.into_iter().map(schema_attribute).collect::<Result<Vec<_>, _>>()?;
-    dir.add_custom_attributes(grant, &req.UserPoolId, attrs).await?;
+    let attrs = req
+        .CustomAttributes
+        .into_iter()
+        .map(schema_attribute)
+        .collect::<Result<Vec<_>, _>>()?;
+    dir.add_custom_attributes(grant, &req.UserPoolId, attrs)
+        .await?;
     Ok(json!({}))
 }
 
@@ -391,7 +447,11 @@ fn client_input(c: ClientIn) -> Result<ClientInput, WireError> {
     let flows = c.ExplicitAuthFlows.unwrap_or_default();
     input::all_of("ExplicitAuthFlows", &flows, FLOWS)?;
     let oauth_flows = c.AllowedOAuthFlows.unwrap_or_default();
-    input::all_of("AllowedOAuthFlows", &oauth_flows, &["code", "implicit", "client_credentials"])?;
+    input::all_of(
+        "AllowedOAuthFlows",
+        &oauth_flows,
+        &["code", "implicit", "client_credentials"],
+    )?;
     if let Some(p) = &c.PreventUserExistenceErrors {
         input::one_of("PreventUserExistenceErrors", p, &["LEGACY", "ENABLED"])?;
     }
@@ -414,11 +474,12 @@ fn client_input(c: ClientIn) -> Result<ClientInput, WireError> {
     }
     let units = match c.TokenValidityUnits {
         Some(u) => {
-            let unit = |field: &str, v: Option<String>, default: &str| -> Result<String, WireError> {
-                let v = v.unwrap_or_else(|| default.to_string());
-                input::one_of(field, &v, UNITS)?;
-                Ok(v)
-            };
+            let unit =
+                |field: &str, v: Option<String>, default: &str| -> Result<String, WireError> {
+                    let v = v.unwrap_or_else(|| default.to_string());
+                    input::one_of(field, &v, UNITS)?;
+                    Ok(v)
+                };
             Some(TokenValidityUnits {
                 access_token: unit("AccessToken", u.AccessToken, "hours")?,
                 id_token: unit("IdToken", u.IdToken, "hours")?,
@@ -466,7 +527,9 @@ pub async fn create_user_pool_client(dir: &Directory, grant: &AdminGrant, body: 
         return Err(input::missing("ClientName"));
     }
     let pool_id = req.UserPoolId.clone();
-    let client = dir.create_client(grant, &pool_id, client_input(req)?).await?;
+    let client = dir
+        .create_client(grant, &pool_id, client_input(req)?)
+        .await?;
     Ok(json!({ "UserPoolClient": shapes::client(&client) }))
 }
 
@@ -485,7 +548,9 @@ fn client_ids(body: &[u8]) -> Result<ClientIdIn, WireError> {
 
 pub async fn describe_user_pool_client(dir: &Directory, grant: &AdminGrant, body: &[u8]) -> Out {
     let req = client_ids(body)?;
-    let client = dir.describe_client(grant, &req.UserPoolId, &req.ClientId).await?;
+    let client = dir
+        .describe_client(grant, &req.UserPoolId, &req.ClientId)
+        .await?;
     Ok(json!({ "UserPoolClient": shapes::client(&client) }))
 }
 
@@ -500,7 +565,9 @@ pub async fn list_user_pool_clients(dir: &Directory, grant: &AdminGrant, body: &
     let req: ListIn = decode(body)?;
     input::pool_id(&req.UserPoolId)?;
     let limit = input::limit("MaxResults", req.MaxResults, 1, 60)?;
-    let page = dir.list_clients(grant, &req.UserPoolId, limit, req.NextToken.as_deref()).await?;
+    let page = dir
+        .list_clients(grant, &req.UserPoolId, limit, req.NextToken.as_deref())
+        .await?;
     Ok(json!({
         "UserPoolClients": page.items.iter().map(shapes::client_description).collect::<Vec<_>>(),
         "NextToken": page.next,
@@ -509,19 +576,27 @@ pub async fn list_user_pool_clients(dir: &Directory, grant: &AdminGrant, body: &
 
 pub async fn update_user_pool_client(dir: &Directory, grant: &AdminGrant, body: &[u8]) -> Out {
     let req: ClientIn = decode(body)?;
-    let client_id = req.ClientId.clone().ok_or_else(|| input::missing("ClientId"))?;
+    let client_id = req
+        .ClientId
+        .clone()
+        .ok_or_else(|| input::missing("ClientId"))?;
     input::client_id(&client_id)?;
     if req.GenerateSecret.is_some() || req.ClientSecret.is_some() {
-        return Err(WireError::invalid("The client secret cannot be changed by UpdateUserPoolClient."));
+        return Err(WireError::invalid(
+            "The client secret cannot be changed by UpdateUserPoolClient.",
+        ));
     }
     let pool_id = req.UserPoolId.clone();
-    let client = dir.update_client(grant, &pool_id, &client_id, client_input(req)?).await?;
+    let client = dir
+        .update_client(grant, &pool_id, &client_id, client_input(req)?)
+        .await?;
     Ok(json!({ "UserPoolClient": shapes::client(&client) }))
 }
 
 pub async fn delete_user_pool_client(dir: &Directory, grant: &AdminGrant, body: &[u8]) -> Out {
     let req = client_ids(body)?;
-    dir.delete_client(grant, &req.UserPoolId, &req.ClientId).await?;
+    dir.delete_client(grant, &req.UserPoolId, &req.ClientId)
+        .await?;
     Ok(json!({}))
 }
 
@@ -548,7 +623,9 @@ fn resource_server(req: ResourceServerIn) -> Result<ResourceServer, WireError> {
     input::pattern("Name", &name, &input::NAME, false)?;
     let scopes = req.Scopes.unwrap_or_default();
     if scopes.len() > 100 {
-        return Err(WireError::invalid("A resource server may have at most 100 scopes."));
+        return Err(WireError::invalid(
+            "A resource server may have at most 100 scopes.",
+        ));
     }
     let scopes = scopes
         .into_iter()
@@ -556,19 +633,31 @@ fn resource_server(req: ResourceServerIn) -> Result<ResourceServer, WireError> {
             input::len("ScopeName", &s.ScopeName, 1, 256, false)?;
             input::pattern("ScopeName", &s.ScopeName, &input::SCOPE_NAME, false)?;
             input::len("ScopeDescription", &s.ScopeDescription, 1, 256, false)?;
-            Ok(Scope { name: s.ScopeName, description: s.ScopeDescription })
+            Ok(Scope {
+                name: s.ScopeName,
+                description: s.ScopeDescription,
+            })
         })
         .collect::<Result<Vec<_>, WireError>>()?;
-    Ok(ResourceServer { pool_id: req.UserPoolId, identifier: req.Identifier, name, scopes })
+    Ok(ResourceServer {
+        pool_id: req.UserPoolId,
+        identifier: req.Identifier,
+        name,
+        scopes,
+    })
 }
 
 pub async fn create_resource_server(dir: &Directory, grant: &AdminGrant, body: &[u8]) -> Out {
-    let rs = dir.create_resource_server(grant, resource_server(decode(body)?)?).await?;
+    let rs = dir
+        .create_resource_server(grant, resource_server(decode(body)?)?)
+        .await?;
     Ok(json!({ "ResourceServer": shapes::resource_server(&rs) }))
 }
 
 pub async fn update_resource_server(dir: &Directory, grant: &AdminGrant, body: &[u8]) -> Out {
-    let rs = dir.update_resource_server(grant, resource_server(decode(body)?)?).await?;
+    let rs = dir
+        .update_resource_server(grant, resource_server(decode(body)?)?)
+        .await?;
     Ok(json!({ "ResourceServer": shapes::resource_server(&rs) }))
 }
 
@@ -587,13 +676,16 @@ fn resource_server_ids(body: &[u8]) -> Result<ResourceServerIdIn, WireError> {
 
 pub async fn describe_resource_server(dir: &Directory, grant: &AdminGrant, body: &[u8]) -> Out {
     let req = resource_server_ids(body)?;
-    let rs = dir.describe_resource_server(grant, &req.UserPoolId, &req.Identifier).await?;
+    let rs = dir
+        .describe_resource_server(grant, &req.UserPoolId, &req.Identifier)
+        .await?;
     Ok(json!({ "ResourceServer": shapes::resource_server(&rs) }))
 }
 
 pub async fn delete_resource_server(dir: &Directory, grant: &AdminGrant, body: &[u8]) -> Out {
     let req = resource_server_ids(body)?;
-    dir.delete_resource_server(grant, &req.UserPoolId, &req.Identifier).await?;
+    dir.delete_resource_server(grant, &req.UserPoolId, &req.Identifier)
+        .await?;
     Ok(json!({}))
 }
 
@@ -601,7 +693,9 @@ pub async fn list_resource_servers(dir: &Directory, grant: &AdminGrant, body: &[
     let req: ListIn = decode(body)?;
     input::pool_id(&req.UserPoolId)?;
     let limit = input::limit("MaxResults", req.MaxResults, 1, 50)?;
-    let page = dir.list_resource_servers(grant, &req.UserPoolId, limit, req.NextToken.as_deref()).await?;
+    let page = dir
+        .list_resource_servers(grant, &req.UserPoolId, limit, req.NextToken.as_deref())
+        .await?;
     Ok(json!({
         "ResourceServers": page.items.iter().map(shapes::resource_server).collect::<Vec<_>>(),
         "NextToken": page.next,

@@ -12,7 +12,10 @@ pub fn seconds(ms: Millis) -> Value {
 pub fn prune(v: Value) -> Value {
     match v {
         Value::Object(m) => Value::Object(
-            m.into_iter().filter(|(_, v)| !v.is_null()).map(|(k, v)| (k, prune(v))).collect::<Map<_, _>>(),
+            m.into_iter()
+                .filter(|(_, v)| !v.is_null())
+                .map(|(k, v)| (k, prune(v)))
+                .collect::<Map<_, _>>(),
         ),
         Value::Array(a) => Value::Array(a.into_iter().map(prune).collect()),
         other => other,
@@ -49,7 +52,11 @@ pub fn schema_attribute(a: &SchemaAttribute) -> Value {
 }
 
 fn non_empty(list: &[String]) -> Value {
-    if list.is_empty() { Value::Null } else { json!(list) }
+    if list.is_empty() {
+        Value::Null
+    } else {
+        json!(list)
+    }
 }
 
 pub fn user_pool(p: &Pool, estimated_users: Option<u64>) -> Value {
@@ -71,8 +78,11 @@ pub fn user_pool(p: &Pool, estimated_users: Option<u64>) -> Value {
             "TemporaryPasswordValidityDays": pp.temporary_password_validity_days,
         },
     });
-    policies["SignInPolicy"] =
-        c.echoed.get("SignInPolicy").cloned().unwrap_or_else(|| json!({ "AllowedFirstAuthFactors": ["PASSWORD"] }));
+    policies["SignInPolicy"] = c
+        .echoed
+        .get("SignInPolicy")
+        .cloned()
+        .unwrap_or_else(|| json!({ "AllowedFirstAuthFactors": ["PASSWORD"] }));
     json!({
         "Id": p.id,
         "Name": p.name,

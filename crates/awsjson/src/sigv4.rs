@@ -10,7 +10,8 @@ use time::macros::format_description;
 
 pub const SERVICE: &str = "cognito-idp";
 const ALGORITHM: &str = "AWS4-HMAC-SHA256";
-const AMZ_DATE: &[FormatItem<'static>] = format_description!("[year][month][day]T[hour][minute][second]Z");
+const AMZ_DATE: &[FormatItem<'static>] =
+    format_description!("[year][month][day]T[hour][minute][second]Z");
 
 /// Why a signature was refused; each maps to the error AWS returns for it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,9 +51,11 @@ struct Authorization<'a> {
 }
 
 fn parse_authorization(value: &str) -> Result<Authorization<'_>, SigError> {
-    let rest = value
-        .strip_prefix(ALGORITHM)
-        .ok_or_else(|| SigError::Incomplete(format!("Authorization header requires '{ALGORITHM}' scheme.")))?;
+    let rest = value.strip_prefix(ALGORITHM).ok_or_else(|| {
+        SigError::Incomplete(format!(
+            "Authorization header requires '{ALGORITHM}' scheme."
+        ))
+    })?;
     let (mut credential, mut signed_headers, mut signature) = (None, None, None);
     for part in rest.split(',') {
         let part = part.trim();
@@ -79,9 +82,18 @@ fn parse_authorization(value: &str) -> Result<Authorization<'_>, SigError> {
         )));
     };
     if terminator != "aws4_request" {
-        return Err(SigError::Incomplete("Credential should be scoped with a valid terminator: 'aws4_request'.".into()));
+        return Err(SigError::Incomplete(
+            "Credential should be scoped with a valid terminator: 'aws4_request'.".into(),
+        ));
     }
-    Ok(Authorization { key_id, date, region, service, signed_headers, signature })
+    Ok(Authorization {
+        key_id,
+        date,
+        region,
+        service,
+        signed_headers,
+        signature,
+    })
 }
 
 fn sha256_hex(data: &[u8]) -> String {
@@ -93,7 +105,9 @@ fn uri_encode(s: &str, keep_slash: bool) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
         match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => out.push(b as char),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(b as char)
+            }
             b'/' if keep_slash => out.push('/'),
             _ => out.push_str(&format!("%{b:02X}")),
         }
@@ -108,7 +122,10 @@ fn percent_decode(s: &str) -> String {
     while i < bytes.len() {
         if bytes[i] == b'%'
             && i + 2 < bytes.len()
-            && let Ok(v) = u8::from_str_radix(std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("zz"), 16)
+            && let Ok(v) = u8::from_str_radix(
+                std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("zz"),
+                16,
+            )
         {
             out.push(v);
             i += 3;
@@ -126,11 +143,18 @@ fn canonical_query(query: &str) -> String {
         .filter(|p| !p.is_empty())
         .map(|p| {
             let (k, v) = p.split_once('=').unwrap_or((p, ""));
-            (uri_encode(&percent_decode(k), false), uri_encode(&percent_decode(v), false))
+            (
+                uri_encode(&percent_decode(k), false),
+                uri_encode(&percent_decode(v), false),
+            )
         })
         .collect();
     pairs.sort();
-    pairs.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("&")
+    pairs
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join("&")
 }
 
 fn canonical_headers(headers: &HeaderMap, signed: &str) -> Result<String, SigError> {
@@ -156,14 +180,20 @@ fn canonical_headers(headers: &HeaderMap, signed: &str) -> Result<String, SigErr
 }
 
 fn hmac_sha256(key: &[u8], msg: &[u8]) -> Vec<u8> {
-    hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, key), msg).as_ref().to_vec()
+    hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, key), msg)
+        .as_ref()
+        .to_vec()
 }
 
 /// The request's time, from `X-Amz-Date` (or a signed `Date` header, RFC 1123).
 fn request_time(headers: &HeaderMap, signed: &str) -> Result<(String, OffsetDateTime), SigError> {
     if let Some(v) = headers.get("x-amz-date").and_then(|v| v.to_str().ok()) {
         let t = time::PrimitiveDateTime::parse(v, AMZ_DATE)
-            .map_err(|_| SigError::Incomplete(format!("Date must be in ISO-8601 'basic format'. Got '{v}'.")))?
+            .map_err(|_| {
+                SigError::Incomplete(format!(
+                    "Date must be in ISO-8601 'basic format'. Got '{v}'."
+                ))
+            })?
             .assume_utc();
         return Ok((v.to_string(), t));
     }
@@ -176,7 +206,8 @@ fn request_time(headers: &HeaderMap, signed: &str) -> Result<(String, OffsetDate
         return Ok((text, t));
     }
     Err(SigError::Incomplete(
-        "Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header.".into(),
+        "Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header."
+            .into(),
     ))
 }
 
@@ -188,11 +219,18 @@ pub fn verify(
     window_s: i64,
     secret_for: impl Fn(&str) -> Option<String>,
 ) -> Result<Signer, SigError> {
-    let header = req.headers.get(http::header::AUTHORIZATION).ok_or(SigError::Missing)?;
-    let header = header.to_str().map_err(|_| SigError::Incomplete("Authorization header is not ASCII.".into()))?;
+    let header = req
+        .headers
+        .get(http::header::AUTHORIZATION)
+        .ok_or(SigError::Missing)?;
+    let header = header
+        .to_str()
+        .map_err(|_| SigError::Incomplete("Authorization header is not ASCII.".into()))?;
     let auth = parse_authorization(header)?;
     if !auth.signed_headers.split(';').any(|h| h == "host") {
-        return Err(SigError::Incomplete("'Host' must be a 'SignedHeader' in the AWS Authorization.".into()));
+        return Err(SigError::Incomplete(
+            "'Host' must be a 'SignedHeader' in the AWS Authorization.".into(),
+        ));
     }
     let (amz_date, at) = request_time(req.headers, auth.signed_headers)?;
     let fmt = |t: OffsetDateTime| t.format(AMZ_DATE).unwrap_or_default();
@@ -219,12 +257,17 @@ pub fn verify(
         )));
     }
     if auth.service != SERVICE {
-        return Err(SigError::WrongScope(format!("Credential should be scoped to correct service: '{SERVICE}'.")));
+        return Err(SigError::WrongScope(format!(
+            "Credential should be scoped to correct service: '{SERVICE}'."
+        )));
     }
     let secret = secret_for(auth.key_id).ok_or(SigError::UnknownKey)?;
 
     let body_hash = sha256_hex(req.body);
-    if let Some(claimed) = req.headers.get("x-amz-content-sha256").and_then(|v| v.to_str().ok())
+    if let Some(claimed) = req
+        .headers
+        .get("x-amz-content-sha256")
+        .and_then(|v| v.to_str().ok())
         && claimed != body_hash
     {
         return Err(SigError::Mismatch);
@@ -238,8 +281,14 @@ pub fn verify(
         auth.signed_headers,
         body_hash
     );
-    let scope = format!("{}/{}/{}/aws4_request", auth.date, auth.region, auth.service);
-    let to_sign = format!("{ALGORITHM}\n{amz_date}\n{scope}\n{}", sha256_hex(canonical.as_bytes()));
+    let scope = format!(
+        "{}/{}/{}/aws4_request",
+        auth.date, auth.region, auth.service
+    );
+    let to_sign = format!(
+        "{ALGORITHM}\n{amz_date}\n{scope}\n{}",
+        sha256_hex(canonical.as_bytes())
+    );
     let k_date = hmac_sha256(format!("AWS4{secret}").as_bytes(), auth.date.as_bytes());
     let k_region = hmac_sha256(&k_date, auth.region.as_bytes());
     let k_service = hmac_sha256(&k_region, auth.service.as_bytes());
@@ -248,7 +297,10 @@ pub fn verify(
     if !userpool::ct_eq(expected.as_bytes(), auth.signature.as_bytes()) {
         return Err(SigError::Mismatch);
     }
-    Ok(Signer { access_key_id: auth.key_id.to_string(), region: auth.region.to_string() })
+    Ok(Signer {
+        access_key_id: auth.key_id.to_string(),
+        region: auth.region.to_string(),
+    })
 }
 
 #[cfg(test)]
@@ -267,18 +319,28 @@ mod tests {
         h.insert("x-a", "  a   b  ".parse().unwrap());
         h.append("x-b", "1".parse().unwrap());
         h.append("x-b", "2".parse().unwrap());
-        assert_eq!(canonical_headers(&h, "x-a;x-b").unwrap(), "x-a:a b\nx-b:1,2\n");
+        assert_eq!(
+            canonical_headers(&h, "x-a;x-b").unwrap(),
+            "x-a:a b\nx-b:1,2\n"
+        );
     }
 
     #[test]
     fn malformed_headers_are_incomplete() {
-        assert!(matches!(parse_authorization("Basic abc"), Err(SigError::Incomplete(_))));
         assert!(matches!(
-            parse_authorization("AWS4-HMAC-SHA256 Credential=a/b/c/d/aws4_request, SignedHeaders=host"),
+            parse_authorization("Basic abc"),
             Err(SigError::Incomplete(_))
         ));
         assert!(matches!(
-            parse_authorization("AWS4-HMAC-SHA256 Credential=a/b/c, SignedHeaders=host, Signature=00"),
+            parse_authorization(
+                "AWS4-HMAC-SHA256 Credential=a/b/c/d/aws4_request, SignedHeaders=host"
+            ),
+            Err(SigError::Incomplete(_))
+        ));
+        assert!(matches!(
+            parse_authorization(
+                "AWS4-HMAC-SHA256 Credential=a/b/c, SignedHeaders=host, Signature=00"
+            ),
             Err(SigError::Incomplete(_))
         ));
     }

@@ -17,7 +17,10 @@ struct AttributeIn {
     Value: Option<String>,
 }
 
-fn attributes(field: &str, list: Option<Vec<AttributeIn>>) -> Result<Vec<(String, String)>, WireError> {
+fn attributes(
+    field: &str,
+    list: Option<Vec<AttributeIn>>,
+) -> Result<Vec<(String, String)>, WireError> {
     list.unwrap_or_default()
         .into_iter()
         .map(|a| {
@@ -82,7 +85,12 @@ pub async fn confirm_sign_up(dir: &Directory, body: &[u8]) -> Out {
     let req: ConfirmSignUpIn = decode(body)?;
     public_ids(&req.ClientId, &req.Username, req.SecretHash.as_deref())?;
     input::len("ConfirmationCode", &req.ConfirmationCode, 1, 2048, true)?;
-    input::pattern("ConfirmationCode", &req.ConfirmationCode, &input::NO_SPACE, true)?;
+    input::pattern(
+        "ConfirmationCode",
+        &req.ConfirmationCode,
+        &input::NO_SPACE,
+        true,
+    )?;
     dir.confirm_sign_up(
         &req.ClientId,
         req.SecretHash.as_deref(),
@@ -104,7 +112,9 @@ struct ResendIn {
 pub async fn resend_confirmation_code(dir: &Directory, body: &[u8]) -> Out {
     let req: ResendIn = decode(body)?;
     public_ids(&req.ClientId, &req.Username, req.SecretHash.as_deref())?;
-    let d = dir.resend_confirmation_code(&req.ClientId, req.SecretHash.as_deref(), &req.Username).await?;
+    let d = dir
+        .resend_confirmation_code(&req.ClientId, req.SecretHash.as_deref(), &req.Username)
+        .await?;
     Ok(json!({ "CodeDeliveryDetails": shapes::delivery(&d) }))
 }
 
@@ -163,13 +173,16 @@ fn user_ref(body: &[u8]) -> Result<UserRefIn, WireError> {
 
 pub async fn admin_confirm_sign_up(dir: &Directory, grant: &AdminGrant, body: &[u8]) -> Out {
     let r = user_ref(body)?;
-    dir.admin_confirm_sign_up(grant, &r.UserPoolId, &r.Username).await?;
+    dir.admin_confirm_sign_up(grant, &r.UserPoolId, &r.Username)
+        .await?;
     Ok(json!({}))
 }
 
 pub async fn admin_get_user(dir: &Directory, grant: &AdminGrant, body: &[u8]) -> Out {
     let r = user_ref(body)?;
-    let u = dir.admin_get_user(grant, &r.UserPoolId, &r.Username).await?;
+    let u = dir
+        .admin_get_user(grant, &r.UserPoolId, &r.Username)
+        .await?;
     Ok(json!({
         "Username": u.username,
         "UserAttributes": shapes::attributes(&u, None),
@@ -199,7 +212,12 @@ pub async fn list_users(dir: &Directory, grant: &AdminGrant, body: &[u8]) -> Out
     let page = dir
         .list_users(
             grant,
-            ListUsersQuery { pool_id: req.UserPoolId, filter: req.Filter, limit, token: req.PaginationToken },
+            ListUsersQuery {
+                pool_id: req.UserPoolId,
+                filter: req.Filter,
+                limit,
+                token: req.PaginationToken,
+            },
         )
         .await?;
     let only = req.AttributesToGet.as_deref();
@@ -221,7 +239,8 @@ pub async fn admin_update_user_attributes(dir: &Directory, grant: &AdminGrant, b
     input::pool_id(&req.UserPoolId)?;
     input::username("Username", &req.Username)?;
     let attrs = attributes("UserAttributes", Some(req.UserAttributes))?;
-    dir.admin_update_user_attributes(grant, &req.UserPoolId, &req.Username, attrs).await?;
+    dir.admin_update_user_attributes(grant, &req.UserPoolId, &req.Username, attrs)
+        .await?;
     Ok(json!({}))
 }
 
@@ -236,25 +255,34 @@ pub async fn admin_delete_user_attributes(dir: &Directory, grant: &AdminGrant, b
     let req: DeleteAttributesIn = decode(body)?;
     input::pool_id(&req.UserPoolId)?;
     input::username("Username", &req.Username)?;
-    dir.admin_delete_user_attributes(grant, &req.UserPoolId, &req.Username, req.UserAttributeNames).await?;
+    dir.admin_delete_user_attributes(
+        grant,
+        &req.UserPoolId,
+        &req.Username,
+        req.UserAttributeNames,
+    )
+    .await?;
     Ok(json!({}))
 }
 
 pub async fn admin_disable_user(dir: &Directory, grant: &AdminGrant, body: &[u8]) -> Out {
     let r = user_ref(body)?;
-    dir.admin_set_user_enabled(grant, &r.UserPoolId, &r.Username, false).await?;
+    dir.admin_set_user_enabled(grant, &r.UserPoolId, &r.Username, false)
+        .await?;
     Ok(json!({}))
 }
 
 pub async fn admin_enable_user(dir: &Directory, grant: &AdminGrant, body: &[u8]) -> Out {
     let r = user_ref(body)?;
-    dir.admin_set_user_enabled(grant, &r.UserPoolId, &r.Username, true).await?;
+    dir.admin_set_user_enabled(grant, &r.UserPoolId, &r.Username, true)
+        .await?;
     Ok(json!({}))
 }
 
 pub async fn admin_delete_user(dir: &Directory, grant: &AdminGrant, body: &[u8]) -> Out {
     let r = user_ref(body)?;
-    dir.admin_delete_user(grant, &r.UserPoolId, &r.Username).await?;
+    dir.admin_delete_user(grant, &r.UserPoolId, &r.Username)
+        .await?;
     Ok(json!({}))
 }
 
@@ -271,14 +299,21 @@ pub async fn admin_set_user_password(dir: &Directory, grant: &AdminGrant, body: 
     input::pool_id(&req.UserPoolId)?;
     input::username("Username", &req.Username)?;
     input::password("Password", &req.Password)?;
-    dir.admin_set_user_password(grant, &req.UserPoolId, &req.Username, &req.Password, req.Permanent.unwrap_or(false))
-        .await?;
+    dir.admin_set_user_password(
+        grant,
+        &req.UserPoolId,
+        &req.Username,
+        &req.Password,
+        req.Permanent.unwrap_or(false),
+    )
+    .await?;
     Ok(json!({}))
 }
 
 pub async fn admin_reset_user_password(dir: &Directory, grant: &AdminGrant, body: &[u8]) -> Out {
     let r = user_ref(body)?;
-    dir.admin_reset_user_password(grant, &r.UserPoolId, &r.Username).await?;
+    dir.admin_reset_user_password(grant, &r.UserPoolId, &r.Username)
+        .await?;
     Ok(json!({}))
 }
 
@@ -308,18 +343,26 @@ fn group_input(req: &GroupIn) -> Result<GroupInput, WireError> {
     if let Some(p) = req.Precedence {
         input::range("Precedence", p, 0, i64::from(i32::MAX))?;
     }
-    Ok(GroupInput { description: req.Description.clone(), role_arn: req.RoleArn.clone(), precedence: req.Precedence })
+    Ok(GroupInput {
+        description: req.Description.clone(),
+        role_arn: req.RoleArn.clone(),
+        precedence: req.Precedence,
+    })
 }
 
 pub async fn create_group(dir: &Directory, grant: &AdminGrant, body: &[u8]) -> Out {
     let req: GroupIn = decode(body)?;
-    let g = dir.create_group(grant, &req.UserPoolId, &req.GroupName, group_input(&req)?).await?;
+    let g = dir
+        .create_group(grant, &req.UserPoolId, &req.GroupName, group_input(&req)?)
+        .await?;
     Ok(json!({ "Group": shapes::group(&g) }))
 }
 
 pub async fn update_group(dir: &Directory, grant: &AdminGrant, body: &[u8]) -> Out {
     let req: GroupIn = decode(body)?;
-    let g = dir.update_group(grant, &req.UserPoolId, &req.GroupName, group_input(&req)?).await?;
+    let g = dir
+        .update_group(grant, &req.UserPoolId, &req.GroupName, group_input(&req)?)
+        .await?;
     Ok(json!({ "Group": shapes::group(&g) }))
 }
 
@@ -361,8 +404,12 @@ pub async fn list_groups(dir: &Directory, grant: &AdminGrant, body: &[u8]) -> Ou
     let req: PageIn = decode(body)?;
     input::pool_id(&req.UserPoolId)?;
     let limit = input::limit("Limit", req.Limit, 0, 60)?;
-    let page = dir.list_groups(grant, &req.UserPoolId, limit, req.NextToken.as_deref()).await?;
-    Ok(json!({ "Groups": page.items.iter().map(shapes::group).collect::<Vec<_>>(), "NextToken": page.next }))
+    let page = dir
+        .list_groups(grant, &req.UserPoolId, limit, req.NextToken.as_deref())
+        .await?;
+    Ok(
+        json!({ "Groups": page.items.iter().map(shapes::group).collect::<Vec<_>>(), "NextToken": page.next }),
+    )
 }
 
 #[derive(Deserialize)]
@@ -382,13 +429,15 @@ fn membership(body: &[u8]) -> Result<MembershipIn, WireError> {
 
 pub async fn admin_add_user_to_group(dir: &Directory, grant: &AdminGrant, body: &[u8]) -> Out {
     let m = membership(body)?;
-    dir.add_user_to_group(grant, &m.UserPoolId, &m.Username, &m.GroupName).await?;
+    dir.add_user_to_group(grant, &m.UserPoolId, &m.Username, &m.GroupName)
+        .await?;
     Ok(json!({}))
 }
 
 pub async fn admin_remove_user_from_group(dir: &Directory, grant: &AdminGrant, body: &[u8]) -> Out {
     let m = membership(body)?;
-    dir.remove_user_from_group(grant, &m.UserPoolId, &m.Username, &m.GroupName).await?;
+    dir.remove_user_from_group(grant, &m.UserPoolId, &m.Username, &m.GroupName)
+        .await?;
     Ok(json!({}))
 }
 
@@ -398,8 +447,18 @@ pub async fn admin_list_groups_for_user(dir: &Directory, grant: &AdminGrant, bod
     let username = req.Username.ok_or_else(|| input::missing("Username"))?;
     input::username("Username", &username)?;
     let limit = input::limit("Limit", req.Limit, 0, 60)?;
-    let page = dir.groups_for_user(grant, &req.UserPoolId, &username, limit, req.NextToken.as_deref()).await?;
-    Ok(json!({ "Groups": page.items.iter().map(shapes::group).collect::<Vec<_>>(), "NextToken": page.next }))
+    let page = dir
+        .groups_for_user(
+            grant,
+            &req.UserPoolId,
+            &username,
+            limit,
+            req.NextToken.as_deref(),
+        )
+        .await?;
+    Ok(
+        json!({ "Groups": page.items.iter().map(shapes::group).collect::<Vec<_>>(), "NextToken": page.next }),
+    )
 }
 
 pub async fn list_users_in_group(dir: &Directory, grant: &AdminGrant, body: &[u8]) -> Out {
@@ -408,6 +467,16 @@ pub async fn list_users_in_group(dir: &Directory, grant: &AdminGrant, body: &[u8
     let group = req.GroupName.ok_or_else(|| input::missing("GroupName"))?;
     group_name(&group)?;
     let limit = input::limit("Limit", req.Limit, 0, 60)?;
-    let page = dir.users_in_group(grant, &req.UserPoolId, &group, limit, req.NextToken.as_deref()).await?;
-    Ok(json!({ "Users": page.items.iter().map(|u| shapes::user(u, None)).collect::<Vec<_>>(), "NextToken": page.next }))
+    let page = dir
+        .users_in_group(
+            grant,
+            &req.UserPoolId,
+            &group,
+            limit,
+            req.NextToken.as_deref(),
+        )
+        .await?;
+    Ok(
+        json!({ "Users": page.items.iter().map(|u| shapes::user(u, None)).collect::<Vec<_>>(), "NextToken": page.next }),
+    )
 }

@@ -56,7 +56,8 @@ pub struct SmtpConfig {
 
 impl FileConfig {
     pub fn load(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
         serde_saphyr::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
     }
 }
@@ -106,26 +107,44 @@ pub const DEFAULT_DATA_DIR: &str = "cognate-data";
 
 impl Settings {
     pub fn resolve(file: FileConfig, o: Overrides) -> Result<Self> {
-        let listen_text = o.listen.or(file.listen).unwrap_or_else(|| DEFAULT_LISTEN.into());
-        let listen: SocketAddr = listen_text.parse().with_context(|| format!("invalid listen address {listen_text:?}"))?;
-        let data_dir = o.data_dir.or(file.data_dir).unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
+        let listen_text = o
+            .listen
+            .or(file.listen)
+            .unwrap_or_else(|| DEFAULT_LISTEN.into());
+        let listen: SocketAddr = listen_text
+            .parse()
+            .with_context(|| format!("invalid listen address {listen_text:?}"))?;
+        let data_dir = o
+            .data_dir
+            .or(file.data_dir)
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
         let database = o
             .database
             .or(file.database)
             .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("cognate.db").display()));
         let mut admin_keys = file.admin_keys.unwrap_or_default();
         match (o.access_key_id, o.secret_access_key) {
-            (Some(id), Some(secret)) => admin_keys.push(AdminKeyConfig { access_key_id: id, secret_access_key: secret, pools: None }),
+            (Some(id), Some(secret)) => admin_keys.push(AdminKeyConfig {
+                access_key_id: id,
+                secret_access_key: secret,
+                pools: None,
+            }),
             (None, None) => {}
             _ => bail!("COGNATE_ACCESS_KEY_ID and COGNATE_SECRET_ACCESS_KEY must be set together"),
         }
-        let hashing = o.password_hashing.or(file.password_hashing).unwrap_or_else(|| "default".into());
+        let hashing = o
+            .password_hashing
+            .or(file.password_hashing)
+            .unwrap_or_else(|| "default".into());
         let development_hashing = match hashing.as_str() {
             "default" => false,
             "development" => true,
-            other => bail!("unknown password hashing profile {other:?} (expected default or development)"),
+            other => bail!(
+                "unknown password hashing profile {other:?} (expected default or development)"
+            ),
         };
-        let allow_dev = o.allow_development_hashing || file.allow_development_hashing.unwrap_or(false);
+        let allow_dev =
+            o.allow_development_hashing || file.allow_development_hashing.unwrap_or(false);
         if development_hashing && !listen.ip().is_loopback() && !allow_dev {
             bail!(
                 "the development password hashing profile is refused on the non-loopback address {listen}; \
@@ -147,10 +166,16 @@ impl Settings {
         }
         Ok(Settings {
             listen,
-            issuer_base: o.issuer_base.or(file.issuer_base).unwrap_or_else(|| format!("http://{listen}")),
+            issuer_base: o
+                .issuer_base
+                .or(file.issuer_base)
+                .unwrap_or_else(|| format!("http://{listen}")),
             data_dir,
             database,
-            region: o.region.or(file.region).unwrap_or_else(|| "us-east-1".into()),
+            region: o
+                .region
+                .or(file.region)
+                .unwrap_or_else(|| "us-east-1".into()),
             account_id: file.account_id.unwrap_or_else(|| "000000000000".into()),
             master_key: o.master_key.or(file.master_key),
             admin_keys,
@@ -178,8 +203,12 @@ mod tests {
 
     #[test]
     fn flags_beat_the_file() {
-        let file: FileConfig = serde_saphyr::from_str("listen: 127.0.0.1:1000\nregion: eu-west-1\n").unwrap();
-        let o = Overrides { listen: Some("127.0.0.1:2000".into()), ..Default::default() };
+        let file: FileConfig =
+            serde_saphyr::from_str("listen: 127.0.0.1:1000\nregion: eu-west-1\n").unwrap();
+        let o = Overrides {
+            listen: Some("127.0.0.1:2000".into()),
+            ..Default::default()
+        };
         let s = Settings::resolve(file, o).unwrap();
         assert_eq!(s.listen.port(), 2000);
         assert_eq!(s.region, "eu-west-1");
@@ -187,21 +216,39 @@ mod tests {
 
     #[test]
     fn development_hashing_is_refused_on_public_addresses_unless_forced() {
-        let o = Overrides { listen: Some("0.0.0.0:9229".into()), password_hashing: Some("development".into()), ..Default::default() };
+        let o = Overrides {
+            listen: Some("0.0.0.0:9229".into()),
+            password_hashing: Some("development".into()),
+            ..Default::default()
+        };
         assert!(Settings::resolve(FileConfig::default(), o.clone()).is_err());
-        let forced = Overrides { allow_development_hashing: true, ..o };
-        assert!(Settings::resolve(FileConfig::default(), forced).unwrap().development_hashing);
+        let forced = Overrides {
+            allow_development_hashing: true,
+            ..o
+        };
+        assert!(
+            Settings::resolve(FileConfig::default(), forced)
+                .unwrap()
+                .development_hashing
+        );
     }
 
     #[test]
     fn the_outbox_is_not_the_default_off_loopback() {
-        let o = Overrides { listen: Some("0.0.0.0:9229".into()), ..Default::default() };
-        assert_eq!(Settings::resolve(FileConfig::default(), o).unwrap().sender, Sender::Log);
+        let o = Overrides {
+            listen: Some("0.0.0.0:9229".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            Settings::resolve(FileConfig::default(), o).unwrap().sender,
+            Sender::Log
+        );
     }
 
     #[test]
     fn unknown_members_are_refused_with_their_line() {
-        let err = serde_saphyr::from_str::<FileConfig>("listen: 127.0.0.1:1\nlisten_adress: x\n").unwrap_err();
+        let err = serde_saphyr::from_str::<FileConfig>("listen: 127.0.0.1:1\nlisten_adress: x\n")
+            .unwrap_err();
         assert!(err.to_string().contains("listen_adress"), "{err}");
     }
 }

@@ -14,7 +14,11 @@ use clap::{Parser, Subcommand};
 use crate::config::{FileConfig, Overrides, Settings};
 
 #[derive(Parser)]
-#[command(name = "cognate", version, about = "A self-hosted Amazon Cognito user-pool server")]
+#[command(
+    name = "cognate",
+    version,
+    about = "A self-hosted Amazon Cognito user-pool server"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -61,7 +65,10 @@ fn init_logs(format: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("COGNATE_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi);
     if format == "json" {
         builder.json().flatten_event(true).init();
     } else {
@@ -91,7 +98,9 @@ fn main() -> anyhow::Result<()> {
         sender: args.messages,
     };
     let settings = Settings::resolve(file, overrides)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     let result = runtime.block_on(server::serve(settings));
     if let Err(e) = &result {
         tracing::error!("{e:#}");

@@ -42,7 +42,8 @@ fn check_private(path: &Path) -> Result<()> {
 /// The master key from configuration, or from (or newly into) `{data_dir}/master.key`.
 pub fn master_key(configured: Option<&str>, data_dir: &Path) -> Result<Vault> {
     if let Some(text) = configured {
-        return Vault::from_base64(text).context("COGNATE_MASTER_KEY is not a base64-encoded 32-byte key");
+        return Vault::from_base64(text)
+            .context("COGNATE_MASTER_KEY is not a base64-encoded 32-byte key");
     }
     let path = data_dir.join(MASTER_KEY_FILE);
     if !path.exists() {
@@ -51,8 +52,10 @@ pub fn master_key(configured: Option<&str>, data_dir: &Path) -> Result<Vault> {
         tracing::warn!(path = %path.display(), "generated a new master key; back it up with the database");
     }
     check_private(&path)?;
-    let text = fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
-    Vault::from_base64(&text).with_context(|| format!("{} does not hold a valid master key", path.display()))
+    let text =
+        fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
+    Vault::from_base64(&text)
+        .with_context(|| format!("{} does not hold a valid master key", path.display()))
 }
 
 /// Refuses to go on when the database was sealed with another master key.
@@ -84,7 +87,10 @@ pub fn generated_admin_key(data_dir: &Path) -> Result<AdminKeyConfig> {
         aws_lc_rs::rand::fill(&mut secret).map_err(|_| anyhow::anyhow!("random source failed"))?;
         let key = StoredAdminKey {
             access_key_id: format!("AKIA{}", hex::encode_upper(id)),
-            secret_access_key: base64::Engine::encode(&base64::engine::general_purpose::STANDARD, secret),
+            secret_access_key: base64::Engine::encode(
+                &base64::engine::general_purpose::STANDARD,
+                secret,
+            ),
         };
         write_private(&path, serde_json::to_string_pretty(&key)?.as_bytes())?;
         tracing::warn!(path = %path.display(), "no admin key configured: generated one (its secret is in that file)");
@@ -93,5 +99,9 @@ pub fn generated_admin_key(data_dir: &Path) -> Result<AdminKeyConfig> {
     let key: StoredAdminKey = serde_json::from_str(&fs::read_to_string(&path)?)
         .with_context(|| format!("{} is not a valid admin key file", path.display()))?;
     tracing::info!(access_key_id = %key.access_key_id, path = %path.display(), "admin key loaded");
-    Ok(AdminKeyConfig { access_key_id: key.access_key_id, secret_access_key: key.secret_access_key, pools: None })
+    Ok(AdminKeyConfig {
+        access_key_id: key.access_key_id,
+        secret_access_key: key.secret_access_key,
+        pools: None,
+    })
 }

@@ -23,10 +23,17 @@ const HASH_QUEUE: usize = 64;
 
 /// Everything but the socket: opens the database and builds the routes.
 pub async fn build(settings: &Settings) -> Result<Router> {
-    std::fs::create_dir_all(&settings.data_dir)
-        .with_context(|| format!("cannot create the data directory {}", settings.data_dir.display()))?;
+    std::fs::create_dir_all(&settings.data_dir).with_context(|| {
+        format!(
+            "cannot create the data directory {}",
+            settings.data_dir.display()
+        )
+    })?;
     let store = store::connect(&settings.database).await?;
-    let vault = Arc::new(secrets::master_key(settings.master_key.as_deref(), &settings.data_dir)?);
+    let vault = Arc::new(secrets::master_key(
+        settings.master_key.as_deref(),
+        &settings.data_dir,
+    )?);
     secrets::check_master_key(store.as_ref(), &vault).await?;
 
     let mut keys = settings.admin_keys.clone();
@@ -36,7 +43,9 @@ pub async fn build(settings: &Settings) -> Result<Router> {
     let clock = Arc::new(SystemClock);
     let sender: Arc<dyn MessageSender> = match settings.sender {
         Sender::Outbox => {
-            tracing::warn!("message sender: outbox (development only: codes are kept in the database and served at /_cognate/messages)");
+            tracing::warn!(
+                "message sender: outbox (development only: codes are kept in the database and served at /_cognate/messages)"
+            );
             Arc::new(messages::OutboxSender::new(store.clone(), clock.clone()))
         }
         Sender::Log => Arc::new(messages::LogSender),
@@ -59,12 +68,16 @@ pub async fn build(settings: &Settings) -> Result<Router> {
         }
     };
     let profile = if settings.development_hashing {
-        tracing::warn!("password hashing: DEVELOPMENT profile (cheap argon2id); never use it for real passwords");
+        tracing::warn!(
+            "password hashing: DEVELOPMENT profile (cheap argon2id); never use it for real passwords"
+        );
         HashProfile::DEVELOPMENT
     } else {
         HashProfile::DEFAULT
     };
-    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2);
     let directory = Arc::new(Directory::new(Deps {
         store: store.clone(),
         sender,
@@ -78,13 +91,21 @@ pub async fn build(settings: &Settings) -> Result<Router> {
         directory: directory.clone(),
         keys: keys
             .into_iter()
-            .map(|k| awsjson::AdminKey { access_key_id: k.access_key_id, secret_access_key: k.secret_access_key, pools: k.pools })
+            .map(|k| awsjson::AdminKey {
+                access_key_id: k.access_key_id,
+                secret_access_key: k.secret_access_key,
+                pools: k.pools,
+            })
             .collect(),
         clock,
         region: settings.region.clone(),
         body_limit: settings.body_limit,
     });
-    let mut app = awsjson::router(api).merge(Router::new().route("/health", get(health)).with_state(store.clone()));
+    let mut app = awsjson::router(api).merge(
+        Router::new()
+            .route("/health", get(health))
+            .with_state(store.clone()),
+    );
     if settings.sender == Sender::Outbox {
         app = app.merge(crate::dev::router(directory));
     }
@@ -97,10 +118,18 @@ pub async fn build(settings: &Settings) -> Result<Router> {
 
 async fn health(State(store): State<Arc<dyn Store>>) -> Response {
     match store.get_meta("master_key_check").await {
-        Ok(_) => (StatusCode::OK, axum::Json(serde_json::json!({ "status": "ok" }))).into_response(),
+        Ok(_) => (
+            StatusCode::OK,
+            axum::Json(serde_json::json!({ "status": "ok" })),
+        )
+            .into_response(),
         Err(e) => {
             tracing::error!(error = %e, "health check: database unavailable");
-            (StatusCode::SERVICE_UNAVAILABLE, axum::Json(serde_json::json!({ "status": "unavailable" }))).into_response()
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                axum::Json(serde_json::json!({ "status": "unavailable" })),
+            )
+                .into_response()
         }
     }
 }
@@ -114,7 +143,9 @@ fn panic_response() -> Response {
 async fn request_id(req: Request, next: Next) -> Response {
     let mut bytes = [0u8; 16];
     userpool::Random::fill(&SystemRandom, &mut bytes);
-    let id = uuid::Builder::from_random_bytes(bytes).into_uuid().to_string();
+    let id = uuid::Builder::from_random_bytes(bytes)
+        .into_uuid()
+        .to_string();
     let mut res = next.run(req).await;
     if let Ok(v) = HeaderValue::from_str(&id) {
         res.headers_mut().insert("x-amzn-RequestId", v);
@@ -133,7 +164,11 @@ async fn access_log(req: Request, next: Next) -> Response {
         .and_then(|v| v.to_str().ok())
         .map(|t| t.rsplit('.').next().unwrap_or(t).to_string());
     let res = next.run(req).await;
-    let error = res.headers().get("x-amzn-ErrorType").and_then(|v| v.to_str().ok()).map(|s| s.trim_end_matches(':').to_string());
+    let error = res
+        .headers()
+        .get("x-amzn-ErrorType")
+        .and_then(|v| v.to_str().ok())
+        .map(|s| s.trim_end_matches(':').to_string());
     tracing::info!(
         %method,
         path,
@@ -160,7 +195,9 @@ pub async fn serve(settings: Settings) -> Result<()> {
         issuer_base = %settings.issuer_base,
         "cognate ready on http://{addr}"
     );
-    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
     tracing::info!("stopped");
     Ok(())
 }

@@ -89,19 +89,29 @@ pub struct SmtpSender {
 
 impl SmtpSender {
     pub fn new(s: &SmtpSettings) -> Result<Self, SmtpSetupError> {
-        let from: Mailbox = s.from.parse().map_err(|e| SmtpSetupError::From(format!("{e}")))?;
+        let from: Mailbox = s
+            .from
+            .parse()
+            .map_err(|e| SmtpSetupError::From(format!("{e}")))?;
         let terr = |e: lettre::transport::smtp::Error| SmtpSetupError::Transport(e.to_string());
         let mut builder = match s.security {
             SmtpSecurity::None => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&s.host),
-            SmtpSecurity::StartTls => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&s.host).map_err(terr)?,
-            SmtpSecurity::Tls => AsyncSmtpTransport::<Tokio1Executor>::relay(&s.host).map_err(terr)?,
+            SmtpSecurity::StartTls => {
+                AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&s.host).map_err(terr)?
+            }
+            SmtpSecurity::Tls => {
+                AsyncSmtpTransport::<Tokio1Executor>::relay(&s.host).map_err(terr)?
+            }
         }
         .port(s.port)
         .timeout(Some(Duration::from_secs(10)));
         if let (Some(u), Some(p)) = (&s.username, &s.password) {
             builder = builder.credentials(Credentials::new(u.clone(), p.clone()));
         }
-        Ok(Self { transport: builder.build(), from })
+        Ok(Self {
+            transport: builder.build(),
+            from,
+        })
     }
 }
 
@@ -109,9 +119,14 @@ impl SmtpSender {
 impl MessageSender for SmtpSender {
     async fn send(&self, m: &Message) -> Result<(), SendError> {
         if m.medium == Medium::Sms {
-            return Err(SendError("SMS delivery is not configured (the smtp sender sends e-mail only)".into()));
+            return Err(SendError(
+                "SMS delivery is not configured (the smtp sender sends e-mail only)".into(),
+            ));
         }
-        let to: Mailbox = m.destination.parse().map_err(|e| SendError(format!("bad recipient address: {e}")))?;
+        let to: Mailbox = m
+            .destination
+            .parse()
+            .map_err(|e| SendError(format!("bad recipient address: {e}")))?;
         let email = lettre::Message::builder()
             .from(self.from.clone())
             .to(to)

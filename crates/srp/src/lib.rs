@@ -61,7 +61,12 @@ fn sha256(parts: &[&[u8]]) -> [u8; 32] {
 
 /// `x = H(padHex(salt) ‖ H_str(poolName ‖ userId ‖ ":" ‖ password))`, where the inner hash is
 /// appended as its 64-char hex text hex-decoded, i.e. as its 32 raw bytes.
-pub fn private_key(pool_name: &str, user_id_for_srp: &str, password: &str, salt: &[u8]) -> [u8; 32] {
+pub fn private_key(
+    pool_name: &str,
+    user_id_for_srp: &str,
+    password: &str,
+    salt: &[u8],
+) -> [u8; 32] {
     let inner = sha256(&[
         pool_name.as_bytes(),
         user_id_for_srp.as_bytes(),
@@ -82,7 +87,12 @@ fn g_pow(exponent: &[u8; 32]) -> [u8; N_BYTES] {
 }
 
 /// The verifier `v = g^x mod N` Cognito's SRP needs, big-endian, 384 bytes.
-pub fn verifier(pool_name: &str, user_id_for_srp: &str, password: &str, salt: &[u8]) -> [u8; N_BYTES] {
+pub fn verifier(
+    pool_name: &str,
+    user_id_for_srp: &str,
+    password: &str,
+    salt: &[u8],
+) -> [u8; N_BYTES] {
     g_pow(&private_key(pool_name, user_id_for_srp, password, salt))
 }
 
@@ -94,26 +104,46 @@ mod tests {
 
     fn field(name: &str) -> String {
         let key = format!("\"{name}\": \"");
-        let start = VECTOR.find(&key).map(|i| i + key.len()).unwrap_or_else(|| panic!("{name}"));
+        let start = VECTOR
+            .find(&key)
+            .map(|i| i + key.len())
+            .unwrap_or_else(|| panic!("{name}"));
         let end = VECTOR[start..].find('"').unwrap() + start;
         VECTOR[start..end].to_string()
     }
 
     fn unhex(s: &str) -> Vec<u8> {
-        let s = if s.len() % 2 == 1 { format!("0{s}") } else { s.to_string() };
+        let s = if s.len() % 2 == 1 {
+            format!("0{s}")
+        } else {
+            s.to_string()
+        };
         hex::decode(s).unwrap()
     }
 
     #[test]
     fn private_key_matches_the_client_vector() {
-        let x = private_key(&field("poolName"), &field("username"), &field("password"), &unhex(&field("salt")));
+        let x = private_key(
+            &field("poolName"),
+            &field("username"),
+            &field("password"),
+            &unhex(&field("salt")),
+        );
         assert_eq!(hex::encode(x), field("x"));
     }
 
     #[test]
     fn verifier_matches_the_client_vector() {
-        let v = verifier(&field("poolName"), &field("username"), &field("password"), &unhex(&field("salt")));
-        assert_eq!(hex::encode(pad(&v)).trim_start_matches('0'), field("verifier_v"));
+        let v = verifier(
+            &field("poolName"),
+            &field("username"),
+            &field("password"),
+            &unhex(&field("salt")),
+        );
+        assert_eq!(
+            hex::encode(pad(&v)).trim_start_matches('0'),
+            field("verifier_v")
+        );
     }
 
     #[test]

@@ -8,11 +8,14 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use async_trait::async_trait;
 use sqlx::Row;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
+};
 use userpool::store::*;
 use userpool::{
-    Aliases, Client, Group, Medium, Message, MessageKind, Millis, PasswordCredential, Pool, ResourceServer, Store,
-    StoredMessage, User, UserStatus,
+    Aliases, Client, Group, Medium, Message, MessageKind, Millis, PasswordCredential, Pool,
+    ResourceServer, Store, StoredMessage, User, UserStatus,
 };
 
 use crate::ConnectError;
@@ -21,7 +24,8 @@ use crate::migrate::{self, Migration};
 const USER_COLS: &str = "pool_id, username_key, username, sub, status, enabled, created_ms, modified_ms, \
      attributes, email, phone_number, email_alias, phone_alias, preferred_alias, password_hash, srp_salt, \
      srp_verifier, password_expires_ms";
-const GROUP_COLS: &str = "pool_id, name, description, role_arn, precedence, created_ms, modified_ms";
+const GROUP_COLS: &str =
+    "pool_id, name, description, role_arn, precedence, created_ms, modified_ms";
 
 /// A text bound that sorts after every string starting with `prefix`.
 fn prefix_end(prefix: &str) -> String {
@@ -29,7 +33,10 @@ fn prefix_end(prefix: &str) -> String {
 }
 
 fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
 }
 
 fn unavailable(e: sqlx::Error) -> StoreError {
@@ -88,7 +95,10 @@ fn filter_sql(filter: &UserFilter, next: usize) -> Option<(String, Vec<String>)>
             vec![filter.value.clone(), prefix_end(&filter.value)],
         )
     } else {
-        (format!(" AND {column} = ${next}"), vec![filter.value.clone()])
+        (
+            format!(" AND {column} = ${next}"),
+            vec![filter.value.clone()],
+        )
     })
 }
 
@@ -102,7 +112,11 @@ fn passes(filter: &UserFilter, user: &User) -> bool {
         },
         _ => return true,
     };
-    if filter.prefix { value.starts_with(&filter.value) } else { value == filter.value }
+    if filter.prefix {
+        value.starts_with(&filter.value)
+    } else {
+        value == filter.value
+    }
 }
 
 macro_rules! sql_store {
@@ -890,7 +904,9 @@ impl SqliteStore {
 
     /// Checkpoints the write-ahead log into the database file (for size measurements, backups).
     pub async fn checkpoint(&self) -> Result<(), sqlx::Error> {
-        sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(&self.pool).await?;
+        sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 }
@@ -903,10 +919,16 @@ pub struct PostgresStore {
 impl PostgresStore {
     pub async fn open(url: &str) -> Result<Self, ConnectError> {
         let (url, schema) = split_schema(url);
-        let mut options = PgConnectOptions::from_str(&url).map_err(|e| ConnectError::Open(e.to_string()))?;
+        let mut options =
+            PgConnectOptions::from_str(&url).map_err(|e| ConnectError::Open(e.to_string()))?;
         if let Some(schema) = &schema {
-            if !schema.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-                return Err(ConnectError::Open(format!("invalid schema name {schema:?}")));
+            if !schema
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_')
+            {
+                return Err(ConnectError::Open(format!(
+                    "invalid schema name {schema:?}"
+                )));
             }
             options = options.options([("search_path", schema.as_str())]);
         }
@@ -945,12 +967,28 @@ fn split_schema(url: &str) -> (String, Option<String>) {
             None => true,
         })
         .collect();
-    let url = if rest.is_empty() { base.to_string() } else { format!("{base}?{}", rest.join("&")) };
+    let url = if rest.is_empty() {
+        base.to_string()
+    } else {
+        format!("{base}?{}", rest.join("&"))
+    };
     (url, schema)
 }
 
-sql_store!(SqliteStore, SqlitePool, SqliteRow, "BEGIN IMMEDIATE", None::<&'static str>);
-sql_store!(PostgresStore, PgPool, PgRow, "BEGIN", Some("SELECT pg_advisory_xact_lock(7294001)"));
+sql_store!(
+    SqliteStore,
+    SqlitePool,
+    SqliteRow,
+    "BEGIN IMMEDIATE",
+    None::<&'static str>
+);
+sql_store!(
+    PostgresStore,
+    PgPool,
+    PgRow,
+    "BEGIN",
+    Some("SELECT pg_advisory_xact_lock(7294001)")
+);
 
 #[cfg(test)]
 mod tests {
@@ -958,11 +996,17 @@ mod tests {
 
     #[test]
     fn schema_is_split_from_the_url() {
-        assert_eq!(split_schema("postgres://h/db?schema=t1"), ("postgres://h/db".into(), Some("t1".into())));
+        assert_eq!(
+            split_schema("postgres://h/db?schema=t1"),
+            ("postgres://h/db".into(), Some("t1".into()))
+        );
         assert_eq!(
             split_schema("postgres://h/db?sslmode=disable&schema=t1"),
             ("postgres://h/db?sslmode=disable".into(), Some("t1".into()))
         );
-        assert_eq!(split_schema("postgres://h/db"), ("postgres://h/db".into(), None));
+        assert_eq!(
+            split_schema("postgres://h/db"),
+            ("postgres://h/db".into(), None)
+        );
     }
 }

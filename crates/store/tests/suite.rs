@@ -22,7 +22,10 @@ impl Random for CountingRandom {
     fn fill(&self, buf: &mut [u8]) {
         // Deterministic but distinct bytes, so tests are repeatable.
         for chunk in buf.chunks_mut(8) {
-            let n = self.0.fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::SeqCst).to_le_bytes();
+            let n = self
+                .0
+                .fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::SeqCst)
+                .to_le_bytes();
             chunk.copy_from_slice(&n[..chunk.len()]);
         }
     }
@@ -49,7 +52,12 @@ fn env(store: Arc<dyn Store>) -> Env {
         vault,
         account_id: "000000000000".into(),
     });
-    Env { store, dir, clock, grant: AdminGrant::new("us-east-1", None) }
+    Env {
+        store,
+        dir,
+        clock,
+        grant: AdminGrant::new("us-east-1", None),
+    }
 }
 
 fn unique() -> String {
@@ -59,7 +67,10 @@ fn unique() -> String {
 }
 
 fn aws_lc_rs_fill(b: &mut [u8]) {
-    let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
     let pid = std::process::id() as u128;
     let seed = (t ^ (pid << 64)).to_le_bytes();
     static N: AtomicU64 = AtomicU64::new(0);
@@ -78,7 +89,8 @@ async fn sqlite_store() -> (Arc<dyn Store>, tempfile::TempDir) {
 /// A store in a schema of its own, or `None` (after saying so) when PostgreSQL is unreachable
 /// outside CI.
 async fn postgres_store() -> Option<(Arc<dyn Store>, String)> {
-    let base = std::env::var("COGNATE_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    let base = std::env::var("COGNATE_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
     let schema = format!("cognate_test_{}", unique());
     let sep = if base.contains('?') { '&' } else { '?' };
     match ::store::connect(&format!("{base}{sep}schema={schema}")).await {
@@ -92,9 +104,14 @@ async fn postgres_store() -> Option<(Arc<dyn Store>, String)> {
 }
 
 async fn drop_schema(schema: &str) {
-    let base = std::env::var("COGNATE_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    let base = std::env::var("COGNATE_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
     if let Ok(pool) = sqlx::PgPool::connect(&base).await {
-        let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))).execute(&pool).await;
+        let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DROP SCHEMA IF EXISTS {schema} CASCADE"
+        )))
+        .execute(&pool)
+        .await;
     }
 }
 
@@ -139,12 +156,26 @@ both!(
 );
 
 fn pool_input(name: &str) -> PoolInput {
-    PoolInput { name: Some(name.into()), ..Default::default() }
+    PoolInput {
+        name: Some(name.into()),
+        ..Default::default()
+    }
 }
 
 async fn make_pool(e: &Env, input: PoolInput) -> (Pool, Client) {
     let pool = e.dir.create_pool(&e.grant, input).await.unwrap();
-    let client = e.dir.create_client(&e.grant, &pool.id, ClientInput { name: Some("app".into()), ..Default::default() }).await.unwrap();
+    let client = e
+        .dir
+        .create_client(
+            &e.grant,
+            &pool.id,
+            ClientInput {
+                name: Some("app".into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
     (pool, client)
 }
 
@@ -159,23 +190,56 @@ fn sign_up(client: &Client, username: &str, email: &str) -> SignUp {
 }
 
 async fn pools_round_trip_and_delete_everything_inside(e: Env) {
-    let input = PoolInput { auto_verified_attributes: vec!["email".into()], ..pool_input("p1") };
+    let input = PoolInput {
+        auto_verified_attributes: vec!["email".into()],
+        ..pool_input("p1")
+    };
     let (pool, client) = make_pool(&e, input).await;
     assert!(pool.id.starts_with("us-east-1_"));
     let (back, count) = e.dir.describe_pool(&e.grant, &pool.id).await.unwrap();
     assert_eq!(back, pool);
     assert_eq!(count, 0);
-    e.dir.sign_up(sign_up(&client, "alice", "a@example.com")).await.unwrap();
-    e.dir.create_group(&e.grant, &pool.id, "g", GroupInput::default()).await.unwrap();
-    e.dir.add_user_to_group(&e.grant, &pool.id, "alice", "g").await.unwrap();
+    e.dir
+        .sign_up(sign_up(&client, "alice", "a@example.com"))
+        .await
+        .unwrap();
+    e.dir
+        .create_group(&e.grant, &pool.id, "g", GroupInput::default())
+        .await
+        .unwrap();
+    e.dir
+        .add_user_to_group(&e.grant, &pool.id, "alice", "g")
+        .await
+        .unwrap();
     assert_eq!(e.dir.describe_pool(&e.grant, &pool.id).await.unwrap().1, 1);
 
     e.dir.delete_pool(&e.grant, &pool.id).await.unwrap();
-    assert!(matches!(e.dir.describe_pool(&e.grant, &pool.id).await, Err(Error::ResourceNotFound(_))));
-    assert!(e.store.get_client(&client.client_id).await.unwrap().is_none());
+    assert!(matches!(
+        e.dir.describe_pool(&e.grant, &pool.id).await,
+        Err(Error::ResourceNotFound(_))
+    ));
+    assert!(
+        e.store
+            .get_client(&client.client_id)
+            .await
+            .unwrap()
+            .is_none()
+    );
     assert_eq!(e.store.count_users(&pool.id).await.unwrap(), 0);
-    assert!(e.store.list_messages(&pool.id, None).await.unwrap().is_empty());
-    assert!(e.store.list_groups(&pool.id, None, 10).await.unwrap().is_empty());
+    assert!(
+        e.store
+            .list_messages(&pool.id, None)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        e.store
+            .list_groups(&pool.id, None, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 async fn concurrent_sign_ups_of_one_username_make_one_user(e: Env) {
@@ -190,21 +254,44 @@ async fn concurrent_sign_ups_of_one_username_make_one_user(e: Env) {
         .collect();
     let results = futures::future::join_all(attempts).await;
     let ok = results.iter().filter(|r| matches!(r, Ok(Ok(_)))).count();
-    let exists = results.iter().filter(|r| matches!(r, Ok(Err(Error::UsernameExists(_))))).count();
+    let exists = results
+        .iter()
+        .filter(|r| matches!(r, Ok(Err(Error::UsernameExists(_)))))
+        .count();
     assert_eq!((ok, exists), (1, 7), "{results:?}");
     assert_eq!(e.store.count_users(&pool.id).await.unwrap(), 1);
 }
 
 async fn email_is_unique_in_email_username_pools(e: Env) {
-    let input = PoolInput { username_attributes: vec!["email".into()], ..pool_input("emails") };
+    let input = PoolInput {
+        username_attributes: vec!["email".into()],
+        ..pool_input("emails")
+    };
     let (pool, client) = make_pool(&e, input).await;
-    let out = e.dir.sign_up(sign_up(&client, "Carol@Example.com", "ignored@example.com")).await.unwrap();
-    let user = e.dir.admin_get_user(&e.grant, &pool.id, "carol@example.com").await.unwrap();
+    let out = e
+        .dir
+        .sign_up(sign_up(&client, "Carol@Example.com", "ignored@example.com"))
+        .await
+        .unwrap();
+    let user = e
+        .dir
+        .admin_get_user(&e.grant, &pool.id, "carol@example.com")
+        .await
+        .unwrap();
     assert_eq!(user.username, out.sub, "the stored username is the sub");
     assert_eq!(user.attribute("email"), Some("Carol@Example.com"));
-    let again = e.dir.sign_up(sign_up(&client, "carol@example.com", "x@example.com")).await;
-    assert!(matches!(again, Err(Error::UsernameExists(ref m)) if m.contains("email")), "{again:?}");
-    let not_email = e.dir.sign_up(sign_up(&client, "carol", "x@example.com")).await;
+    let again = e
+        .dir
+        .sign_up(sign_up(&client, "carol@example.com", "x@example.com"))
+        .await;
+    assert!(
+        matches!(again, Err(Error::UsernameExists(ref m)) if m.contains("email")),
+        "{again:?}"
+    );
+    let not_email = e
+        .dir
+        .sign_up(sign_up(&client, "carol", "x@example.com"))
+        .await;
     assert!(matches!(not_email, Err(Error::InvalidParameter(_))));
 }
 
@@ -217,7 +304,10 @@ async fn listing_pages_neither_skip_nor_repeat_while_users_are_added(e: Env) {
         ..Default::default()
     };
     for i in 0..20 {
-        e.dir.admin_create_user(&e.grant, create(format!("user{i:02}"))).await.unwrap();
+        e.dir
+            .admin_create_user(&e.grant, create(format!("user{i:02}")))
+            .await
+            .unwrap();
     }
     let mut seen = Vec::new();
     let mut token = None;
@@ -225,13 +315,27 @@ async fn listing_pages_neither_skip_nor_repeat_while_users_are_added(e: Env) {
     loop {
         let page = e
             .dir
-            .list_users(&e.grant, ListUsersQuery { pool_id: pool.id.clone(), limit: 3, token: token.clone(), filter: None })
+            .list_users(
+                &e.grant,
+                ListUsersQuery {
+                    pool_id: pool.id.clone(),
+                    limit: 3,
+                    token: token.clone(),
+                    filter: None,
+                },
+            )
             .await
             .unwrap();
         seen.extend(page.items.iter().map(|u| u.username.clone()));
         // Others sign up between pages, before and after the cursor.
-        e.dir.admin_create_user(&e.grant, create(format!("a-new{round}"))).await.unwrap();
-        e.dir.admin_create_user(&e.grant, create(format!("zz-new{round}"))).await.unwrap();
+        e.dir
+            .admin_create_user(&e.grant, create(format!("a-new{round}")))
+            .await
+            .unwrap();
+        e.dir
+            .admin_create_user(&e.grant, create(format!("zz-new{round}")))
+            .await
+            .unwrap();
         round += 1;
         match page.next {
             Some(t) => token = Some(t),
@@ -246,26 +350,60 @@ async fn listing_pages_neither_skip_nor_repeat_while_users_are_added(e: Env) {
     }
     let bad = e
         .dir
-        .list_users(&e.grant, ListUsersQuery { pool_id: pool.id.clone(), limit: 3, token: token.clone(), filter: Some("username = \"x\"".into()) })
+        .list_users(
+            &e.grant,
+            ListUsersQuery {
+                pool_id: pool.id.clone(),
+                limit: 3,
+                token: token.clone(),
+                filter: Some("username = \"x\"".into()),
+            },
+        )
         .await;
     assert!(token.is_some());
-    assert!(matches!(bad, Err(Error::InvalidParameter(_))), "a token only works for its own query");
+    assert!(
+        matches!(bad, Err(Error::InvalidParameter(_))),
+        "a token only works for its own query"
+    );
 }
 
 async fn filters_find_users_by_indexed_and_plain_attributes(e: Env) {
     let (pool, client) = make_pool(&e, pool_input("filters")).await;
-    for (name, email, given) in [("ann", "ann@a.com", "Ann"), ("ben", "ben@b.com", "Ben"), ("bea", "bea@b.com", "Bea")] {
+    for (name, email, given) in [
+        ("ann", "ann@a.com", "Ann"),
+        ("ben", "ben@b.com", "Ben"),
+        ("bea", "bea@b.com", "Bea"),
+    ] {
         let mut req = sign_up(&client, name, email);
         req.attributes.push(("given_name".into(), given.into()));
         e.dir.sign_up(req).await.unwrap();
     }
-    e.dir.admin_confirm_sign_up(&e.grant, &pool.id, "ben").await.unwrap();
-    e.dir.admin_set_user_enabled(&e.grant, &pool.id, "bea", false).await.unwrap();
+    e.dir
+        .admin_confirm_sign_up(&e.grant, &pool.id, "ben")
+        .await
+        .unwrap();
+    e.dir
+        .admin_set_user_enabled(&e.grant, &pool.id, "bea", false)
+        .await
+        .unwrap();
     let names = |filter: &str| {
-        let q = ListUsersQuery { pool_id: pool.id.clone(), limit: 60, token: None, filter: Some(filter.into()) };
+        let q = ListUsersQuery {
+            pool_id: pool.id.clone(),
+            limit: 60,
+            token: None,
+            filter: Some(filter.into()),
+        };
         let dir = &e.dir;
         let grant = &e.grant;
-        async move { dir.list_users(grant, q).await.unwrap().items.into_iter().map(|u| u.username).collect::<Vec<_>>() }
+        async move {
+            dir.list_users(grant, q)
+                .await
+                .unwrap()
+                .items
+                .into_iter()
+                .map(|u| u.username)
+                .collect::<Vec<_>>()
+        }
     };
     assert_eq!(names("email = \"ben@b.com\"").await, ["ben"]);
     assert_eq!(names("email ^= \"be\"").await, ["bea", "ben"]);
@@ -273,7 +411,20 @@ async fn filters_find_users_by_indexed_and_plain_attributes(e: Env) {
     assert_eq!(names("cognito:user_status = \"CONFIRMED\"").await, ["ben"]);
     assert_eq!(names("status = \"Disabled\"").await, ["bea"]);
     assert_eq!(names("username ^= \"a\"").await, ["ann"]);
-    assert!(e.dir.list_users(&e.grant, ListUsersQuery { pool_id: pool.id.clone(), limit: 1, token: None, filter: Some("nope = \"x\"".into()) }).await.is_err());
+    assert!(
+        e.dir
+            .list_users(
+                &e.grant,
+                ListUsersQuery {
+                    pool_id: pool.id.clone(),
+                    limit: 1,
+                    token: None,
+                    filter: Some("nope = \"x\"".into())
+                }
+            )
+            .await
+            .is_err()
+    );
 }
 
 async fn latest_code(e: &Env, pool: &str, user: &str) -> String {
@@ -282,9 +433,16 @@ async fn latest_code(e: &Env, pool: &str, user: &str) -> String {
 }
 
 async fn codes_are_single_use_limited_and_expire(e: Env) {
-    let input = PoolInput { auto_verified_attributes: vec!["email".into()], ..pool_input("codes") };
+    let input = PoolInput {
+        auto_verified_attributes: vec!["email".into()],
+        ..pool_input("codes")
+    };
     let (pool, client) = make_pool(&e, input).await;
-    let out = e.dir.sign_up(sign_up(&client, "dan", "dan@example.com")).await.unwrap();
+    let out = e
+        .dir
+        .sign_up(sign_up(&client, "dan", "dan@example.com"))
+        .await
+        .unwrap();
     assert_eq!(out.delivery.unwrap().destination, "d***@e***");
     let code = latest_code(&e, &pool.id, "dan").await;
     assert_eq!(code.len(), 6);
@@ -292,31 +450,57 @@ async fn codes_are_single_use_limited_and_expire(e: Env) {
 
     // Expired after 24 hours.
     e.clock.0.fetch_add(24 * 3600 * 1000 + 1, Ordering::SeqCst);
-    let r = e.dir.confirm_sign_up(&client.client_id, None, "dan", &code, false).await;
+    let r = e
+        .dir
+        .confirm_sign_up(&client.client_id, None, "dan", &code, false)
+        .await;
     assert!(matches!(r, Err(Error::ExpiredCode)), "{r:?}");
 
     // A resend gives a fresh code that works once.
-    e.dir.resend_confirmation_code(&client.client_id, None, "dan").await.unwrap();
+    e.dir
+        .resend_confirmation_code(&client.client_id, None, "dan")
+        .await
+        .unwrap();
     let code = latest_code(&e, &pool.id, "dan").await;
-    e.dir.confirm_sign_up(&client.client_id, None, "dan", &code, false).await.unwrap();
-    let user = e.dir.admin_get_user(&e.grant, &pool.id, "dan").await.unwrap();
+    e.dir
+        .confirm_sign_up(&client.client_id, None, "dan", &code, false)
+        .await
+        .unwrap();
+    let user = e
+        .dir
+        .admin_get_user(&e.grant, &pool.id, "dan")
+        .await
+        .unwrap();
     assert_eq!(user.status, UserStatus::Confirmed);
     assert_eq!(user.attribute("email_verified"), Some("true"));
-    let again = e.dir.confirm_sign_up(&client.client_id, None, "dan", &code, false).await;
+    let again = e
+        .dir
+        .confirm_sign_up(&client.client_id, None, "dan", &code, false)
+        .await;
     assert!(matches!(again, Err(Error::NotAuthorized(_))), "{again:?}");
 
     // The development hook expires outstanding codes.
     let (_, c2) = (pool.clone(), client.clone());
-    e.dir.sign_up(sign_up(&c2, "eve", "eve@example.com")).await.unwrap();
+    e.dir
+        .sign_up(sign_up(&c2, "eve", "eve@example.com"))
+        .await
+        .unwrap();
     let code = latest_code(&e, &pool.id, "eve").await;
     assert_eq!(e.dir.expire_codes(&pool.id, "eve").await.unwrap(), 1);
-    let r = e.dir.confirm_sign_up(&client.client_id, None, "eve", &code, false).await;
+    let r = e
+        .dir
+        .confirm_sign_up(&client.client_id, None, "eve", &code, false)
+        .await;
     assert!(matches!(r, Err(Error::ExpiredCode)));
 
     // Sends are limited per user and window, generously.
     let mut limited = false;
     for _ in 0..40 {
-        if let Err(Error::LimitExceeded(_)) = e.dir.resend_confirmation_code(&client.client_id, None, "eve").await {
+        if let Err(Error::LimitExceeded(_)) = e
+            .dir
+            .resend_confirmation_code(&client.client_id, None, "eve")
+            .await
+        {
             limited = true;
             break;
         }
@@ -325,9 +509,15 @@ async fn codes_are_single_use_limited_and_expire(e: Env) {
 }
 
 async fn wrong_codes_are_limited_even_in_parallel(e: Env) {
-    let input = PoolInput { auto_verified_attributes: vec!["email".into()], ..pool_input("attempts") };
+    let input = PoolInput {
+        auto_verified_attributes: vec!["email".into()],
+        ..pool_input("attempts")
+    };
     let (pool, client) = make_pool(&e, input).await;
-    e.dir.sign_up(sign_up(&client, "fay", "fay@example.com")).await.unwrap();
+    e.dir
+        .sign_up(sign_up(&client, "fay", "fay@example.com"))
+        .await
+        .unwrap();
     let code = latest_code(&e, &pool.id, "fay").await;
     let wrong = if code == "000000" { "111111" } else { "000000" };
     let e = Arc::new(e);
@@ -339,38 +529,136 @@ async fn wrong_codes_are_limited_even_in_parallel(e: Env) {
         })
         .collect();
     let results = futures::future::join_all(tries).await;
-    let mismatches = results.iter().filter(|r| matches!(r, Ok(Err(Error::CodeMismatch)))).count();
-    let limited = results.iter().filter(|r| matches!(r, Ok(Err(Error::LimitExceeded(_))))).count();
+    let mismatches = results
+        .iter()
+        .filter(|r| matches!(r, Ok(Err(Error::CodeMismatch))))
+        .count();
+    let limited = results
+        .iter()
+        .filter(|r| matches!(r, Ok(Err(Error::LimitExceeded(_)))))
+        .count();
     assert_eq!((mismatches, limited), (5, 15), "{results:?}");
-    let right = e.dir.confirm_sign_up(&client.client_id, None, "fay", &code, false).await;
-    assert!(matches!(right, Err(Error::LimitExceeded(_))), "the right code is refused once the limit is reached");
+    let right = e
+        .dir
+        .confirm_sign_up(&client.client_id, None, "fay", &code, false)
+        .await;
+    assert!(
+        matches!(right, Err(Error::LimitExceeded(_))),
+        "the right code is refused once the limit is reached"
+    );
 }
 
 async fn groups_and_memberships(e: Env) {
     let (pool, client) = make_pool(&e, pool_input("groups")).await;
-    e.dir.sign_up(sign_up(&client, "gus", "gus@example.com")).await.unwrap();
-    let g = e.dir.create_group(&e.grant, &pool.id, "Admins", GroupInput { precedence: Some(0), ..Default::default() }).await.unwrap();
+    e.dir
+        .sign_up(sign_up(&client, "gus", "gus@example.com"))
+        .await
+        .unwrap();
+    let g = e
+        .dir
+        .create_group(
+            &e.grant,
+            &pool.id,
+            "Admins",
+            GroupInput {
+                precedence: Some(0),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
     assert_eq!(g.precedence, Some(0));
-    assert!(matches!(e.dir.create_group(&e.grant, &pool.id, "Admins", GroupInput::default()).await, Err(Error::GroupExists(_))));
-    e.dir.create_group(&e.grant, &pool.id, "Users", GroupInput::default()).await.unwrap();
-    e.dir.add_user_to_group(&e.grant, &pool.id, "gus", "Admins").await.unwrap();
-    e.dir.add_user_to_group(&e.grant, &pool.id, "gus", "Admins").await.unwrap();
-    e.dir.add_user_to_group(&e.grant, &pool.id, "gus", "Users").await.unwrap();
-    let groups = e.dir.groups_for_user(&e.grant, &pool.id, "gus", 1, None).await.unwrap();
+    assert!(matches!(
+        e.dir
+            .create_group(&e.grant, &pool.id, "Admins", GroupInput::default())
+            .await,
+        Err(Error::GroupExists(_))
+    ));
+    e.dir
+        .create_group(&e.grant, &pool.id, "Users", GroupInput::default())
+        .await
+        .unwrap();
+    e.dir
+        .add_user_to_group(&e.grant, &pool.id, "gus", "Admins")
+        .await
+        .unwrap();
+    e.dir
+        .add_user_to_group(&e.grant, &pool.id, "gus", "Admins")
+        .await
+        .unwrap();
+    e.dir
+        .add_user_to_group(&e.grant, &pool.id, "gus", "Users")
+        .await
+        .unwrap();
+    let groups = e
+        .dir
+        .groups_for_user(&e.grant, &pool.id, "gus", 1, None)
+        .await
+        .unwrap();
     assert_eq!(groups.items[0].name, "Admins");
-    let rest = e.dir.groups_for_user(&e.grant, &pool.id, "gus", 1, groups.next.as_deref()).await.unwrap();
+    let rest = e
+        .dir
+        .groups_for_user(&e.grant, &pool.id, "gus", 1, groups.next.as_deref())
+        .await
+        .unwrap();
     assert_eq!(rest.items[0].name, "Users");
     assert!(rest.next.is_none());
-    let users = e.dir.users_in_group(&e.grant, &pool.id, "Admins", 10, None).await.unwrap();
+    let users = e
+        .dir
+        .users_in_group(&e.grant, &pool.id, "Admins", 10, None)
+        .await
+        .unwrap();
     assert_eq!(users.items.len(), 1);
-    let updated = e.dir.update_group(&e.grant, &pool.id, "Admins", GroupInput { description: Some("d".into()), ..Default::default() }).await.unwrap();
-    assert_eq!((updated.description.as_deref(), updated.precedence), (Some("d"), Some(0)));
-    e.dir.remove_user_from_group(&e.grant, &pool.id, "gus", "Admins").await.unwrap();
-    assert_eq!(e.dir.users_in_group(&e.grant, &pool.id, "Admins", 10, None).await.unwrap().items.len(), 0);
-    e.dir.delete_group(&e.grant, &pool.id, "Users").await.unwrap();
-    assert!(e.dir.groups_for_user(&e.grant, &pool.id, "gus", 10, None).await.unwrap().items.is_empty());
-    e.dir.admin_delete_user(&e.grant, &pool.id, "gus").await.unwrap();
-    assert!(matches!(e.dir.admin_get_user(&e.grant, &pool.id, "gus").await, Err(Error::UserNotFound)));
+    let updated = e
+        .dir
+        .update_group(
+            &e.grant,
+            &pool.id,
+            "Admins",
+            GroupInput {
+                description: Some("d".into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (updated.description.as_deref(), updated.precedence),
+        (Some("d"), Some(0))
+    );
+    e.dir
+        .remove_user_from_group(&e.grant, &pool.id, "gus", "Admins")
+        .await
+        .unwrap();
+    assert_eq!(
+        e.dir
+            .users_in_group(&e.grant, &pool.id, "Admins", 10, None)
+            .await
+            .unwrap()
+            .items
+            .len(),
+        0
+    );
+    e.dir
+        .delete_group(&e.grant, &pool.id, "Users")
+        .await
+        .unwrap();
+    assert!(
+        e.dir
+            .groups_for_user(&e.grant, &pool.id, "gus", 10, None)
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+    e.dir
+        .admin_delete_user(&e.grant, &pool.id, "gus")
+        .await
+        .unwrap();
+    assert!(matches!(
+        e.dir.admin_get_user(&e.grant, &pool.id, "gus").await,
+        Err(Error::UserNotFound)
+    ));
 }
 
 async fn resource_servers_and_clients(e: Env) {
@@ -379,11 +667,28 @@ async fn resource_servers_and_clients(e: Env) {
         pool_id: pool.id.clone(),
         identifier: "https://api.example.com".into(),
         name: "api".into(),
-        scopes: vec![Scope { name: "read".into(), description: "Read".into() }],
+        scopes: vec![Scope {
+            name: "read".into(),
+            description: "Read".into(),
+        }],
     };
-    e.dir.create_resource_server(&e.grant, rs.clone()).await.unwrap();
-    assert!(e.dir.create_resource_server(&e.grant, rs.clone()).await.is_err());
-    assert_eq!(e.dir.describe_resource_server(&e.grant, &pool.id, &rs.identifier).await.unwrap(), rs);
+    e.dir
+        .create_resource_server(&e.grant, rs.clone())
+        .await
+        .unwrap();
+    assert!(
+        e.dir
+            .create_resource_server(&e.grant, rs.clone())
+            .await
+            .is_err()
+    );
+    assert_eq!(
+        e.dir
+            .describe_resource_server(&e.grant, &pool.id, &rs.identifier)
+            .await
+            .unwrap(),
+        rs
+    );
     let scoped = ClientInput {
         name: Some("m2m".into()),
         generate_secret: true,
@@ -392,17 +697,49 @@ async fn resource_servers_and_clients(e: Env) {
         allowed_oauth_flows_user_pool_client: true,
         ..Default::default()
     };
-    let m2m = e.dir.create_client(&e.grant, &pool.id, scoped.clone()).await.unwrap();
+    let m2m = e
+        .dir
+        .create_client(&e.grant, &pool.id, scoped.clone())
+        .await
+        .unwrap();
     assert_eq!(m2m.secret.as_ref().map(String::len), Some(51));
-    let unknown = ClientInput { allowed_oauth_scopes: vec!["https://api.example.com/write".into()], ..scoped };
-    assert!(matches!(e.dir.create_client(&e.grant, &pool.id, unknown).await, Err(Error::ScopeDoesNotExist(_))));
-    let page = e.dir.list_clients(&e.grant, &pool.id, 1, None).await.unwrap();
+    let unknown = ClientInput {
+        allowed_oauth_scopes: vec!["https://api.example.com/write".into()],
+        ..scoped
+    };
+    assert!(matches!(
+        e.dir.create_client(&e.grant, &pool.id, unknown).await,
+        Err(Error::ScopeDoesNotExist(_))
+    ));
+    let page = e
+        .dir
+        .list_clients(&e.grant, &pool.id, 1, None)
+        .await
+        .unwrap();
     assert_eq!(page.items.len(), 1);
     assert!(page.next.is_some());
-    e.dir.delete_client(&e.grant, &pool.id, &client.client_id).await.unwrap();
-    assert!(e.dir.describe_client(&e.grant, &pool.id, &client.client_id).await.is_err());
-    e.dir.delete_resource_server(&e.grant, &pool.id, &rs.identifier).await.unwrap();
-    assert!(e.dir.list_resource_servers(&e.grant, &pool.id, 10, None).await.unwrap().items.is_empty());
+    e.dir
+        .delete_client(&e.grant, &pool.id, &client.client_id)
+        .await
+        .unwrap();
+    assert!(
+        e.dir
+            .describe_client(&e.grant, &pool.id, &client.client_id)
+            .await
+            .is_err()
+    );
+    e.dir
+        .delete_resource_server(&e.grant, &pool.id, &rs.identifier)
+        .await
+        .unwrap();
+    assert!(
+        e.dir
+            .list_resource_servers(&e.grant, &pool.id, 10, None)
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
 }
 
 async fn meta_values_are_written_once(e: Env) {

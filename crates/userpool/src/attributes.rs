@@ -69,7 +69,11 @@ pub fn find<'a>(config: &'a PoolConfig, name: &str) -> Option<&'a SchemaAttribut
 }
 
 pub fn custom_count(config: &PoolConfig) -> usize {
-    config.schema.iter().filter(|a| a.name.starts_with("custom:")).count()
+    config
+        .schema
+        .iter()
+        .filter(|a| a.name.starts_with("custom:"))
+        .count()
 }
 
 fn invalid_attr(name: &str, why: &str) -> Error {
@@ -80,7 +84,10 @@ fn invalid_attr(name: &str, why: &str) -> Error {
 pub fn check_value(attr: &SchemaAttribute, value: &str) -> Result<()> {
     let name = attr.name.as_str();
     if value.len() > MAX_VALUE_LEN {
-        return Err(invalid_attr(name, "Attribute value is too long (limit 2048)."));
+        return Err(invalid_attr(
+            name,
+            "Attribute value is too long (limit 2048).",
+        ));
     }
     match attr.data_type {
         AttributeType::Boolean => {
@@ -89,23 +96,34 @@ pub fn check_value(attr: &SchemaAttribute, value: &str) -> Result<()> {
             }
         }
         AttributeType::Number => {
-            let n: f64 = value.parse().map_err(|_| invalid_attr(name, "Attribute value must be a number."))?;
+            let n: f64 = value
+                .parse()
+                .map_err(|_| invalid_attr(name, "Attribute value must be a number."))?;
             let bound = |b: &Option<String>| b.as_deref().and_then(|s| s.parse::<f64>().ok());
-            if bound(&attr.min_value).is_some_and(|m| n < m) || bound(&attr.max_value).is_some_and(|m| n > m) {
+            if bound(&attr.min_value).is_some_and(|m| n < m)
+                || bound(&attr.max_value).is_some_and(|m| n > m)
+            {
                 return Err(invalid_attr(name, "Attribute value is out of range."));
             }
         }
         AttributeType::String | AttributeType::DateTime => {
             let len = value.chars().count();
             let bound = |b: &Option<String>| b.as_deref().and_then(|s| s.parse::<usize>().ok());
-            if bound(&attr.min_length).is_some_and(|m| len < m) || bound(&attr.max_length).is_some_and(|m| len > m) {
-                return Err(invalid_attr(name, "Attribute value length is out of range."));
+            if bound(&attr.min_length).is_some_and(|m| len < m)
+                || bound(&attr.max_length).is_some_and(|m| len > m)
+            {
+                return Err(invalid_attr(
+                    name,
+                    "Attribute value length is out of range.",
+                ));
             }
         }
     }
     match name {
         "email" if !is_email(value) => Err(invalid_attr(name, "Invalid email address format.")),
-        "phone_number" if !is_phone(value) => Err(invalid_attr(name, "Invalid phone number format.")),
+        "phone_number" if !is_phone(value) => {
+            Err(invalid_attr(name, "Invalid phone number format."))
+        }
         _ => Ok(()),
     }
 }
@@ -113,7 +131,10 @@ pub fn check_value(attr: &SchemaAttribute, value: &str) -> Result<()> {
 pub fn is_email(v: &str) -> bool {
     match v.split_once('@') {
         Some((local, domain)) => {
-            !local.is_empty() && !domain.is_empty() && !v.chars().any(char::is_whitespace) && !domain.contains('@')
+            !local.is_empty()
+                && !domain.is_empty()
+                && !v.chars().any(char::is_whitespace)
+                && !domain.contains('@')
         }
         None => false,
     }
@@ -147,7 +168,10 @@ pub fn check_writes(
             return Err(invalid_attr(name, "Cannot modify an immutable attribute."));
         }
         let Some(attr) = find(config, name) else {
-            return Err(invalid_attr(name, "Attribute does not exist in the schema."));
+            return Err(invalid_attr(
+                name,
+                "Attribute does not exist in the schema.",
+            ));
         };
         if writer == Writer::Admin && !attr.mutable {
             return Err(invalid_attr(name, "Cannot modify an immutable attribute."));
@@ -160,7 +184,11 @@ pub fn check_writes(
 
 /// Refuses a new user lacking a required attribute.
 pub fn check_required(config: &PoolConfig, attrs: &BTreeMap<String, String>) -> Result<()> {
-    for attr in config.schema.iter().filter(|a| a.required && a.name != "sub") {
+    for attr in config
+        .schema
+        .iter()
+        .filter(|a| a.required && a.name != "sub")
+    {
         if !attrs.contains_key(&attr.name) {
             return Err(Error::invalid(format!(
                 "Attributes did not conform to the schema: {}: The attribute is required",
@@ -176,7 +204,10 @@ mod tests {
     use super::*;
 
     fn attr(name: &str) -> SchemaAttribute {
-        standard_schema().into_iter().find(|a| a.name == name).unwrap()
+        standard_schema()
+            .into_iter()
+            .find(|a| a.name == name)
+            .unwrap()
     }
 
     #[test]

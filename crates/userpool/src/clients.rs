@@ -36,8 +36,18 @@ pub struct ClientInput {
     pub echoed: Echoed,
 }
 
-const LEGACY_FLOWS: &[&str] = &["ADMIN_NO_SRP_AUTH", "CUSTOM_AUTH_FLOW_ONLY", "USER_PASSWORD_AUTH"];
-const STANDARD_SCOPES: &[&str] = &["phone", "email", "openid", "profile", "aws.cognito.signin.user.admin"];
+const LEGACY_FLOWS: &[&str] = &[
+    "ADMIN_NO_SRP_AUTH",
+    "CUSTOM_AUTH_FLOW_ONLY",
+    "USER_PASSWORD_AUTH",
+];
+const STANDARD_SCOPES: &[&str] = &[
+    "phone",
+    "email",
+    "openid",
+    "profile",
+    "aws.cognito.signin.user.admin",
+];
 
 fn unit_seconds(unit: &str) -> i64 {
     match unit {
@@ -68,22 +78,53 @@ fn is_allowed_redirect(url: &str) -> bool {
 
 impl Directory {
     async fn client_config(&self, pool_id: &str, input: ClientInput) -> Result<ClientConfig> {
-        let units = input.token_validity_units.clone().unwrap_or(TokenValidityUnits {
-            access_token: "minutes".into(),
-            id_token: "minutes".into(),
-            refresh_token: "days".into(),
-        });
-        let access = input.access_token_validity.unwrap_or(if units.access_token == "minutes" { 60 } else { 1 });
-        let id = input.id_token_validity.unwrap_or(if units.id_token == "minutes" { 60 } else { 1 });
+        let units = input
+            .token_validity_units
+            .clone()
+            .unwrap_or(TokenValidityUnits {
+                access_token: "minutes".into(),
+                id_token: "minutes".into(),
+                refresh_token: "days".into(),
+            });
+        let access = input
+            .access_token_validity
+            .unwrap_or(if units.access_token == "minutes" {
+                60
+            } else {
+                1
+            });
+        let id = input
+            .id_token_validity
+            .unwrap_or(if units.id_token == "minutes" { 60 } else { 1 });
         let refresh = input.refresh_token_validity.unwrap_or(30);
-        check_validity("AccessTokenValidity", access, &units.access_token, 300, 86400)?;
+        check_validity(
+            "AccessTokenValidity",
+            access,
+            &units.access_token,
+            300,
+            86400,
+        )?;
         check_validity("IdTokenValidity", id, &units.id_token, 300, 86400)?;
-        check_validity("RefreshTokenValidity", refresh, &units.refresh_token, 3600, 315_360_000)?;
+        check_validity(
+            "RefreshTokenValidity",
+            refresh,
+            &units.refresh_token,
+            3600,
+            315_360_000,
+        )?;
 
-        let legacy = input.explicit_auth_flows.iter().any(|f| LEGACY_FLOWS.contains(&f.as_str()));
-        let modern = input.explicit_auth_flows.iter().any(|f| f.starts_with("ALLOW_"));
+        let legacy = input
+            .explicit_auth_flows
+            .iter()
+            .any(|f| LEGACY_FLOWS.contains(&f.as_str()));
+        let modern = input
+            .explicit_auth_flows
+            .iter()
+            .any(|f| f.starts_with("ALLOW_"));
         if legacy && modern {
-            return Err(Error::invalid("explicitAuthFlows can't contain both legacy and new values."));
+            return Err(Error::invalid(
+                "explicitAuthFlows can't contain both legacy and new values.",
+            ));
         }
         self.check_oauth(pool_id, &input).await?;
         Ok(ClientConfig {
@@ -102,7 +143,9 @@ impl Directory {
             allowed_oauth_flows: input.allowed_oauth_flows,
             allowed_oauth_scopes: input.allowed_oauth_scopes,
             allowed_oauth_flows_user_pool_client: input.allowed_oauth_flows_user_pool_client,
-            prevent_user_existence_errors: input.prevent_user_existence_errors.unwrap_or_else(|| "LEGACY".into()),
+            prevent_user_existence_errors: input
+                .prevent_user_existence_errors
+                .unwrap_or_else(|| "LEGACY".into()),
             enable_token_revocation: input.enable_token_revocation.unwrap_or(true),
             enable_propagate_additional_user_context_data: input
                 .enable_propagate_additional_user_context_data
@@ -114,15 +157,24 @@ impl Directory {
 
     async fn check_oauth(&self, pool_id: &str, input: &ClientInput) -> Result<()> {
         let flows = &input.allowed_oauth_flows;
-        if flows.iter().any(|f| f == "client_credentials") && flows.iter().any(|f| f != "client_credentials") {
+        if flows.iter().any(|f| f == "client_credentials")
+            && flows.iter().any(|f| f != "client_credentials")
+        {
             return Err(Error::InvalidOAuthFlow(
                 "client_credentials flow can not be selected along with code flow or implicit flow.".into(),
             ));
         }
         if flows.iter().any(|f| f == "code" || f == "implicit") && input.callback_urls.is_empty() {
-            return Err(Error::invalid("CallbackURLs are required when code or implicit flows are allowed."));
+            return Err(Error::invalid(
+                "CallbackURLs are required when code or implicit flows are allowed.",
+            ));
         }
-        if let Some(url) = input.callback_urls.iter().chain(&input.logout_urls).find(|u| !is_allowed_redirect(u)) {
+        if let Some(url) = input
+            .callback_urls
+            .iter()
+            .chain(&input.logout_urls)
+            .find(|u| !is_allowed_redirect(u))
+        {
             return Err(Error::invalid(format!(
                 "{url} is not a valid redirect URL: http is only allowed for localhost."
             )));
@@ -130,7 +182,9 @@ impl Directory {
         if let Some(d) = &input.default_redirect_uri
             && !input.callback_urls.contains(d)
         {
-            return Err(Error::invalid("DefaultRedirectURI must be one of the CallbackURLs."));
+            return Err(Error::invalid(
+                "DefaultRedirectURI must be one of the CallbackURLs.",
+            ));
         }
         for scope in &input.allowed_oauth_scopes {
             if STANDARD_SCOPES.contains(&scope.as_str()) {
@@ -145,17 +199,28 @@ impl Directory {
                 None => false,
             };
             if !known {
-                return Err(Error::ScopeDoesNotExist(format!("Invalid scope requested: {scope}")));
+                return Err(Error::ScopeDoesNotExist(format!(
+                    "Invalid scope requested: {scope}"
+                )));
             }
         }
         Ok(())
     }
 
-    pub async fn create_client(&self, grant: &AdminGrant, pool_id: &str, mut input: ClientInput) -> Result<Client> {
+    pub async fn create_client(
+        &self,
+        grant: &AdminGrant,
+        pool_id: &str,
+        mut input: ClientInput,
+    ) -> Result<Client> {
         self.admin_pool(grant, pool_id).await?;
         let secret = match input.secret.take() {
             Some(s) if input.generate_secret => Some(s),
-            Some(_) => return Err(Error::invalid("ClientSecret can only be given together with GenerateSecret.")),
+            Some(_) => {
+                return Err(Error::invalid(
+                    "ClientSecret can only be given together with GenerateSecret.",
+                ));
+            }
             None if input.generate_secret => Some(self.new_client_secret()),
             None => None,
         };
@@ -182,11 +247,18 @@ impl Directory {
     async fn pool_client(&self, pool_id: &str, client_id: &str) -> Result<Client> {
         match self.store.get_client(client_id).await? {
             Some(c) if c.pool_id == pool_id => Ok(c),
-            _ => Err(Error::not_found(format!("User pool client {client_id} does not exist."))),
+            _ => Err(Error::not_found(format!(
+                "User pool client {client_id} does not exist."
+            ))),
         }
     }
 
-    pub async fn describe_client(&self, grant: &AdminGrant, pool_id: &str, client_id: &str) -> Result<Client> {
+    pub async fn describe_client(
+        &self,
+        grant: &AdminGrant,
+        pool_id: &str,
+        client_id: &str,
+    ) -> Result<Client> {
         self.admin_pool(grant, pool_id).await?;
         self.pool_client(pool_id, client_id).await
     }
@@ -201,7 +273,10 @@ impl Directory {
         self.admin_pool(grant, pool_id).await?;
         let query = format!("clients|{pool_id}");
         let after = paging::decode_opt(&query, token)?;
-        let items = self.store.list_clients(pool_id, after.as_deref(), limit + 1).await?;
+        let items = self
+            .store
+            .list_clients(pool_id, after.as_deref(), limit + 1)
+            .await?;
         Ok(paging::page(&query, items, limit, |c| c.client_id.clone()))
     }
 
@@ -220,15 +295,24 @@ impl Directory {
         client.config = self.client_config(pool_id, input).await?;
         client.modified = self.now();
         if !self.store.update_client(&client).await? {
-            return Err(Error::not_found(format!("User pool client {client_id} does not exist.")));
+            return Err(Error::not_found(format!(
+                "User pool client {client_id} does not exist."
+            )));
         }
         Ok(client)
     }
 
-    pub async fn delete_client(&self, grant: &AdminGrant, pool_id: &str, client_id: &str) -> Result<()> {
+    pub async fn delete_client(
+        &self,
+        grant: &AdminGrant,
+        pool_id: &str,
+        client_id: &str,
+    ) -> Result<()> {
         self.admin_pool(grant, pool_id).await?;
         if !self.store.delete_client(pool_id, client_id).await? {
-            return Err(Error::not_found(format!("User pool client {client_id} does not exist.")));
+            return Err(Error::not_found(format!(
+                "User pool client {client_id} does not exist."
+            )));
         }
         Ok(())
     }
@@ -240,11 +324,9 @@ impl Directory {
         username: &str,
         secret_hash: Option<&str>,
     ) -> Result<(Client, Pool)> {
-        let client = self
-            .store
-            .get_client(client_id)
-            .await?
-            .ok_or_else(|| Error::not_found(format!("User pool client {client_id} does not exist.")))?;
+        let client = self.store.get_client(client_id).await?.ok_or_else(|| {
+            Error::not_found(format!("User pool client {client_id} does not exist."))
+        })?;
         if let Some(secret) = &client.secret {
             let Some(given) = secret_hash else {
                 return Err(Error::not_authorized(format!(
@@ -252,7 +334,9 @@ impl Directory {
                 )));
             };
             if !secret_hash_matches(secret, username, client_id, given) {
-                return Err(Error::not_authorized(format!("Unable to verify secret hash for client {client_id}")));
+                return Err(Error::not_authorized(format!(
+                    "Unable to verify secret hash for client {client_id}"
+                )));
             }
         }
         let pool = self.pool(&client.pool_id).await?;

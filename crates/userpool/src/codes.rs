@@ -39,7 +39,9 @@ pub(crate) fn mask(medium: Medium, destination: &str) -> String {
 
 /// Fills a pool template: `{####}` is the code, `{username}` the user name.
 pub(crate) fn render(template: &str, code: &str, username: &str) -> String {
-    template.replace("{####}", code).replace("{username}", username)
+    template
+        .replace("{####}", code)
+        .replace("{username}", username)
 }
 
 impl Directory {
@@ -55,14 +57,25 @@ impl Directory {
         }
     }
 
-    pub(crate) fn code_hash(&self, pool_id: &str, sub: &str, purpose: CodePurpose, code: &str) -> Vec<u8> {
+    pub(crate) fn code_hash(
+        &self,
+        pool_id: &str,
+        sub: &str,
+        purpose: CodePurpose,
+        code: &str,
+    ) -> Vec<u8> {
         let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, &self.code_key);
         let msg = format!("{pool_id}\n{sub}\n{}\n{code}", purpose.as_str());
-        aws_lc_rs::hmac::sign(&key, msg.as_bytes()).as_ref().to_vec()
+        aws_lc_rs::hmac::sign(&key, msg.as_bytes())
+            .as_ref()
+            .to_vec()
     }
 
     /// Where a user's codes go: the first auto-verified attribute the user has.
-    pub(crate) fn code_destination(pool: &Pool, user: &User) -> Option<(Medium, String, &'static str)> {
+    pub(crate) fn code_destination(
+        pool: &Pool,
+        user: &User,
+    ) -> Option<(Medium, String, &'static str)> {
         let auto = &pool.config.auto_verified_attributes;
         if auto.iter().any(|a| a == "email")
             && let Some(e) = user.attribute("email")
@@ -92,8 +105,18 @@ impl Directory {
         let stored = self
             .store
             .put_code(
-                &NewCode { pool_id: &pool.id, sub: &user.sub, purpose, hash: &hash, expires: now + CODE_TTL_MS },
-                SendLimit { now, window: SEND_WINDOW_MS, max_sends: MAX_SENDS_PER_WINDOW },
+                &NewCode {
+                    pool_id: &pool.id,
+                    sub: &user.sub,
+                    purpose,
+                    hash: &hash,
+                    expires: now + CODE_TTL_MS,
+                },
+                SendLimit {
+                    now,
+                    window: SEND_WINDOW_MS,
+                    max_sends: MAX_SENDS_PER_WINDOW,
+                },
             )
             .await?;
         if !stored {
@@ -101,7 +124,10 @@ impl Directory {
         }
         let v = &pool.config.verification;
         let (subject, template) = match medium {
-            Medium::Email => (v.email_subject.clone(), v.email_message.clone().unwrap_or_default()),
+            Medium::Email => (
+                v.email_subject.clone(),
+                v.email_message.clone().unwrap_or_default(),
+            ),
             Medium::Sms => (None, v.sms_message.clone().unwrap_or_default()),
         };
         self.deliver(Message {
@@ -115,7 +141,11 @@ impl Directory {
             secret: code,
         })
         .await?;
-        Ok(CodeDelivery { destination: mask(medium, &destination), medium, attribute: attribute.to_string() })
+        Ok(CodeDelivery {
+            destination: mask(medium, &destination),
+            medium,
+            attribute: attribute.to_string(),
+        })
     }
 
     pub(crate) async fn deliver(&self, message: Message) -> Result<()> {
@@ -166,6 +196,9 @@ mod tests {
 
     #[test]
     fn templates_fill_code_and_username() {
-        assert_eq!(render("Hi {username}, code {####}", "123456", "bob"), "Hi bob, code 123456");
+        assert_eq!(
+            render("Hi {username}, code {####}", "123456", "bob"),
+            "Hi bob, code 123456"
+        );
     }
 }

@@ -22,7 +22,10 @@ pub(crate) fn parse(text: &str) -> Result<Option<(String, UserFilter)>> {
     };
     let name = name.trim();
     let rest = rest.trim();
-    let inner = rest.strip_prefix('"').and_then(|r| r.strip_suffix('"')).ok_or_else(bad)?;
+    let inner = rest
+        .strip_prefix('"')
+        .and_then(|r| r.strip_suffix('"'))
+        .ok_or_else(bad)?;
     let mut value = String::with_capacity(inner.len());
     let mut chars = inner.chars();
     while let Some(c) = chars.next() {
@@ -39,10 +42,19 @@ pub(crate) fn parse(text: &str) -> Result<Option<(String, UserFilter)>> {
         "phone_number" => FilterField::PhoneNumber,
         "cognito:user_status" => FilterField::UserStatus,
         "status" => FilterField::Enabled,
-        "name" | "given_name" | "family_name" | "preferred_username" => FilterField::Attribute(name.to_string()),
+        "name" | "given_name" | "family_name" | "preferred_username" => {
+            FilterField::Attribute(name.to_string())
+        }
         _ => return Err(Error::invalid(format!("Invalid search attribute: {name}"))),
     };
-    Ok(Some((name.to_string(), UserFilter { field, prefix, value })))
+    Ok(Some((
+        name.to_string(),
+        UserFilter {
+            field,
+            prefix,
+            value,
+        },
+    )))
 }
 
 #[cfg(test)]
@@ -52,11 +64,20 @@ mod tests {
     #[test]
     fn parses_equality_and_prefix() {
         let (_, f) = parse(r#"email = "a@b.c""#).unwrap().unwrap();
-        assert_eq!(f, UserFilter { field: FilterField::Email, prefix: false, value: "a@b.c".into() });
+        assert_eq!(
+            f,
+            UserFilter {
+                field: FilterField::Email,
+                prefix: false,
+                value: "a@b.c".into()
+            }
+        );
         let (_, f) = parse(r#"given_name ^= "Jo""#).unwrap().unwrap();
         assert!(f.prefix);
         assert_eq!(f.field, FilterField::Attribute("given_name".into()));
-        let (_, f) = parse(r#"cognito:user_status = "CONFIRMED""#).unwrap().unwrap();
+        let (_, f) = parse(r#"cognito:user_status = "CONFIRMED""#)
+            .unwrap()
+            .unwrap();
         assert_eq!(f.field, FilterField::UserStatus);
     }
 

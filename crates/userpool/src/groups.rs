@@ -20,10 +20,19 @@ fn group_not_found() -> Error {
 
 impl Directory {
     async fn group(&self, pool_id: &str, name: &str) -> Result<Group> {
-        self.store.get_group(pool_id, name).await?.ok_or_else(group_not_found)
+        self.store
+            .get_group(pool_id, name)
+            .await?
+            .ok_or_else(group_not_found)
     }
 
-    pub async fn create_group(&self, grant: &AdminGrant, pool_id: &str, name: &str, input: GroupInput) -> Result<Group> {
+    pub async fn create_group(
+        &self,
+        grant: &AdminGrant,
+        pool_id: &str,
+        name: &str,
+        input: GroupInput,
+    ) -> Result<Group> {
         self.admin_pool(grant, pool_id).await?;
         let now = self.now();
         let group = Group {
@@ -37,9 +46,9 @@ impl Directory {
         };
         match self.store.insert_group(&group).await {
             Ok(()) => Ok(group),
-            Err(StoreError::Conflict(UniqueKey::Group)) => {
-                Err(Error::GroupExists("A group with the name already exists.".into()))
-            }
+            Err(StoreError::Conflict(UniqueKey::Group)) => Err(Error::GroupExists(
+                "A group with the name already exists.".into(),
+            )),
             Err(e) => Err(e.into()),
         }
     }
@@ -49,15 +58,30 @@ impl Directory {
         self.group(pool_id, name).await
     }
 
-    pub async fn list_groups(&self, grant: &AdminGrant, pool_id: &str, limit: u32, token: Option<&str>) -> Result<Page<Group>> {
+    pub async fn list_groups(
+        &self,
+        grant: &AdminGrant,
+        pool_id: &str,
+        limit: u32,
+        token: Option<&str>,
+    ) -> Result<Page<Group>> {
         self.admin_pool(grant, pool_id).await?;
         let query = format!("groups|{pool_id}");
         let after = paging::decode_opt(&query, token)?;
-        let items = self.store.list_groups(pool_id, after.as_deref(), limit + 1).await?;
+        let items = self
+            .store
+            .list_groups(pool_id, after.as_deref(), limit + 1)
+            .await?;
         Ok(paging::page(&query, items, limit, |g| g.name.clone()))
     }
 
-    pub async fn update_group(&self, grant: &AdminGrant, pool_id: &str, name: &str, input: GroupInput) -> Result<Group> {
+    pub async fn update_group(
+        &self,
+        grant: &AdminGrant,
+        pool_id: &str,
+        name: &str,
+        input: GroupInput,
+    ) -> Result<Group> {
         self.admin_pool(grant, pool_id).await?;
         let mut group = self.group(pool_id, name).await?;
         if input.description.is_some() {
@@ -84,7 +108,13 @@ impl Directory {
         Ok(())
     }
 
-    pub async fn add_user_to_group(&self, grant: &AdminGrant, pool_id: &str, username: &str, group: &str) -> Result<()> {
+    pub async fn add_user_to_group(
+        &self,
+        grant: &AdminGrant,
+        pool_id: &str,
+        username: &str,
+        group: &str,
+    ) -> Result<()> {
         let pool = self.admin_pool(grant, pool_id).await?;
         let user = self.user(&pool, username).await?;
         self.group(pool_id, group).await?;
@@ -92,7 +122,13 @@ impl Directory {
         Ok(())
     }
 
-    pub async fn remove_user_from_group(&self, grant: &AdminGrant, pool_id: &str, username: &str, group: &str) -> Result<()> {
+    pub async fn remove_user_from_group(
+        &self,
+        grant: &AdminGrant,
+        pool_id: &str,
+        username: &str,
+        group: &str,
+    ) -> Result<()> {
         let pool = self.admin_pool(grant, pool_id).await?;
         let user = self.user(&pool, username).await?;
         self.group(pool_id, group).await?;
@@ -112,7 +148,10 @@ impl Directory {
         let user = self.user(&pool, username).await?;
         let query = format!("user-groups|{pool_id}|{}", user.sub);
         let after = paging::decode_opt(&query, token)?;
-        let items = self.store.groups_of_user(pool_id, &user.sub, after.as_deref(), limit + 1).await?;
+        let items = self
+            .store
+            .groups_of_user(pool_id, &user.sub, after.as_deref(), limit + 1)
+            .await?;
         Ok(paging::page(&query, items, limit, |g| g.name.clone()))
     }
 
@@ -128,7 +167,12 @@ impl Directory {
         self.group(pool_id, group).await?;
         let query = format!("group-users|{pool_id}|{group}");
         let after = paging::decode_opt(&query, token)?;
-        let items = self.store.users_in_group(pool_id, group, after.as_deref(), limit + 1).await?;
-        Ok(paging::page(&query, items, limit, |u| u.username_key.clone()))
+        let items = self
+            .store
+            .users_in_group(pool_id, group, after.as_deref(), limit + 1)
+            .await?;
+        Ok(paging::page(&query, items, limit, |u| {
+            u.username_key.clone()
+        }))
     }
 }

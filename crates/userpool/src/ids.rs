@@ -27,7 +27,10 @@ impl Directory {
     }
 
     pub(crate) fn pool_arn(&self, region: &str, pool_id: &str) -> String {
-        format!("arn:aws:cognito-idp:{region}:{}:userpool/{pool_id}", self.account_id)
+        format!(
+            "arn:aws:cognito-idp:{region}:{}:userpool/{pool_id}",
+            self.account_id
+        )
     }
 
     /// 26 lower-case alphanumerics.
@@ -42,6 +45,8 @@ impl Directory {
 
     /// A random (version 4) UUID.
     pub(crate) fn new_uuid(&self) -> String {
-        uuid::Builder::from_random_bytes(self.random_bytes()).into_uuid().to_string()
+        uuid::Builder::from_random_bytes(self.random_bytes())
+            .into_uuid()
+            .to_string()
     }
 }

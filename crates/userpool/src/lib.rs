@@ -21,9 +21,9 @@ mod users;
 use std::sync::Arc;
 
 pub use clients::{ClientInput, secret_hash_matches};
-pub use groups::GroupInput;
 pub use error::Error;
 use error::Result;
+pub use groups::GroupInput;
 pub use model::*;
 pub use paging::Page;
 pub use password::{HashProfile, PasswordHasher};
@@ -44,7 +44,10 @@ pub struct AdminGrant {
 impl AdminGrant {
     /// `region` is where new pools are created; `pools`, when set, the only pools allowed.
     pub fn new(region: impl Into<String>, pools: Option<Vec<String>>) -> Self {
-        Self { region: region.into(), pools }
+        Self {
+            region: region.into(),
+            pools,
+        }
     }
 
     pub fn region(&self) -> &str {
@@ -53,16 +56,20 @@ impl AdminGrant {
 
     fn check(&self, pool_id: &str) -> Result<()> {
         match &self.pools {
-            Some(allowed) if !allowed.iter().any(|p| p == pool_id) => Err(Error::AccessDenied(format!(
-                "This access key is not authorized to perform this action on resource {pool_id}."
-            ))),
+            Some(allowed) if !allowed.iter().any(|p| p == pool_id) => {
+                Err(Error::AccessDenied(format!(
+                    "This access key is not authorized to perform this action on resource {pool_id}."
+                )))
+            }
             _ => Ok(()),
         }
     }
 
     fn may_create_pools(&self) -> Result<()> {
         match &self.pools {
-            Some(_) => Err(Error::AccessDenied("This access key is limited to some user pools.".into())),
+            Some(_) => Err(Error::AccessDenied(
+                "This access key is limited to some user pools.".into(),
+            )),
             None => Ok(()),
         }
     }

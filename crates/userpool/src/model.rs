@@ -167,7 +167,11 @@ pub struct TokenValidityUnits {
 
 impl Default for TokenValidityUnits {
     fn default() -> Self {
-        Self { access_token: "hours".into(), id_token: "hours".into(), refresh_token: "days".into() }
+        Self {
+            access_token: "hours".into(),
+            id_token: "hours".into(),
+            refresh_token: "days".into(),
+        }
     }
 }
 

@@ -38,10 +38,19 @@ pub(crate) fn decode_opt(query: &str, token: Option<&str>) -> Result<Option<Stri
 }
 
 /// Cuts a `limit + 1` fetch into a page: the extra item only says whether more exist.
-pub(crate) fn page<T>(query: &str, mut items: Vec<T>, limit: u32, key: impl Fn(&T) -> String) -> Page<T> {
+pub(crate) fn page<T>(
+    query: &str,
+    mut items: Vec<T>,
+    limit: u32,
+    key: impl Fn(&T) -> String,
+) -> Page<T> {
     let more = items.len() > limit as usize;
     items.truncate(limit as usize);
-    let next = if more { items.last().map(|last| encode(query, &key(last))) } else { None };
+    let next = if more {
+        items.last().map(|last| encode(query, &key(last)))
+    } else {
+        None
+    };
     Page { items, next }
 }
 

@@ -19,7 +19,11 @@ pub const MAX_PASSWORD_CHARS: usize = 256;
 /// Checks a password against a pool's policy, with Cognito's messages. Passwords are compared
 /// exactly as given (no Unicode normalisation); length counts Unicode scalar values.
 pub fn check_policy(policy: &PasswordPolicy, password: &str) -> Result<()> {
-    let fail = |why: &str| Err(Error::InvalidPassword(format!("Password did not conform with policy: {why}")));
+    let fail = |why: &str| {
+        Err(Error::InvalidPassword(format!(
+            "Password did not conform with policy: {why}"
+        )))
+    };
     let chars = password.chars().count();
     if chars > MAX_PASSWORD_CHARS {
         return fail("Password must have a length less than or equal to 256");
@@ -52,9 +56,17 @@ pub struct HashProfile {
 
 impl HashProfile {
     /// OWASP's baseline: 19 MiB, two passes, one lane.
-    pub const DEFAULT: HashProfile = HashProfile { memory_kib: 19 * 1024, iterations: 2, parallelism: 1 };
+    pub const DEFAULT: HashProfile = HashProfile {
+        memory_kib: 19 * 1024,
+        iterations: 2,
+        parallelism: 1,
+    };
     /// For test suites that create thousands of users; never for real passwords.
-    pub const DEVELOPMENT: HashProfile = HashProfile { memory_kib: 64, iterations: 1, parallelism: 1 };
+    pub const DEVELOPMENT: HashProfile = HashProfile {
+        memory_kib: 64,
+        iterations: 1,
+        parallelism: 1,
+    };
 }
 
 /// Hashes and verifies passwords on the blocking pool, at most `workers` at a time and at most
@@ -81,11 +93,10 @@ impl PasswordHasher {
     }
 
     async fn run<T: Send + 'static>(&self, job: impl FnOnce() -> T + Send + 'static) -> Result<T> {
-        let _admitted = self
-            .admission
-            .clone()
-            .try_acquire_owned()
-            .map_err(|_| Error::TooManyRequests("Too many requests. Try again later.".into()))?;
+        let _admitted =
+            self.admission.clone().try_acquire_owned().map_err(|_| {
+                Error::TooManyRequests("Too many requests. Try again later.".into())
+            })?;
         let _worker = self
             .workers
             .clone()
@@ -116,7 +127,12 @@ impl PasswordHasher {
     pub async fn verify(&self, password: &str, phc: &str) -> Result<bool> {
         let password = password.as_bytes().to_vec();
         let phc = phc.to_string();
-        self.run(move || Argon2::default().verify_password(&password, phc.as_str()).is_ok()).await
+        self.run(move || {
+            Argon2::default()
+                .verify_password(&password, phc.as_str())
+                .is_ok()
+        })
+        .await
     }
 }
 
@@ -160,7 +176,10 @@ mod tests {
                 break;
             }
         }
-        assert!(refused, "a second hash should be refused while the only slot is busy");
+        assert!(
+            refused,
+            "a second hash should be refused while the only slot is busy"
+        );
         assert!(first.await.unwrap().is_ok());
     }
 }

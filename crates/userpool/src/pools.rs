@@ -34,10 +34,14 @@ const DEFAULT_EMAIL_SUBJECT: &str = "Your verification code";
 const DEFAULT_SMS_MESSAGE: &str = "Your verification code is {####}. ";
 
 fn with_defaults(mut v: VerificationTemplates) -> VerificationTemplates {
-    v.email_message.get_or_insert_with(|| DEFAULT_EMAIL_MESSAGE.into());
-    v.email_subject.get_or_insert_with(|| DEFAULT_EMAIL_SUBJECT.into());
-    v.sms_message.get_or_insert_with(|| DEFAULT_SMS_MESSAGE.into());
-    v.default_email_option.get_or_insert_with(|| "CONFIRM_WITH_CODE".into());
+    v.email_message
+        .get_or_insert_with(|| DEFAULT_EMAIL_MESSAGE.into());
+    v.email_subject
+        .get_or_insert_with(|| DEFAULT_EMAIL_SUBJECT.into());
+    v.sms_message
+        .get_or_insert_with(|| DEFAULT_SMS_MESSAGE.into());
+    v.default_email_option
+        .get_or_insert_with(|| "CONFIRM_WITH_CODE".into());
     v
 }
 
@@ -45,18 +49,28 @@ fn with_defaults(mut v: VerificationTemplates) -> VerificationTemplates {
 fn add_custom(schema: &mut Vec<SchemaAttribute>, custom: Vec<SchemaAttribute>) -> Result<()> {
     for mut attr in custom {
         if attr.required {
-            return Err(Error::invalid("Required custom attributes are not supported currently."));
+            return Err(Error::invalid(
+                "Required custom attributes are not supported currently.",
+            ));
         }
         attr.name = format!("custom:{}", attr.name.trim_start_matches("custom:"));
         if schema.iter().any(|a| a.name == attr.name) {
-            return Err(Error::invalid(format!("Existing attribute already has name {}.", attr.name)));
+            return Err(Error::invalid(format!(
+                "Existing attribute already has name {}.",
+                attr.name
+            )));
         }
         if attr.data_type == AttributeType::String && attr.max_length.is_none() {
             attr.max_length = Some("2048".into());
         }
         schema.push(attr);
     }
-    if schema.iter().filter(|a| a.name.starts_with("custom:")).count() > MAX_CUSTOM_ATTRIBUTES {
+    if schema
+        .iter()
+        .filter(|a| a.name.starts_with("custom:"))
+        .count()
+        > MAX_CUSTOM_ATTRIBUTES
+    {
         return Err(Error::LimitExceeded(format!(
             "A user pool can have at most {MAX_CUSTOM_ATTRIBUTES} custom attributes."
         )));
@@ -104,7 +118,10 @@ fn check_sign_in_attributes(input: &PoolInput) -> Result<()> {
 impl Directory {
     fn config_from(&self, input: &PoolInput, schema: Vec<SchemaAttribute>) -> Result<PoolConfig> {
         // Stored as given; the sign-in issue gives it meaning.
-        let mfa = input.mfa_configuration.clone().unwrap_or_else(|| "OFF".into());
+        let mfa = input
+            .mfa_configuration
+            .clone()
+            .unwrap_or_else(|| "OFF".into());
         Ok(PoolConfig {
             password_policy: input.password_policy.clone().unwrap_or_default(),
             schema,
@@ -123,7 +140,10 @@ impl Directory {
     pub async fn create_pool(&self, grant: &AdminGrant, input: PoolInput) -> Result<Pool> {
         grant.may_create_pools()?;
         check_sign_in_attributes(&input)?;
-        let name = input.name.clone().ok_or_else(|| Error::invalid("PoolName is required."))?;
+        let name = input
+            .name
+            .clone()
+            .ok_or_else(|| Error::invalid("PoolName is required."))?;
         let schema = build_schema(input.schema.clone())?;
         let config = self.config_from(&input, schema)?;
         let now = self.now();
@@ -151,7 +171,12 @@ impl Directory {
         Ok((pool, users))
     }
 
-    pub async fn list_pools(&self, grant: &AdminGrant, limit: u32, token: Option<&str>) -> Result<Page<Pool>> {
+    pub async fn list_pools(
+        &self,
+        grant: &AdminGrant,
+        limit: u32,
+        token: Option<&str>,
+    ) -> Result<Page<Pool>> {
         let query = "pools";
         let mut after = paging::decode_opt(query, token)?;
         let mut items = Vec::new();
@@ -168,7 +193,12 @@ impl Directory {
         Ok(paging::page(query, items, limit, |p| p.id.clone()))
     }
 
-    pub async fn update_pool(&self, grant: &AdminGrant, pool_id: &str, input: PoolInput) -> Result<()> {
+    pub async fn update_pool(
+        &self,
+        grant: &AdminGrant,
+        pool_id: &str,
+        input: PoolInput,
+    ) -> Result<()> {
         let mut pool = self.admin_pool(grant, pool_id).await?;
         let kept = PoolInput {
             username_attributes: pool.config.username_attributes.clone(),
@@ -182,7 +212,9 @@ impl Directory {
         }
         pool.modified = self.now();
         if !self.store.update_pool(&pool).await? {
-            return Err(Error::not_found(format!("User pool {pool_id} does not exist.")));
+            return Err(Error::not_found(format!(
+                "User pool {pool_id} does not exist."
+            )));
         }
         Ok(())
     }
@@ -195,7 +227,9 @@ impl Directory {
             ));
         }
         if !self.store.delete_pool(pool_id).await? {
-            return Err(Error::not_found(format!("User pool {pool_id} does not exist.")));
+            return Err(Error::not_found(format!(
+                "User pool {pool_id} does not exist."
+            )));
         }
         Ok(())
     }

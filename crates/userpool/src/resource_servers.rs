@@ -20,7 +20,11 @@ fn check_scopes(scopes: &[Scope]) -> Result<()> {
 }
 
 impl Directory {
-    pub async fn create_resource_server(&self, grant: &AdminGrant, rs: ResourceServer) -> Result<ResourceServer> {
+    pub async fn create_resource_server(
+        &self,
+        grant: &AdminGrant,
+        rs: ResourceServer,
+    ) -> Result<ResourceServer> {
         self.admin_pool(grant, &rs.pool_id).await?;
         check_scopes(&rs.scopes)?;
         match self.store.insert_resource_server(&rs).await {
@@ -33,9 +37,17 @@ impl Directory {
         }
     }
 
-    pub async fn describe_resource_server(&self, grant: &AdminGrant, pool_id: &str, identifier: &str) -> Result<ResourceServer> {
+    pub async fn describe_resource_server(
+        &self,
+        grant: &AdminGrant,
+        pool_id: &str,
+        identifier: &str,
+    ) -> Result<ResourceServer> {
         self.admin_pool(grant, pool_id).await?;
-        self.store.get_resource_server(pool_id, identifier).await?.ok_or_else(|| not_found(identifier))
+        self.store
+            .get_resource_server(pool_id, identifier)
+            .await?
+            .ok_or_else(|| not_found(identifier))
     }
 
     pub async fn list_resource_servers(
@@ -48,11 +60,18 @@ impl Directory {
         self.admin_pool(grant, pool_id).await?;
         let query = format!("resource-servers|{pool_id}");
         let after = paging::decode_opt(&query, token)?;
-        let items = self.store.list_resource_servers(pool_id, after.as_deref(), limit + 1).await?;
+        let items = self
+            .store
+            .list_resource_servers(pool_id, after.as_deref(), limit + 1)
+            .await?;
         Ok(paging::page(&query, items, limit, |r| r.identifier.clone()))
     }
 
-    pub async fn update_resource_server(&self, grant: &AdminGrant, rs: ResourceServer) -> Result<ResourceServer> {
+    pub async fn update_resource_server(
+        &self,
+        grant: &AdminGrant,
+        rs: ResourceServer,
+    ) -> Result<ResourceServer> {
         self.admin_pool(grant, &rs.pool_id).await?;
         check_scopes(&rs.scopes)?;
         if !self.store.update_resource_server(&rs).await? {
@@ -61,9 +80,18 @@ impl Directory {
         Ok(rs)
     }
 
-    pub async fn delete_resource_server(&self, grant: &AdminGrant, pool_id: &str, identifier: &str) -> Result<()> {
+    pub async fn delete_resource_server(
+        &self,
+        grant: &AdminGrant,
+        pool_id: &str,
+        identifier: &str,
+    ) -> Result<()> {
         self.admin_pool(grant, pool_id).await?;
-        if !self.store.delete_resource_server(pool_id, identifier).await? {
+        if !self
+            .store
+            .delete_resource_server(pool_id, identifier)
+            .await?
+        {
             return Err(not_found(identifier));
         }
         Ok(())

@@ -122,7 +122,12 @@ pub trait Store: Send + Sync + 'static {
 
     async fn insert_client(&self, client: &Client) -> StoreResult<()>;
     async fn get_client(&self, client_id: &str) -> StoreResult<Option<Client>>;
-    async fn list_clients(&self, pool_id: &str, after: Option<&str>, limit: u32) -> StoreResult<Vec<Client>>;
+    async fn list_clients(
+        &self,
+        pool_id: &str,
+        after: Option<&str>,
+        limit: u32,
+    ) -> StoreResult<Vec<Client>>;
     async fn update_client(&self, client: &Client) -> StoreResult<bool>;
     async fn delete_client(&self, pool_id: &str, client_id: &str) -> StoreResult<bool>;
 
@@ -152,27 +157,54 @@ pub trait Store: Send + Sync + 'static {
 
     async fn insert_group(&self, group: &Group) -> StoreResult<()>;
     async fn get_group(&self, pool_id: &str, name: &str) -> StoreResult<Option<Group>>;
-    async fn list_groups(&self, pool_id: &str, after: Option<&str>, limit: u32) -> StoreResult<Vec<Group>>;
+    async fn list_groups(
+        &self,
+        pool_id: &str,
+        after: Option<&str>,
+        limit: u32,
+    ) -> StoreResult<Vec<Group>>;
     async fn update_group(&self, group: &Group) -> StoreResult<bool>;
     async fn delete_group(&self, pool_id: &str, name: &str) -> StoreResult<bool>;
     /// Idempotent.
     async fn add_member(&self, pool_id: &str, group: &str, sub: &str) -> StoreResult<()>;
     async fn remove_member(&self, pool_id: &str, group: &str, sub: &str) -> StoreResult<()>;
     /// The user's groups ordered by name, after `after`.
-    async fn groups_of_user(&self, pool_id: &str, sub: &str, after: Option<&str>, limit: u32)
-    -> StoreResult<Vec<Group>>;
+    async fn groups_of_user(
+        &self,
+        pool_id: &str,
+        sub: &str,
+        after: Option<&str>,
+        limit: u32,
+    ) -> StoreResult<Vec<Group>>;
     /// The group's users ordered by username key, after `after`.
-    async fn users_in_group(&self, pool_id: &str, group: &str, after: Option<&str>, limit: u32)
-    -> StoreResult<Vec<User>>;
+    async fn users_in_group(
+        &self,
+        pool_id: &str,
+        group: &str,
+        after: Option<&str>,
+        limit: u32,
+    ) -> StoreResult<Vec<User>>;
 
     async fn insert_resource_server(&self, rs: &ResourceServer) -> StoreResult<()>;
-    async fn get_resource_server(&self, pool_id: &str, identifier: &str) -> StoreResult<Option<ResourceServer>>;
-    async fn list_resource_servers(&self, pool_id: &str, after: Option<&str>, limit: u32)
-    -> StoreResult<Vec<ResourceServer>>;
+    async fn get_resource_server(
+        &self,
+        pool_id: &str,
+        identifier: &str,
+    ) -> StoreResult<Option<ResourceServer>>;
+    async fn list_resource_servers(
+        &self,
+        pool_id: &str,
+        after: Option<&str>,
+        limit: u32,
+    ) -> StoreResult<Vec<ResourceServer>>;
     async fn update_resource_server(&self, rs: &ResourceServer) -> StoreResult<bool>;
     async fn delete_resource_server(&self, pool_id: &str, identifier: &str) -> StoreResult<bool>;
 
     /// The development outbox.
     async fn insert_message(&self, message: &Message, sent: Millis) -> StoreResult<()>;
-    async fn list_messages(&self, pool_id: &str, username: Option<&str>) -> StoreResult<Vec<StoredMessage>>;
+    async fn list_messages(
+        &self,
+        pool_id: &str,
+        username: Option<&str>,
+    ) -> StoreResult<Vec<StoredMessage>>;
 }

@@ -55,7 +55,11 @@ fn flag(attrs: &BTreeMap<String, String>, name: &str) -> bool {
 
 /// The username as compared in this pool.
 pub(crate) fn username_key(pool: &Pool, username: &str) -> String {
-    if pool.config.case_sensitive { username.to_string() } else { username.to_lowercase() }
+    if pool.config.case_sensitive {
+        username.to_string()
+    } else {
+        username.to_lowercase()
+    }
 }
 
 /// The unique sign-in keys a user's attributes give them in this pool.
@@ -63,11 +67,16 @@ fn aliases_for(pool: &Pool, attrs: &BTreeMap<String, String>) -> Aliases {
     let c = &pool.config;
     let signs_in = |a: &str| c.username_attributes.iter().any(|x| x == a);
     let aliased = |a: &str| c.alias_attributes.iter().any(|x| x == a);
-    let email = attrs.get("email").filter(|_| signs_in("email") || (aliased("email") && flag(attrs, "email_verified")));
-    let phone = attrs
-        .get("phone_number")
-        .filter(|_| signs_in("phone_number") || (aliased("phone_number") && flag(attrs, "phone_number_verified")));
-    let preferred = attrs.get("preferred_username").filter(|_| aliased("preferred_username"));
+    let email = attrs
+        .get("email")
+        .filter(|_| signs_in("email") || (aliased("email") && flag(attrs, "email_verified")));
+    let phone = attrs.get("phone_number").filter(|_| {
+        signs_in("phone_number")
+            || (aliased("phone_number") && flag(attrs, "phone_number_verified"))
+    });
+    let preferred = attrs
+        .get("preferred_username")
+        .filter(|_| aliased("preferred_username"));
     Aliases {
         email: email.map(|e| e.to_lowercase()),
         phone_number: phone.cloned(),
@@ -80,12 +89,16 @@ impl Directory {
     pub(crate) fn conflict_error(&self, pool: &Pool, e: StoreError) -> Error {
         let signs_in = |a: &str| pool.config.username_attributes.iter().any(|x| x == a);
         match e {
-            StoreError::Conflict(UniqueKey::Username | UniqueKey::Sub) => Error::UsernameExists("User already exists".into()),
+            StoreError::Conflict(UniqueKey::Username | UniqueKey::Sub) => {
+                Error::UsernameExists("User already exists".into())
+            }
             StoreError::Conflict(UniqueKey::EmailAlias) if signs_in("email") => {
                 Error::UsernameExists("An account with the given email already exists.".into())
             }
             StoreError::Conflict(UniqueKey::PhoneAlias) if signs_in("phone_number") => {
-                Error::UsernameExists("An account with the given phone_number already exists.".into())
+                Error::UsernameExists(
+                    "An account with the given phone_number already exists.".into(),
+                )
             }
             StoreError::Conflict(UniqueKey::EmailAlias) => {
                 Error::AliasExists("An account with the email already exists.".into())
@@ -104,11 +117,20 @@ impl Directory {
     /// lets them sign in with those.
     pub(crate) async fn find_user(&self, pool: &Pool, username: &str) -> Result<Option<User>> {
         let key = username_key(pool, username);
-        if let Some(u) = self.store.find_user(&pool.id, UserKey::Username(&key)).await? {
+        if let Some(u) = self
+            .store
+            .find_user(&pool.id, UserKey::Username(&key))
+            .await?
+        {
             return Ok(Some(u));
         }
         let c = &pool.config;
-        let allows = |a: &str| c.username_attributes.iter().chain(&c.alias_attributes).any(|x| x == a);
+        let allows = |a: &str| {
+            c.username_attributes
+                .iter()
+                .chain(&c.alias_attributes)
+                .any(|x| x == a)
+        };
         let by = if allows("email") && attributes::is_email(username) {
             Some(UserKey::EmailAlias(&key))
         } else if allows("phone_number") && attributes::is_phone(username) {
@@ -130,11 +152,18 @@ impl Directory {
     }
 
     pub(crate) async fn user(&self, pool: &Pool, username: &str) -> Result<User> {
-        self.find_user(pool, username).await?.ok_or(Error::UserNotFound)
+        self.find_user(pool, username)
+            .await?
+            .ok_or(Error::UserNotFound)
     }
 
     /// The stored username and attributes for a new user named `requested`.
-    fn new_identity(&self, pool: &Pool, requested: &str, attrs: &mut BTreeMap<String, String>) -> Result<(String, String)> {
+    fn new_identity(
+        &self,
+        pool: &Pool,
+        requested: &str,
+        attrs: &mut BTreeMap<String, String>,
+    ) -> Result<(String, String)> {
         let c = &pool.config;
         let sub = self.new_uuid();
         if c.username_attributes.is_empty() {
@@ -169,15 +198,35 @@ impl Directory {
     }
 
     /// Hashes a password and computes the SRP salt and sealed verifier for it.
-    pub(crate) async fn credential(&self, pool: &Pool, user: &User, password: &str, expires: Option<Millis>) -> Result<PasswordCredential> {
+    pub(crate) async fn credential(
+        &self,
+        pool: &Pool,
+        user: &User,
+        password: &str,
+        expires: Option<Millis>,
+    ) -> Result<PasswordCredential> {
         let hash = self.hasher.hash(password, self.random_bytes()).await?;
         let salt: [u8; srp::SALT_BYTES] = self.random_bytes();
         let verifier = srp::verifier(pool.srp_name(), &user.username, password, &salt);
-        let sealed = self.vault.seal(&verifier, &srp_context(&pool.id, &user.sub))?;
-        Ok(PasswordCredential { hash, srp_salt: salt.to_vec(), srp_verifier_sealed: sealed, expires })
+        let sealed = self
+            .vault
+            .seal(&verifier, &srp_context(&pool.id, &user.sub))?;
+        Ok(PasswordCredential {
+            hash,
+            srp_salt: salt.to_vec(),
+            srp_verifier_sealed: sealed,
+            expires,
+        })
     }
 
-    fn blank_user(&self, pool: &Pool, username: String, sub: String, attributes: BTreeMap<String, String>, status: UserStatus) -> User {
+    fn blank_user(
+        &self,
+        pool: &Pool,
+        username: String,
+        sub: String,
+        attributes: BTreeMap<String, String>,
+        status: UserStatus,
+    ) -> User {
         let now = self.now();
         User {
             pool_id: pool.id.clone(),
@@ -195,23 +244,40 @@ impl Directory {
     }
 
     pub async fn sign_up(&self, req: SignUp) -> Result<SignUpOutcome> {
-        let (_client, pool) = self.public_client(&req.client_id, &req.username, req.secret_hash.as_deref()).await?;
+        let (_client, pool) = self
+            .public_client(&req.client_id, &req.username, req.secret_hash.as_deref())
+            .await?;
         if pool.config.admin_create_user.allow_admin_create_user_only {
-            return Err(Error::not_authorized("SignUp is not permitted for this user pool"));
+            return Err(Error::not_authorized(
+                "SignUp is not permitted for this user pool",
+            ));
         }
-        let password = req.password.as_deref().ok_or_else(|| Error::invalid("Password is required."))?;
+        let password = req
+            .password
+            .as_deref()
+            .ok_or_else(|| Error::invalid("Password is required."))?;
         let mut attrs = attributes::check_writes(&pool.config, &req.attributes, Writer::Creating)?;
         let (username, sub) = self.new_identity(&pool, &req.username, &mut attrs)?;
         attributes::check_required(&pool.config, &attrs)?;
         crate::password::check_policy(&pool.config.password_policy, password)?;
         let mut user = self.blank_user(&pool, username, sub, attrs, UserStatus::Unconfirmed);
         user.password = Some(self.credential(&pool, &user, password, None).await?);
-        self.store.insert_user(&user, false).await.map_err(|e| self.conflict_error(&pool, e))?;
+        self.store
+            .insert_user(&user, false)
+            .await
+            .map_err(|e| self.conflict_error(&pool, e))?;
         let delivery = match Self::code_destination(&pool, &user) {
-            Some(dest) => Some(self.send_code(&pool, &user, CodePurpose::SignUp, MessageKind::SignUp, dest).await?),
+            Some(dest) => Some(
+                self.send_code(&pool, &user, CodePurpose::SignUp, MessageKind::SignUp, dest)
+                    .await?,
+            ),
             None => None,
         };
-        Ok(SignUpOutcome { confirmed: false, sub: user.sub, delivery })
+        Ok(SignUpOutcome {
+            confirmed: false,
+            sub: user.sub,
+            delivery,
+        })
     }
 
     pub async fn confirm_sign_up(
@@ -224,11 +290,13 @@ impl Directory {
     ) -> Result<()> {
         let (client, pool) = self.public_client(client_id, username, secret_hash).await?;
         let Some(mut user) = self.find_user(&pool, username).await? else {
-            return Err(if client.config.prevent_user_existence_errors == "ENABLED" {
-                Error::CodeMismatch
-            } else {
-                Error::UserNotFound
-            });
+            return Err(
+                if client.config.prevent_user_existence_errors == "ENABLED" {
+                    Error::CodeMismatch
+                } else {
+                    Error::UserNotFound
+                },
+            );
         };
         if user.status != UserStatus::Unconfirmed {
             return Err(Error::not_authorized(format!(
@@ -237,13 +305,21 @@ impl Directory {
             )));
         }
         if let Some((_, _, attribute)) = Self::code_destination(&pool, &user) {
-            user.attributes.insert(format!("{attribute}_verified"), "true".into());
+            user.attributes
+                .insert(format!("{attribute}_verified"), "true".into());
         }
         user.status = UserStatus::Confirmed;
         user.aliases = aliases_for(&pool, &user.attributes);
         user.modified = self.now();
         // ForceAliasCreation moves a verified alias from its current holder to this user.
-        self.redeem(&pool, CodePurpose::SignUp, code, &user, force_alias_creation).await
+        self.redeem(
+            &pool,
+            CodePurpose::SignUp,
+            code,
+            &user,
+            force_alias_creation,
+        )
+        .await
     }
 
     pub async fn resend_confirmation_code(
@@ -259,14 +335,18 @@ impl Directory {
         }
         let dest = Self::code_destination(&pool, &user)
             .ok_or_else(|| Error::invalid("Auto verification not turned on."))?;
-        self.send_code(&pool, &user, CodePurpose::SignUp, MessageKind::SignUp, dest).await
+        self.send_code(&pool, &user, CodePurpose::SignUp, MessageKind::SignUp, dest)
+            .await
     }
 
     /// A temporary password that satisfies the pool's policy.
     fn temporary_password(&self, policy: &PasswordPolicy) -> String {
         let len = (policy.minimum_length as usize).max(12);
         loop {
-            let mut pw = self.random_string(b"ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789", len - 1);
+            let mut pw = self.random_string(
+                b"ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789",
+                len - 1,
+            );
             pw.push(['!', '#', '%', '+', '-', '='][self.random_bytes::<1>()[0] as usize % 6]);
             if crate::password::check_policy(policy, &pw).is_ok() {
                 return pw;
@@ -274,7 +354,11 @@ impl Directory {
         }
     }
 
-    pub async fn admin_create_user(&self, grant: &AdminGrant, req: AdminCreateUser) -> Result<User> {
+    pub async fn admin_create_user(
+        &self,
+        grant: &AdminGrant,
+        req: AdminCreateUser,
+    ) -> Result<User> {
         let pool = self.admin_pool(grant, &req.pool_id).await?;
         let temp = match &req.temporary_password {
             Some(p) => {
@@ -303,9 +387,11 @@ impl Directory {
                 user
             }
             _ => {
-                let mut attrs = attributes::check_writes(&pool.config, &req.attributes, Writer::Creating)?;
+                let mut attrs =
+                    attributes::check_writes(&pool.config, &req.attributes, Writer::Creating)?;
                 let (username, sub) = self.new_identity(&pool, &req.username, &mut attrs)?;
-                let mut user = self.blank_user(&pool, username, sub, attrs, UserStatus::ForceChangePassword);
+                let mut user =
+                    self.blank_user(&pool, username, sub, attrs, UserStatus::ForceChangePassword);
                 user.password = Some(self.credential(&pool, &user, &temp, Some(expires)).await?);
                 self.store
                     .insert_user(&user, req.force_alias_creation)
@@ -315,14 +401,27 @@ impl Directory {
             }
         };
         if req.message_action.as_deref() != Some("SUPPRESS") {
-            self.send_invitation(&pool, &user, &temp, &req.desired_delivery_mediums).await?;
+            self.send_invitation(&pool, &user, &temp, &req.desired_delivery_mediums)
+                .await?;
         }
         Ok(user)
     }
 
-    async fn send_invitation(&self, pool: &Pool, user: &User, temp: &str, mediums: &[String]) -> Result<()> {
+    async fn send_invitation(
+        &self,
+        pool: &Pool,
+        user: &User,
+        temp: &str,
+        mediums: &[String],
+    ) -> Result<()> {
         let inv = &pool.config.admin_create_user;
-        let wants = |m: &str| if mediums.is_empty() { m == "SMS" } else { mediums.iter().any(|x| x == m) };
+        let wants = |m: &str| {
+            if mediums.is_empty() {
+                m == "SMS"
+            } else {
+                mediums.iter().any(|x| x == m)
+            }
+        };
         let shown = user
             .attribute("email")
             .filter(|_| pool.config.username_attributes.iter().any(|a| a == "email"))
@@ -332,20 +431,21 @@ impl Directory {
         if wants("EMAIL")
             && let Some(email) = user.attribute("email")
         {
-            let template = inv
-                .invite_email
+            let template = inv.invite_email.clone().unwrap_or_else(|| {
+                "Your username is {username} and temporary password is {####}. ".into()
+            });
+            let subject = inv
+                .invite_subject
                 .clone()
-                .unwrap_or_else(|| "Your username is {username} and temporary password is {####}. ".into());
-            let subject = inv.invite_subject.clone().unwrap_or_else(|| "Your temporary password".into());
+                .unwrap_or_else(|| "Your temporary password".into());
             targets.push((Medium::Email, email.to_string(), Some(subject), template));
         }
         if wants("SMS")
             && let Some(phone) = user.attribute("phone_number")
         {
-            let template = inv
-                .invite_sms
-                .clone()
-                .unwrap_or_else(|| "Your username is {username} and temporary password is {####}. ".into());
+            let template = inv.invite_sms.clone().unwrap_or_else(|| {
+                "Your username is {username} and temporary password is {####}. ".into()
+            });
             targets.push((Medium::Sms, phone.to_string(), None, template));
         }
         for (medium, destination, subject, template) in targets {
@@ -364,7 +464,12 @@ impl Directory {
         Ok(())
     }
 
-    pub async fn admin_confirm_sign_up(&self, grant: &AdminGrant, pool_id: &str, username: &str) -> Result<()> {
+    pub async fn admin_confirm_sign_up(
+        &self,
+        grant: &AdminGrant,
+        pool_id: &str,
+        username: &str,
+    ) -> Result<()> {
         let pool = self.admin_pool(grant, pool_id).await?;
         let mut user = self.user(&pool, username).await?;
         if user.status != UserStatus::Unconfirmed {
@@ -375,11 +480,19 @@ impl Directory {
         }
         user.status = UserStatus::Confirmed;
         user.modified = self.now();
-        self.store.update_user(&user, false).await.map_err(|e| self.conflict_error(&pool, e))?;
+        self.store
+            .update_user(&user, false)
+            .await
+            .map_err(|e| self.conflict_error(&pool, e))?;
         Ok(())
     }
 
-    pub async fn admin_get_user(&self, grant: &AdminGrant, pool_id: &str, username: &str) -> Result<User> {
+    pub async fn admin_get_user(
+        &self,
+        grant: &AdminGrant,
+        pool_id: &str,
+        username: &str,
+    ) -> Result<User> {
         let pool = self.admin_pool(grant, pool_id).await?;
         self.user(&pool, username).await
     }
@@ -398,8 +511,13 @@ impl Directory {
         let query = format!("users|{}|{:?}", pool.id, filter);
         let after = paging::decode_opt(&query, q.token.as_deref())?;
         let limit = if q.limit == 0 { 60 } else { q.limit };
-        let items = self.store.list_users(&pool.id, filter.as_ref(), after.as_deref(), limit + 1).await?;
-        Ok(paging::page(&query, items, limit, |u| u.username_key.clone()))
+        let items = self
+            .store
+            .list_users(&pool.id, filter.as_ref(), after.as_deref(), limit + 1)
+            .await?;
+        Ok(paging::page(&query, items, limit, |u| {
+            u.username_key.clone()
+        }))
     }
 
     /// Applies attribute changes; a changed e-mail or phone loses its verified flag unless the
@@ -422,7 +540,13 @@ impl Directory {
                 && !writes.contains_key(&flag_name)
             {
                 user.attributes.insert(flag_name, "false".into());
-                if pool.config.auto_verified_attributes.iter().any(|a| a == attr) && to_verify.is_none() {
+                if pool
+                    .config
+                    .auto_verified_attributes
+                    .iter()
+                    .any(|a| a == attr)
+                    && to_verify.is_none()
+                {
                     to_verify = Some(attr);
                 }
             }
@@ -430,14 +554,24 @@ impl Directory {
         user.attributes.extend(writes);
         user.aliases = aliases_for(&pool, &user.attributes);
         user.modified = self.now();
-        self.store.update_user(&user, false).await.map_err(|e| self.conflict_error(&pool, e))?;
+        self.store
+            .update_user(&user, false)
+            .await
+            .map_err(|e| self.conflict_error(&pool, e))?;
         if let Some(attr) = to_verify {
             let (medium, purpose, name) = match attr {
                 "email" => (Medium::Email, CodePurpose::VerifyEmail, "email"),
                 _ => (Medium::Sms, CodePurpose::VerifyPhone, "phone_number"),
             };
             let dest = user.attributes.get(attr).cloned().unwrap_or_default();
-            self.send_code(&pool, &user, purpose, MessageKind::AttributeVerification, (medium, dest, name)).await?;
+            self.send_code(
+                &pool,
+                &user,
+                purpose,
+                MessageKind::AttributeVerification,
+                (medium, dest, name),
+            )
+            .await?;
         }
         Ok(())
     }
@@ -453,16 +587,24 @@ impl Directory {
         let mut user = self.user(&pool, username).await?;
         for name in &names {
             let Some(attr) = attributes::find(&pool.config, name) else {
-                return Err(Error::invalid(format!("Invalid user attributes: {name}: Attribute does not exist in the schema.")));
+                return Err(Error::invalid(format!(
+                    "Invalid user attributes: {name}: Attribute does not exist in the schema."
+                )));
             };
             if attr.required || name == "sub" {
-                return Err(Error::invalid(format!("Invalid user attributes: {name}: Required attributes cannot be deleted.")));
+                return Err(Error::invalid(format!(
+                    "Invalid user attributes: {name}: Required attributes cannot be deleted."
+                )));
             }
             if !attr.mutable {
-                return Err(Error::invalid(format!("Invalid user attributes: {name}: Cannot modify an immutable attribute.")));
+                return Err(Error::invalid(format!(
+                    "Invalid user attributes: {name}: Cannot modify an immutable attribute."
+                )));
             }
             if pool.config.username_attributes.iter().any(|a| a == name) {
-                return Err(Error::invalid(format!("Invalid user attributes: {name}: The sign-in attribute cannot be deleted.")));
+                return Err(Error::invalid(format!(
+                    "Invalid user attributes: {name}: The sign-in attribute cannot be deleted."
+                )));
             }
             user.attributes.remove(name);
             if name == "email" || name == "phone_number" {
@@ -471,11 +613,20 @@ impl Directory {
         }
         user.aliases = aliases_for(&pool, &user.attributes);
         user.modified = self.now();
-        self.store.update_user(&user, false).await.map_err(|e| self.conflict_error(&pool, e))?;
+        self.store
+            .update_user(&user, false)
+            .await
+            .map_err(|e| self.conflict_error(&pool, e))?;
         Ok(())
     }
 
-    pub async fn admin_set_user_enabled(&self, grant: &AdminGrant, pool_id: &str, username: &str, enabled: bool) -> Result<()> {
+    pub async fn admin_set_user_enabled(
+        &self,
+        grant: &AdminGrant,
+        pool_id: &str,
+        username: &str,
+        enabled: bool,
+    ) -> Result<()> {
         let pool = self.admin_pool(grant, pool_id).await?;
         let mut user = self.user(&pool, username).await?;
         user.enabled = enabled;
@@ -484,7 +635,12 @@ impl Directory {
         Ok(())
     }
 
-    pub async fn admin_delete_user(&self, grant: &AdminGrant, pool_id: &str, username: &str) -> Result<()> {
+    pub async fn admin_delete_user(
+        &self,
+        grant: &AdminGrant,
+        pool_id: &str,
+        username: &str,
+    ) -> Result<()> {
         let pool = self.admin_pool(grant, pool_id).await?;
         let user = self.user(&pool, username).await?;
         if !self.store.delete_user(&pool.id, &user.sub).await? {
@@ -505,18 +661,32 @@ impl Directory {
         let mut user = self.user(&pool, username).await?;
         crate::password::check_policy(&pool.config.password_policy, password)?;
         let expires = (!permanent).then(|| {
-            let days = i64::from(pool.config.password_policy.temporary_password_validity_days.max(1));
+            let days = i64::from(
+                pool.config
+                    .password_policy
+                    .temporary_password_validity_days
+                    .max(1),
+            );
             self.now() + days * 86_400_000
         });
         user.password = Some(self.credential(&pool, &user, password, expires).await?);
-        user.status = if permanent { UserStatus::Confirmed } else { UserStatus::ForceChangePassword };
+        user.status = if permanent {
+            UserStatus::Confirmed
+        } else {
+            UserStatus::ForceChangePassword
+        };
         user.modified = self.now();
         self.store.update_user(&user, false).await?;
         Ok(())
     }
 
     /// Marks the password for reset and sends a reset code to a verified e-mail or phone.
-    pub async fn admin_reset_user_password(&self, grant: &AdminGrant, pool_id: &str, username: &str) -> Result<CodeDelivery> {
+    pub async fn admin_reset_user_password(
+        &self,
+        grant: &AdminGrant,
+        pool_id: &str,
+        username: &str,
+    ) -> Result<CodeDelivery> {
         let pool = self.admin_pool(grant, pool_id).await?;
         let mut user = self.user(&pool, username).await?;
         let dest = if flag(&user.attributes, "email_verified") {
@@ -537,11 +707,22 @@ impl Directory {
         }
         user.modified = self.now();
         self.store.update_user(&user, false).await?;
-        self.send_code(&pool, &user, CodePurpose::ForgotPassword, MessageKind::ForgotPassword, dest).await
+        self.send_code(
+            &pool,
+            &user,
+            CodePurpose::ForgotPassword,
+            MessageKind::ForgotPassword,
+            dest,
+        )
+        .await
     }
 
     /// Development outbox: messages sent in a pool, to one user if named (by any sign-in name).
-    pub async fn outbox(&self, pool_id: &str, username: Option<&str>) -> Result<Vec<StoredMessage>> {
+    pub async fn outbox(
+        &self,
+        pool_id: &str,
+        username: Option<&str>,
+    ) -> Result<Vec<StoredMessage>> {
         let pool = self.pool(pool_id).await?;
         let stored_name = match username {
             Some(name) => Some(match self.find_user(&pool, name).await? {
@@ -550,14 +731,20 @@ impl Directory {
             }),
             None => None,
         };
-        Ok(self.store.list_messages(pool_id, stored_name.as_deref()).await?)
+        Ok(self
+            .store
+            .list_messages(pool_id, stored_name.as_deref())
+            .await?)
     }
 
     /// Development hook: makes the user's outstanding codes expired.
     pub async fn expire_codes(&self, pool_id: &str, username: &str) -> Result<u64> {
         let pool = self.pool(pool_id).await?;
         let user = self.user(&pool, username).await?;
-        Ok(self.store.expire_codes(&pool.id, &user.sub, self.now()).await?)
+        Ok(self
+            .store
+            .expire_codes(&pool.id, &user.sub, self.now())
+            .await?)
     }
 }
 

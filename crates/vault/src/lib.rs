@@ -41,19 +41,26 @@ impl Vault {
         }
         let unbound = UnboundKey::new(&AES_256_GCM, bytes).map_err(|_| VaultError::BadKey)?;
         let derive = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, bytes);
-        Ok(Self { key: LessSafeKey::new(unbound), derive })
+        Ok(Self {
+            key: LessSafeKey::new(unbound),
+            derive,
+        })
     }
 
     /// Parses the base64 text form used in `COGNATE_MASTER_KEY` and the key file.
     pub fn from_base64(text: &str) -> Result<Self, VaultError> {
-        let bytes = STANDARD.decode(text.trim()).map_err(|_| VaultError::BadKey)?;
+        let bytes = STANDARD
+            .decode(text.trim())
+            .map_err(|_| VaultError::BadKey)?;
         Self::from_bytes(&bytes)
     }
 
     /// A fresh random key in its base64 text form.
     pub fn generate_base64() -> Result<String, VaultError> {
         let mut bytes = [0u8; KEY_BYTES];
-        SystemRandom::new().fill(&mut bytes).map_err(|_| VaultError::Random)?;
+        SystemRandom::new()
+            .fill(&mut bytes)
+            .map_err(|_| VaultError::Random)?;
         Ok(STANDARD.encode(bytes))
     }
 
@@ -69,10 +76,16 @@ impl Vault {
     /// `nonce ‖ ciphertext ‖ tag`.
     pub fn seal(&self, plaintext: &[u8], context: &[u8]) -> Result<Vec<u8>, VaultError> {
         let mut nonce = [0u8; NONCE_LEN];
-        SystemRandom::new().fill(&mut nonce).map_err(|_| VaultError::Random)?;
+        SystemRandom::new()
+            .fill(&mut nonce)
+            .map_err(|_| VaultError::Random)?;
         let mut buf = plaintext.to_vec();
         self.key
-            .seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce), Aad::from(context), &mut buf)
+            .seal_in_place_append_tag(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from(context),
+                &mut buf,
+            )
             .map_err(|_| VaultError::Random)?;
         let mut out = Vec::with_capacity(NONCE_LEN + buf.len());
         out.extend_from_slice(&nonce);
@@ -115,14 +128,29 @@ mod tests {
     fn another_key_or_context_cannot_open() {
         let v = vault();
         let sealed = v.seal(b"verifier", b"user:1").unwrap();
-        assert!(matches!(v.open(&sealed, b"user:2"), Err(VaultError::CannotOpen)));
-        assert!(matches!(vault().open(&sealed, b"user:1"), Err(VaultError::CannotOpen)));
-        assert!(matches!(v.open(&sealed[..5], b"user:1"), Err(VaultError::CannotOpen)));
+        assert!(matches!(
+            v.open(&sealed, b"user:2"),
+            Err(VaultError::CannotOpen)
+        ));
+        assert!(matches!(
+            vault().open(&sealed, b"user:1"),
+            Err(VaultError::CannotOpen)
+        ));
+        assert!(matches!(
+            v.open(&sealed[..5], b"user:1"),
+            Err(VaultError::CannotOpen)
+        ));
     }
 
     #[test]
     fn keys_of_the_wrong_length_are_refused() {
-        assert!(matches!(Vault::from_base64("c2hvcnQ="), Err(VaultError::BadKey)));
-        assert!(matches!(Vault::from_base64("not base64!"), Err(VaultError::BadKey)));
+        assert!(matches!(
+            Vault::from_base64("c2hvcnQ="),
+            Err(VaultError::BadKey)
+        ));
+        assert!(matches!(
+            Vault::from_base64("not base64!"),
+            Err(VaultError::BadKey)
+        ));
     }
 }

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import requests
 from botocore.auth import SigV4Auth
+from botocore.config import Config
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
@@ -37,6 +38,10 @@ CLIENT_ID_RE = re.compile(r"^[\w+]+$")
 
 # A password that satisfies every rule of Cognito's default policy.
 GOOD_PASSWORD = "Correct-Horse-9battery"
+
+# Every request is sent exactly once: a test that expects an error sees the first answer,
+# and a 5xx from the server is not hidden behind retries.
+NO_RETRY = Config(retries={"mode": "standard", "total_max_attempts": 1}, connect_timeout=10, read_timeout=60)
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 

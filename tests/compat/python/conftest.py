@@ -16,6 +16,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from cognate_helpers import (
+    NO_RETRY,
     ACCESS_KEY_ID,
     GOOD_PASSWORD,
     REGION,
@@ -27,9 +28,6 @@ from cognate_helpers import (
     unique,
 )
 
-# Every request is sent exactly once: a test that expects an error sees the first answer,
-# and a 5xx from the server is not hidden behind retries.
-NO_RETRY = Config(retries={"mode": "standard", "total_max_attempts": 1}, connect_timeout=10, read_timeout=60)
 
 
 def _tail(path, n=60):
@@ -40,18 +38,44 @@ def _tail(path, n=60):
         return "<no log>"
 
 
-@pytest.fixture(scope="session")
-def server():
+class ServerHandle:
+    """A running `cognate serve`; `stop()` sends SIGTERM and waits."""
+
+    def __init__(self, proc, endpoint, log_path, log_file, data_dir):
+        self.proc = proc
+        self.endpoint = endpoint
+        self.log_path = log_path
+        self._log = log_file
+        self.data_dir = data_dir
+
+    def stop(self, timeout=15):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._log.close()
+        return self.proc.returncode
+
+    def log_tail(self, n=60):
+        return _tail(self.log_path, n)
+
+
+def launch_server(data_dir=None, workdir=None, port=None):
+    """Start `$COGNATE_BIN serve` on a free port and wait for GET /health == 200 (30 s)."""
     binary = cognate_bin()
     if not binary.exists():
         pytest.fail(
             f"cognate binary not found at {binary}; build it or set COGNATE_BIN", pytrace=False
         )
-    workdir = tempfile.mkdtemp(prefix="cognate-compat-")
-    data_dir = os.path.join(workdir, "data")
-    os.makedirs(data_dir)
-    log_path = os.path.join(workdir, "server.log")
-    port = free_port()
+    workdir = workdir or tempfile.mkdtemp(prefix="cognate-compat-")
+    if data_dir is None:
+        data_dir = os.path.join(workdir, "data")
+        os.makedirs(data_dir)
+    log_path = os.path.join(workdir, f"server-{time.time_ns()}.log")
+    port = port or free_port()
     endpoint = f"http://127.0.0.1:{port}"
     env = dict(os.environ)
     env.update(
@@ -75,41 +99,37 @@ def server():
         env=env,
     )
     deadline = time.monotonic() + 30
-    ready = False
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             break
         try:
             if requests.get(endpoint + "/health", timeout=1).status_code == 200:
-                ready = True
-                break
+                return ServerHandle(proc, endpoint, log_path, log, data_dir)
         except requests.RequestException:
             pass
         time.sleep(0.2)
-    if not ready:
-        rc = proc.poll()
-        if rc is None:
-            proc.kill()
-            proc.wait()
-        log.close()
-        pytest.fail(
-            f"cognate did not become healthy on {endpoint} within 30 s (exit={rc}).\n"
-            f"--- server log ---\n{_tail(log_path)}",
-            pytrace=False,
-        )
-    yield {"endpoint": endpoint, "log": log_path, "workdir": workdir, "proc": proc}
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
+    rc = proc.poll()
+    if rc is None:
         proc.kill()
         proc.wait()
     log.close()
+    pytest.fail(
+        f"cognate did not become healthy on {endpoint} within 30 s (exit={rc}).\n"
+        f"--- server log ---\n{_tail(log_path)}",
+        pytrace=False,
+    )
+
+
+@pytest.fixture(scope="session")
+def server():
+    handle = launch_server()
+    yield handle
+    handle.stop()
 
 
 @pytest.fixture(scope="session")
 def endpoint(server):
-    return server["endpoint"]
+    return server.endpoint
 
 
 def _client(endpoint, **kw):

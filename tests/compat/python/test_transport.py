@@ -9,7 +9,6 @@ from botocore.exceptions import ClientError
 from cognate_helpers import (
     JSON_CT,
     TARGET_PREFIX,
-    UUID_RE,
     assert_error_response,
     error_code,
     http_status,
