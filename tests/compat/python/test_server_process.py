@@ -1,0 +1,126 @@
+"""The server process itself: persistence in --data-dir across restarts, SIGTERM, and
+SigV4 details that real HTTP stacks produce (chunked bodies, header whitespace)."""
+
+import os
+import tempfile
+
+import boto3
+import botocore
+import pytest
+import requests
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.config import Config
+from botocore.credentials import Credentials
+
+from conftest import launch_server
+from cognate_helpers import (
+    ACCESS_KEY_ID,
+    GOOD_PASSWORD,
+    JSON_CT,
+    NO_RETRY,
+    SECRET_ACCESS_KEY,
+    TARGET_PREFIX,
+    latest_code,
+    secret_hash,
+    unique,
+)
+
+
+def _client(endpoint):
+    return boto3.session.Session().client(
+        "cognito-idp", endpoint_url=endpoint, region_name="us-east-1",
+        aws_access_key_id=ACCESS_KEY_ID, aws_secret_access_key=SECRET_ACCESS_KEY, config=NO_RETRY,
+    )
+
+
+def test_data_survives_restart():
+    workdir = tempfile.mkdtemp(prefix="cognate-restart-")
+    data_dir = os.path.join(workdir, "data")
+    os.makedirs(data_dir)
+    first = launch_server(data_dir=data_dir, workdir=workdir)
+    try:
+        idp = _client(first.endpoint)
+        pool = idp.create_user_pool(PoolName=unique("persist"), AutoVerifiedAttributes=["email"])["UserPool"]
+        client = idp.create_user_pool_client(UserPoolId=pool["Id"], ClientName="c", GenerateSecret=True)[
+            "UserPoolClient"
+        ]
+        idp.create_group(UserPoolId=pool["Id"], GroupName="Admins", Precedence=0)
+        idp.admin_create_user(UserPoolId=pool["Id"], Username="keeper", MessageAction="SUPPRESS")
+        idp.admin_add_user_to_group(UserPoolId=pool["Id"], Username="keeper", GroupName="Admins")
+        unsigned = boto3.session.Session().client(
+            "cognito-idp", endpoint_url=first.endpoint, region_name="us-east-1",
+            config=NO_RETRY.merge(Config(signature_version=botocore.UNSIGNED)),
+        )
+        sh = secret_hash("pending", client["ClientId"], client["ClientSecret"])
+        unsigned.sign_up(
+            ClientId=client["ClientId"], Username="pending", Password=GOOD_PASSWORD, SecretHash=sh,
+            UserAttributes=[{"Name": "email", "Value": "pending@example.com"}],
+        )
+        code = latest_code(first.endpoint, pool["Id"], "pending")
+    finally:
+        rc = first.stop()
+    assert rc is not None  # exited after SIGTERM within the timeout
+
+    second = launch_server(data_dir=data_dir, workdir=workdir)
+    try:
+        idp = _client(second.endpoint)
+        assert idp.describe_user_pool(UserPoolId=pool["Id"])["UserPool"]["Name"] == pool["Name"]
+        desc = idp.describe_user_pool_client(UserPoolId=pool["Id"], ClientId=client["ClientId"])["UserPoolClient"]
+        assert desc["ClientSecret"] == client["ClientSecret"]
+        groups = idp.admin_list_groups_for_user(UserPoolId=pool["Id"], Username="keeper")["Groups"]
+        assert [g["GroupName"] for g in groups] == ["Admins"]
+        # a code issued before the restart still confirms the user after it
+        unsigned = boto3.session.Session().client(
+            "cognito-idp", endpoint_url=second.endpoint, region_name="us-east-1",
+            config=NO_RETRY.merge(Config(signature_version=botocore.UNSIGNED)),
+        )
+        unsigned.confirm_sign_up(ClientId=client["ClientId"], Username="pending", ConfirmationCode=code, SecretHash=sh)
+        assert idp.admin_get_user(UserPoolId=pool["Id"], Username="pending")["UserStatus"] == "CONFIRMED"
+    finally:
+        second.stop()
+
+
+def test_sigterm_stops_server_promptly():
+    handle = launch_server()
+    rc = handle.stop(timeout=15)
+    assert rc is not None, "server still running 15 s after SIGTERM"
+    with pytest.raises(requests.ConnectionError):
+        requests.get(handle.endpoint + "/health", timeout=2)
+
+
+def _signed(endpoint, target, body, headers=None):
+    req = AWSRequest(
+        method="POST", url=endpoint + "/", data=body,
+        headers={"Content-Type": JSON_CT, "X-Amz-Target": TARGET_PREFIX + target, **(headers or {})},
+    )
+    SigV4Auth(Credentials(ACCESS_KEY_ID, SECRET_ACCESS_KEY), "cognito-idp", "us-east-1").add_auth(req)
+    return req.prepare()
+
+
+def test_chunked_body_is_accepted(endpoint):
+    body = b'{"MaxResults": 3}'
+    prepared = _signed(endpoint, "ListUserPools", body)
+    headers = {k: v for k, v in prepared.headers.items() if k.lower() != "content-length"}
+
+    def gen():
+        yield body[:5]
+        yield body[5:]
+
+    r = requests.post(prepared.url, data=gen(), headers=headers, timeout=30)
+    assert r.request.headers.get("Transfer-Encoding") == "chunked"
+    assert r.status_code == 200, r.text
+    assert isinstance(r.json()["UserPools"], list)
+
+
+def test_signed_header_whitespace_is_canonicalised(endpoint):
+    # SigV4 trims header values and collapses inner runs of spaces before signing;
+    # the server must do the same with what arrives.
+    prepared = _signed(
+        endpoint, "ListUserPools", b'{"MaxResults": 3}',
+        headers={"X-Amz-User-Agent": "aws-amplify/6.0    js   framework/0"},
+    )
+    assert "x-amz-user-agent" in prepared.headers["Authorization"]
+    r = requests.post(prepared.url, data=prepared.body, headers=dict(prepared.headers), timeout=30)
+    assert r.status_code == 200, r.text
+
