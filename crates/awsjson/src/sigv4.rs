@@ -345,3 +345,139 @@ mod tests {
         ));
     }
 }
+
+/// Our verifier against an independent signer: the AWS SDK for Rust's `aws-sigv4`.
+#[cfg(test)]
+mod oracle {
+    use std::time::{Duration, SystemTime};
+
+    use aws_credential_types::Credentials;
+    use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
+    use aws_sigv4::sign::v4;
+
+    use super::*;
+
+    fn signed(body: &[u8], secret: &str, region: &str, service: &str, at: SystemTime) -> HeaderMap {
+        let identity = Credentials::new("AKIDORACLE", secret, None, None, "test").into();
+        let params = v4::SigningParams::builder()
+            .identity(&identity)
+            .region(region)
+            .name(service)
+            .time(at)
+            .settings(SigningSettings::default())
+            .build()
+            .unwrap()
+            .into();
+        let headers = [
+            ("host", "127.0.0.1:9229"),
+            ("content-type", "application/x-amz-json-1.1"),
+            (
+                "x-amz-target",
+                "AWSCognitoIdentityProviderService.ListUserPools",
+            ),
+        ];
+        let req = SignableRequest::new(
+            "POST",
+            "http://127.0.0.1:9229/",
+            headers.iter().copied(),
+            SignableBody::Bytes(body),
+        )
+        .unwrap();
+        let (instructions, _) = sign(req, &params).unwrap().into_parts();
+        let mut request = http::Request::builder()
+            .method("POST")
+            .uri("http://127.0.0.1:9229/");
+        for (k, v) in headers {
+            request = request.header(k, v);
+        }
+        let mut request = request.body(()).unwrap();
+        instructions.apply_to_request_http1x(&mut request);
+        request.headers().clone()
+    }
+
+    fn check(headers: &HeaderMap, body: &[u8], now: SystemTime) -> Result<Signer, SigError> {
+        let req = SignedRequest {
+            method: "POST",
+            path: "/",
+            query: "",
+            headers,
+            body,
+        };
+        let secret_for = |id: &str| (id == "AKIDORACLE").then(|| "s3cret".to_string());
+        verify(&req, OffsetDateTime::from(now), 15 * 60, secret_for)
+    }
+
+    #[test]
+    fn accepts_what_the_aws_signer_signs() {
+        let now = SystemTime::now();
+        let body = br#"{"MaxResults":10}"#;
+        let h = signed(body, "s3cret", "eu-west-1", SERVICE, now);
+        let signer = check(&h, body, now).unwrap();
+        assert_eq!(
+            signer,
+            Signer {
+                access_key_id: "AKIDORACLE".into(),
+                region: "eu-west-1".into()
+            }
+        );
+    }
+
+    #[test]
+    fn refuses_tampering_wrong_secret_service_and_skew() {
+        let now = SystemTime::now();
+        let body = br#"{"MaxResults":10}"#;
+        let h = signed(body, "s3cret", "us-east-1", SERVICE, now);
+        assert_eq!(
+            check(&h, br#"{"MaxResults":11}"#, now),
+            Err(SigError::Mismatch)
+        );
+        let wrong = signed(body, "other", "us-east-1", SERVICE, now);
+        assert_eq!(check(&wrong, body, now), Err(SigError::Mismatch));
+        let service = signed(body, "s3cret", "us-east-1", "s3", now);
+        assert!(matches!(
+            check(&service, body, now),
+            Err(SigError::WrongScope(_))
+        ));
+        let old = signed(
+            body,
+            "s3cret",
+            "us-east-1",
+            SERVICE,
+            now - Duration::from_secs(16 * 60),
+        );
+        assert!(
+            matches!(check(&old, body, now), Err(SigError::Expired(m)) if m.starts_with("Signature expired"))
+        );
+        let future = signed(
+            body,
+            "s3cret",
+            "us-east-1",
+            SERVICE,
+            now + Duration::from_secs(16 * 60),
+        );
+        assert!(matches!(
+            check(&future, body, now),
+            Err(SigError::NotYetCurrent(_))
+        ));
+        let within = signed(
+            body,
+            "s3cret",
+            "us-east-1",
+            SERVICE,
+            now - Duration::from_secs(14 * 60),
+        );
+        assert!(check(&within, body, now).is_ok());
+        let mut unknown = h.clone();
+        let auth = unknown
+            .get("authorization")
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .replace("AKIDORACLE", "AKIDNOBODY");
+        unknown.insert("authorization", auth.parse().unwrap());
+        assert_eq!(check(&unknown, body, now), Err(SigError::UnknownKey));
+        let mut missing = h.clone();
+        missing.remove("authorization");
+        assert_eq!(check(&missing, body, now), Err(SigError::Missing));
+    }
+}

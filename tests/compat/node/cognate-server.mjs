@@ -1,6 +1,6 @@
 // Starts a real `cognate serve` for the Node compatibility tests (one per test file).
 import { spawn } from 'node:child_process';
-import { mkdtempSync, openSync, readFileSync, existsSync } from 'node:fs';
+import { mkdtempSync, openSync, closeSync, readFileSync, existsSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
@@ -62,12 +62,16 @@ export async function startServer() {
           endpoint,
           logPath,
           async stop() {
-            if (exited) return;
-            const done = new Promise((r2) => proc.once('exit', r2));
-            proc.kill('SIGTERM');
-            const timer = setTimeout(() => proc.kill('SIGKILL'), 15_000);
-            await done;
-            clearTimeout(timer);
+            if (!exited) {
+              const done = new Promise((r2) => proc.once('exit', r2));
+              proc.kill('SIGTERM');
+              const timer = setTimeout(() => proc.kill('SIGKILL'), 15_000);
+              await done;
+              clearTimeout(timer);
+            }
+            closeSync(log);
+            // keep the data dir and log only when asked to (COGNATE_COMPAT_KEEP=1)
+            if (!process.env.COGNATE_COMPAT_KEEP) rmSync(work, { recursive: true, force: true });
           },
         };
       }

@@ -8,13 +8,15 @@ import {
   ListUserPoolsCommand,
   SignUpCommand,
   DeleteUserPoolCommand,
+  CognitoIdentityProviderClient,
+  ResendConfirmationCodeCommand,
   UserNotFoundException,
   UsernameExistsException,
   ResourceNotFoundException,
   CognitoIdentityProviderServiceException,
 } from '@aws-sdk/client-cognito-identity-provider';
 import {
-  startServer, makeClient, makeUnsignedClient, unique, GOOD_PASSWORD, ACCESS_KEY_ID,
+  startServer, makeClient, makeUnsignedClient, unique, GOOD_PASSWORD, ACCESS_KEY_ID, REGION,
 } from './cognate-server.mjs';
 
 let server;
@@ -118,5 +120,29 @@ test('unknown access key is UnrecognizedClientException', async () => {
     });
   } finally {
     bad.destroy();
+  }
+});
+
+test('public actions need no credentials at all (browser-style client)', async () => {
+  const anon = new CognitoIdentityProviderClient({
+    region: REGION,
+    endpoint: server.endpoint,
+    maxAttempts: 1,
+    credentials: async () => { throw new Error('credentials must not be needed for SignUp'); },
+  });
+  try {
+    const { UserPoolClient } = await client.send(new CreateUserPoolClientCommand({ UserPoolId: poolId, ClientName: 'anon' }));
+    const username = unique('anon');
+    const out = await anon.send(new SignUpCommand({ ClientId: UserPoolClient.ClientId, Username: username, Password: GOOD_PASSWORD }));
+    assert.equal(out.UserConfirmed, false);
+    // and an admin action from that client fails locally for want of credentials
+    await assert.rejects(anon.send(new ListUserPoolsCommand({ MaxResults: 1 })), /credentials must not be needed/);
+    // ResendConfirmationCode for an unknown user reaches the service (HTTP 400), not an SDK credential error
+    await assert.rejects(anon.send(new ResendConfirmationCodeCommand({ ClientId: UserPoolClient.ClientId, Username: unique('ghost') })), (err) => {
+      assert.ok(err.$metadata && err.$metadata.httpStatusCode === 400, String(err));
+      return true;
+    });
+  } finally {
+    anon.destroy();
   }
 });

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import tempfile
@@ -41,8 +42,9 @@ def _tail(path, n=60):
 class ServerHandle:
     """A running `cognate serve`; `stop()` sends SIGTERM and waits."""
 
-    def __init__(self, proc, endpoint, log_path, log_file, data_dir):
+    def __init__(self, proc, endpoint, log_path, log_file, data_dir, owned_workdir=None):
         self.proc = proc
+        self.owned_workdir = owned_workdir
         self.endpoint = endpoint
         self.log_path = log_path
         self._log = log_file
@@ -57,6 +59,9 @@ class ServerHandle:
                 self.proc.kill()
                 self.proc.wait()
         self._log.close()
+        # keep the data dir and log only when asked to (COGNATE_COMPAT_KEEP=1)
+        if self.owned_workdir and not os.environ.get("COGNATE_COMPAT_KEEP"):
+            shutil.rmtree(self.owned_workdir, ignore_errors=True)
         return self.proc.returncode
 
     def log_tail(self, n=60):
@@ -70,7 +75,9 @@ def launch_server(data_dir=None, workdir=None, port=None):
         pytest.fail(
             f"cognate binary not found at {binary}; build it or set COGNATE_BIN", pytrace=False
         )
-    workdir = workdir or tempfile.mkdtemp(prefix="cognate-compat-")
+    owned = None
+    if workdir is None:
+        workdir = owned = tempfile.mkdtemp(prefix="cognate-compat-")
     if data_dir is None:
         data_dir = os.path.join(workdir, "data")
         os.makedirs(data_dir)
@@ -104,7 +111,7 @@ def launch_server(data_dir=None, workdir=None, port=None):
             break
         try:
             if requests.get(endpoint + "/health", timeout=1).status_code == 200:
-                return ServerHandle(proc, endpoint, log_path, log, data_dir)
+                return ServerHandle(proc, endpoint, log_path, log, data_dir, owned)
         except requests.RequestException:
             pass
         time.sleep(0.2)

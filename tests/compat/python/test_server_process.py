@@ -2,6 +2,7 @@
 SigV4 details that real HTTP stacks produce (chunked bodies, header whitespace)."""
 
 import os
+import shutil
 import tempfile
 
 import boto3
@@ -79,6 +80,8 @@ def test_data_survives_restart():
         assert idp.admin_get_user(UserPoolId=pool["Id"], Username="pending")["UserStatus"] == "CONFIRMED"
     finally:
         second.stop()
+        if not os.environ.get("COGNATE_COMPAT_KEEP"):
+            shutil.rmtree(workdir, ignore_errors=True)
 
 
 def test_sigterm_stops_server_promptly():
