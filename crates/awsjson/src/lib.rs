@@ -5,6 +5,11 @@
 //! Access is a type: administrator actions receive an [`AdminGrant`], which only a verified
 //! signature produces here; public actions receive no grant at all.
 
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
+
 pub mod errors;
 mod input;
 mod pools;

@@ -1,6 +1,11 @@
 //! `cognate`: a self-hosted, wire-compatible Amazon Cognito user-pool server. This binary reads
 //! the configuration and environment, and wires the crates together.
 
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
+
 mod config;
 mod dev;
 mod secrets;

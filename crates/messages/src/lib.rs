@@ -1,6 +1,11 @@
 //! Message delivery for the user directory: `smtp` (a real mail server), `log` (a line per
 //! message, never its code), and `outbox` (kept in the database for development and tests).
 
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
+
 use std::sync::Arc;
 use std::time::Duration;
 

@@ -3,6 +3,11 @@
 //! Spec: `shared/spec/04-srp.md`. Only what the user directory needs to *store* lives here today
 //! (salt + verifier); the sign-in exchange builds on the same primitives.
 
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
+
 use std::sync::LazyLock;
 
 use aws_lc_rs::digest::{SHA256, digest};

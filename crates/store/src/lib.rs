@@ -5,6 +5,11 @@
 //! Both engines run the same SQL (`$n` placeholders, `ON CONFLICT`, `RETURNING`); the engine is
 //! chosen once, from the database URL, in [`connect`].
 
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
+
 mod engine;
 mod migrate;
 

@@ -2,6 +2,11 @@
 //! codes and messages, as plain Rust over the [`Store`], [`Clock`], [`Random`] and
 //! [`MessageSender`] traits. It knows nothing of HTTP; the wire layers translate to and from it.
 
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
+
 pub mod attributes;
 mod clients;
 mod codes;

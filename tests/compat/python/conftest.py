@@ -68,7 +68,7 @@ class ServerHandle:
         return _tail(self.log_path, n)
 
 
-def launch_server(data_dir=None, workdir=None, port=None):
+def launch_server(data_dir=None, workdir=None, port=None, extra_args=()):
     """Start `$COGNATE_BIN serve` on a free port and wait for GET /health == 200 (30 s)."""
     binary = cognate_bin()
     if not binary.exists():
@@ -100,6 +100,7 @@ def launch_server(data_dir=None, workdir=None, port=None):
             data_dir,
             "--password-hashing",
             "development",
+            *extra_args,
         ],
         stdout=log,
         stderr=subprocess.STDOUT,
