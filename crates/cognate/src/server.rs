@@ -30,6 +30,7 @@ pub async fn build(settings: &Settings) -> Result<Router> {
         )
     })?;
     let store = store::connect(&settings.database).await?;
+    spawn_maintenance(store.clone());
     let vault = Arc::new(secrets::master_key(
         settings.master_key.as_deref(),
         &settings.data_dir,
@@ -114,6 +115,19 @@ pub async fn build(settings: &Settings) -> Result<Router> {
         .layer(middleware::from_fn(access_log))
         .layer(middleware::from_fn(request_id));
     Ok(app)
+}
+
+/// Keeps the database's planner statistics fresh as pools grow.
+fn spawn_maintenance(store: Arc<dyn Store>) {
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(std::time::Duration::from_secs(600));
+        loop {
+            every.tick().await;
+            if let Err(e) = store.maintain().await {
+                tracing::warn!(error = %e, "database maintenance failed");
+            }
+        }
+    });
 }
 
 async fn health(State(store): State<Arc<dyn Store>>) -> Response {

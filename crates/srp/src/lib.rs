@@ -11,8 +11,9 @@
 use std::sync::LazyLock;
 
 use aws_lc_rs::digest::{SHA256, digest};
+use crypto_bigint::ctutils::CtSelect;
 use crypto_bigint::modular::{FixedMontyForm, FixedMontyParams};
-use crypto_bigint::{Odd, U256, U3072};
+use crypto_bigint::{Choice, Odd, U3072};
 
 /// RFC 3526 group 15 (3072-bit MODP), as Cognito uses it.
 const N_HEX: &str = concat!(
@@ -81,13 +82,44 @@ pub fn private_key(
     sha256(&[&pad(salt), &inner])
 }
 
-/// `g^e mod N` for a 256-bit exponent, in constant time; big-endian, left-padded to 384 bytes.
+/// Window width of the fixed-base table, in bits.
+const WINDOW: usize = 4;
+const WINDOWS: usize = 256 / WINDOW;
+
+/// `TABLE[j][k] = g^(k · 16^j)` in Montgomery form: with it, `g^e` for a 256-bit `e` is 64
+/// multiplications and no squarings (g is fixed, so the table is computed once).
+static TABLE: LazyLock<Vec<[U3072; 1 << WINDOW]>> = LazyLock::new(|| {
+    let one = FixedMontyForm::one(&PARAMS);
+    let mut base = FixedMontyForm::new(&U3072::from_u8(2), &PARAMS);
+    let mut table = Vec::with_capacity(WINDOWS);
+    for _ in 0..WINDOWS {
+        let mut row = [*one.as_montgomery(); 1 << WINDOW];
+        let mut acc = one;
+        for entry in row.iter_mut().skip(1) {
+            acc = acc.mul(&base);
+            *entry = *acc.as_montgomery();
+        }
+        table.push(row);
+        base = acc.mul(&base); // g^(16^(j+1)) = g^(15·16^j) · g^(16^j)
+    }
+    table
+});
+
+/// `g^e mod N` for a 256-bit exponent (big-endian), in constant time: every window reads every
+/// table entry and multiplies once, whatever the exponent's digits. Big-endian, 384 bytes.
 fn g_pow(exponent: &[u8; 32]) -> [u8; N_BYTES] {
-    let e = U256::from_be_slice(exponent);
-    let g = FixedMontyForm::new(&U3072::from_u8(2), &PARAMS);
-    let v = g.pow(&e).retrieve();
+    let mut acc = FixedMontyForm::one(&PARAMS);
+    for (j, row) in TABLE.iter().enumerate() {
+        let byte = exponent[31 - j / 2];
+        let digit = if j % 2 == 0 { byte & 0x0f } else { byte >> 4 };
+        let mut picked = row[0];
+        for (k, entry) in row.iter().enumerate().skip(1) {
+            picked = picked.ct_select(entry, Choice::from_u8_eq(digit, k as u8));
+        }
+        acc = acc.mul(&FixedMontyForm::from_montgomery(picked, &PARAMS));
+    }
     let mut out = [0u8; N_BYTES];
-    out.copy_from_slice(v.to_be_bytes().as_ref());
+    out.copy_from_slice(acc.retrieve().to_be_bytes().as_ref());
     out
 }
 
@@ -104,6 +136,7 @@ pub fn verifier(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crypto_bigint::U256;
 
     const VECTOR: &str = include_str!("../tests/vector.json");
 
@@ -149,6 +182,23 @@ mod tests {
             hex::encode(pad(&v)).trim_start_matches('0'),
             field("verifier_v")
         );
+    }
+
+    #[test]
+    fn the_fixed_base_table_agrees_with_plain_exponentiation() {
+        let g = FixedMontyForm::new(&U3072::from_u8(2), &PARAMS);
+        for seed in [0u8, 1, 0x5a, 0xff] {
+            let mut e = [seed; 32];
+            e[0] ^= 0x80;
+            e[31] = seed.wrapping_mul(7);
+            let plain = g.pow(&U256::from_be_slice(&e)).retrieve();
+            assert_eq!(
+                g_pow(&e).to_vec(),
+                plain.to_be_bytes().as_ref().to_vec(),
+                "seed {seed}"
+            );
+        }
+        assert_eq!(g_pow(&[0; 32])[N_BYTES - 1], 1);
     }
 
     #[test]

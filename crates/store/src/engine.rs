@@ -120,7 +120,7 @@ fn passes(filter: &UserFilter, user: &User) -> bool {
 }
 
 macro_rules! sql_store {
-    ($name:ident, $pool:ty, $row:ty, $begin:expr, $lock:expr) => {
+    ($name:ident, $pool:ty, $row:ty, $begin:expr, $lock:expr, $maintain:ident) => {
         impl $name {
             async fn migrate(&self, migrations: &[Migration]) -> Result<(), ConnectError> {
                 let err = |e: sqlx::Error| ConnectError::Migrate(e.to_string());
@@ -335,6 +335,10 @@ macro_rules! sql_store {
 
         #[async_trait]
         impl Store for $name {
+            async fn maintain(&self) -> StoreResult<()> {
+                self.$maintain().await.map_err(unavailable)
+            }
+
             async fn get_meta(&self, key: &str) -> StoreResult<Option<Vec<u8>>> {
                 let row = sqlx::query("SELECT value FROM meta WHERE key = $1")
                     .bind(key)
@@ -899,7 +903,20 @@ impl SqliteStore {
             .map_err(|e| ConnectError::Open(e.to_string()))?;
         let store = Self { pool };
         store.migrate(migrate::SQLITE).await?;
+        store
+            .optimize()
+            .await
+            .map_err(|e| ConnectError::Open(e.to_string()))?;
         Ok(store)
+    }
+
+    /// Refreshes the planner's statistics where they are stale (SQLite's `PRAGMA optimize`):
+    /// without them a filtered listing may scan the pool instead of using the filter's index.
+    pub async fn optimize(&self) -> Result<(), sqlx::Error> {
+        sqlx::query("PRAGMA optimize=0x10002")
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 
     /// Checkpoints the write-ahead log into the database file (for size measurements, backups).
@@ -951,6 +968,13 @@ impl PostgresStore {
     }
 }
 
+impl PostgresStore {
+    /// PostgreSQL's autovacuum keeps statistics current; nothing to do.
+    pub async fn analyze(&self) -> Result<(), sqlx::Error> {
+        Ok(())
+    }
+}
+
 /// Takes `schema=NAME` out of a URL's query string.
 fn split_schema(url: &str) -> (String, Option<String>) {
     let Some((base, query)) = url.split_once('?') else {
@@ -980,14 +1004,16 @@ sql_store!(
     SqlitePool,
     SqliteRow,
     "BEGIN IMMEDIATE",
-    None::<&'static str>
+    None::<&'static str>,
+    optimize
 );
 sql_store!(
     PostgresStore,
     PgPool,
     PgRow,
     "BEGIN",
-    Some("SELECT pg_advisory_xact_lock(7294001)")
+    Some("SELECT pg_advisory_xact_lock(7294001)"),
+    analyze
 );
 
 #[cfg(test)]

@@ -107,6 +107,9 @@ pub struct CodeAttempt<'a> {
 
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
+    /// Periodic upkeep (statistics for the query planner); cheap when nothing is due.
+    async fn maintain(&self) -> StoreResult<()>;
+
     async fn get_meta(&self, key: &str) -> StoreResult<Option<Vec<u8>>>;
     /// Inserts the value unless the key exists; returns the value now stored.
     async fn init_meta(&self, key: &str, value: &[u8]) -> StoreResult<Vec<u8>>;

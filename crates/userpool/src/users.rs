@@ -205,9 +205,24 @@ impl Directory {
         password: &str,
         expires: Option<Millis>,
     ) -> Result<PasswordCredential> {
-        let hash = self.hasher.hash(password, self.random_bytes()).await?;
+        let hash_salt: [u8; 16] = self.random_bytes();
         let salt: [u8; srp::SALT_BYTES] = self.random_bytes();
-        let verifier = srp::verifier(pool.srp_name(), &user.username, password, &salt);
+        let (pool_name, user_id, pw) = (
+            pool.srp_name().to_string(),
+            user.username.clone(),
+            password.to_string(),
+        );
+        // Both the hash and the verifier are CPU work: they run together on a hashing thread.
+        let (hash, verifier) = self
+            .hasher
+            .run(move |ws| {
+                (
+                    ws.hash(&pw, &hash_salt),
+                    srp::verifier(&pool_name, &user_id, &pw, &salt),
+                )
+            })
+            .await?;
+        let hash = hash?;
         let sealed = self
             .vault
             .seal(&verifier, &srp_context(&pool.id, &user.sub))?;

@@ -1,0 +1,226 @@
+"""Orchestrates the directory benchmark: starts each server, drives it with cognate-bench, and
+measures memory (VmRSS) and, for Cognate, bytes on disk per user after a checkpoint and VACUUM."""
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+QUICK = bool(os.environ.get("QUICK"))
+SIZES = [200, 1000] if QUICK else [1000, 100_000]
+SEED_BUDGET_S = 60 if QUICK else 420
+LOOKUPS = 500 if QUICK else 3000
+WRITES = 300 if QUICK else 1500
+WRITES_ARGON2 = 100 if QUICK else 600
+CONCURRENCY = 8
+KEY, SECRET = "AKIDBENCHMARK", "benchmark-secret"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_up(url, proc, path="/health"):
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}")
+        try:
+            urllib.request.urlopen(url + path, timeout=1)
+            return
+        except urllib.error.HTTPError:
+            return  # answering at all is enough for the peers
+        except Exception:
+            time.sleep(0.2)
+    raise RuntimeError("server did not start")
+
+
+class Server:
+    def __init__(self, name, cmd, env=None, cwd=None, health="/health", sqlite=None):
+        self.name, self.port = name, free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        cmd = [c.replace("{port}", str(self.port)) for c in cmd]
+        full_env = dict(os.environ, **(env or {}))
+        full_env = {k: v.replace("{port}", str(self.port)) for k, v in full_env.items()}
+        self.log = open(os.path.join(cwd, "server.log"), "wb")
+        self.proc = subprocess.Popen(cmd, env=full_env, cwd=cwd, stdout=self.log, stderr=subprocess.STDOUT)
+        self.sqlite = sqlite
+        wait_up(self.url, self.proc, health)
+
+    def pid(self):
+        # cognito-local runs under npx/node: measure the process listening, i.e. the newest child.
+        try:
+            out = subprocess.run(["pgrep", "-P", str(self.proc.pid)], capture_output=True, text=True).stdout.split()
+            return int(out[-1]) if out else self.proc.pid
+        except Exception:
+            return self.proc.pid
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        self.log.close()
+
+
+def rss_mib(pid):
+    total = 0
+    for p in [pid] + [int(x) for x in subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()]:
+        try:
+            for line in open(f"/proc/{p}/status"):
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+        except FileNotFoundError:
+            pass
+    return total / 1024
+
+
+def disk_bytes(path):
+    con = sqlite3.connect(path, timeout=30)
+    con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    con.execute("VACUUM")
+    con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    con.close()
+    return sum(os.path.getsize(path + s) for s in ("", "-wal") if os.path.exists(path + s))
+
+
+def loadgen(root, *args):
+    cmd = [os.path.join(root, "target/release/cognate-bench"), *args]
+    out = subprocess.run(cmd, capture_output=True, text=True)
+    sys.stderr.write(out.stderr)
+    rows = [json.loads(l) for l in out.stdout.splitlines() if l.startswith("{")]
+    if out.returncode != 0:
+        rows.append({"error": out.stderr.strip().splitlines()[-1] if out.stderr.strip() else "failed"})
+    return rows
+
+
+def cognate(root, dev=True):
+    d = tempfile.mkdtemp(prefix="bench-cognate-")
+    cmd = [os.path.join(root, "target/release/cognate"), "serve", "--listen", "127.0.0.1:{port}", "--data-dir", d]
+    if dev:
+        cmd += ["--password-hashing", "development"]
+    env = {"COGNATE_ACCESS_KEY_ID": KEY, "COGNATE_SECRET_ACCESS_KEY": SECRET, "COGNATE_LOG": "warn", "COGNATE_MESSAGES": "log"}
+    name = "Cognate (development hashing)" if dev else "Cognate (argon2id 19 MiB, t=2)"
+    return Server(name, cmd, env=env, cwd=d, sqlite=os.path.join(d, "cognate.db")), d
+
+
+def moto(work):
+    d = tempfile.mkdtemp(prefix="bench-moto-")
+    cmd = [os.path.join(work, "venv/bin/moto_server"), "-H", "127.0.0.1", "-p", "{port}"]
+    return Server("moto server 5.2.5", cmd, cwd=d, health="/moto-api/"), d
+
+
+def cognito_local(work):
+    d = tempfile.mkdtemp(prefix="bench-cognito-local-")
+    cmd = [os.path.join(work, "node/node_modules/.bin/cognito-local")]
+    return Server("cognito-local 3.23.3", cmd, env={"PORT": "{port}", "HOST": "127.0.0.1"}, cwd=d, health="/"), d
+
+
+def lookups(root, server, probes):
+    hook = f"{sys.executable} {os.path.abspath(__file__)} --probe {server.pid()} --probe-out {probes}"
+    if server.sqlite:
+        hook += f" --probe-sqlite {server.sqlite}"
+    return loadgen(
+        root, "lookups", "--endpoint", server.url, "--sizes", ",".join(map(str, SIZES)),
+        "--seed-budget-s", str(SEED_BUDGET_S), "--requests", str(LOOKUPS), "--concurrency", str(CONCURRENCY),
+        "--after-size", hook,
+    )
+
+
+def probe(pid, out, sqlite_path, size):
+    row = {"size": size, "rss_mib": rss_mib(pid)}
+    if sqlite_path:
+        row["disk_bytes"] = disk_bytes(sqlite_path)
+    with open(out, "a") as f:
+        f.write(json.dumps(row) + "\n")
+
+
+def machine():
+    model = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
+    mem = next((l.split()[1] for l in open("/proc/meminfo") if l.startswith("MemTotal")), "0")
+    return {"cpu": model, "cores": os.cpu_count(), "memory_gib": round(int(mem) / 1024 / 1024, 1), "kernel": platform.release()}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--work")
+    ap.add_argument("--root")
+    ap.add_argument("--probe", type=int)
+    ap.add_argument("--probe-out")
+    ap.add_argument("--probe-sqlite")
+    ap.add_argument("size", nargs="?", type=int)
+    a = ap.parse_args()
+    if a.probe:
+        return probe(a.probe, a.probe_out, a.probe_sqlite, a.size)
+
+    results = {"machine": machine(), "started": time.strftime("%Y-%m-%d %H:%M:%S"), "quick": QUICK, "peers": []}
+    results["floor"] = loadgen(a.root, "floor", "--seconds", "10")[0]
+    print("floor:", results["floor"], file=sys.stderr)
+    for start in (lambda: cognate(a.root), lambda: moto(a.work), lambda: cognito_local(a.work)):
+        server, d = start()
+        print(f"== {server.name}", file=sys.stderr)
+        probes = os.path.join(d, "probes.jsonl")
+        rows = lookups(a.root, server, probes)
+        server.stop()
+        # Writes on a fresh server, so the pool sizes above do not weigh on them.
+        server, d2 = start()
+        rows += loadgen(a.root, "writes", "--endpoint", server.url, "--count", str(WRITES), "--concurrency", str(CONCURRENCY))
+        server.stop()
+        probe_rows = [json.loads(l) for l in open(probes)] if os.path.exists(probes) else []
+        results["peers"].append({"name": server.name, "rows": rows, "probes": probe_rows})
+        shutil.rmtree(d, ignore_errors=True)
+        shutil.rmtree(d2, ignore_errors=True)
+    server, d = cognate(a.root, dev=False)
+    print(f"== {server.name}", file=sys.stderr)
+    rows = loadgen(a.root, "writes", "--endpoint", server.url, "--count", str(WRITES_ARGON2), "--concurrency", str(CONCURRENCY))
+    server.stop()
+    shutil.rmtree(d, ignore_errors=True)
+    results["peers"].append({"name": server.name, "rows": rows, "probes": []})
+
+    out = os.path.join(a.root, "bench/directory/results.json")
+    with open(out, "w") as f:
+        json.dump(results, f, indent=1)
+    print(render(results))
+
+
+def render(r):
+    m = r["machine"]
+    lines = [f"Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB, Linux {m['kernel']}; run {r['started']}.", ""]
+    f = r["floor"]
+    lines.append(f"Floors measured in the same run: argon2id (19 MiB, t=2, p=1) {f['argon2id_per_s']:.1f} hashes/s on all cores; "
+                 f"SRP verifier {f['srp_verifier_per_s']:.0f}/s.")
+    lines.append("")
+    lines.append("| Server | Measure | Users in pool | Requests/s | Mean ms | p50 ms | p99 ms |")
+    lines.append("|---|---|---:|---:|---:|---:|---:|")
+    for p in r["peers"]:
+        for row in p["rows"]:
+            if "error" in row:
+                lines.append(f"| {p['name']} | error | | | | | {row['error'][:80]} |")
+                continue
+            size = row["size"]
+            note = f" (of {row['target_size']} wanted)" if row.get("target_size", size) != size else ""
+            lines.append(f"| {p['name']} | {row['measure']} | {size}{note} | {row['per_s']:.0f} | {row['mean_ms']:.2f} | {row['p50_ms']:.2f} | {row['p99_ms']:.2f} |")
+    lines.append("")
+    lines.append("| Server | Users | Resident memory MiB | Database bytes (after VACUUM) |")
+    lines.append("|---|---:|---:|---:|")
+    for p in r["peers"]:
+        for pr in p["probes"]:
+            disk = f"{pr['disk_bytes']:,}" if "disk_bytes" in pr else "n/a"
+            lines.append(f"| {p['name']} | {pr['size']} | {pr['rss_mib']:.1f} | {disk} |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()

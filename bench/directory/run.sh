@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# The user-directory benchmark: Cognate side by side with moto's server (PyPI) and cognito-local
+# (npm), which this script installs and starts itself, on this machine, in one run.
+#
+#   bench/directory/run.sh            # full run (100,000 users; about 30 minutes on 2 cores)
+#   QUICK=1 bench/directory/run.sh    # a smoke run with small sizes
+#
+# Results: bench/directory/results.json and a Markdown table on stdout (copied into
+# docs/performance.md).
+set -euo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+root="$(cd "$here/../.." && pwd)"
+work="$root/bench/.work"
+mkdir -p "$work"
+cd "$root"
+
+cargo build --release --locked -p cognate -p cognate-bench
+
+if [ ! -x "$work/venv/bin/moto_server" ]; then
+  python3 -m venv "$work/venv"
+  "$work/venv/bin/pip" install --quiet --disable-pip-version-check 'moto[server]==5.2.5'
+fi
+if [ ! -x "$work/node/node_modules/.bin/cognito-local" ]; then
+  mkdir -p "$work/node"
+  (cd "$work/node" && npm init -y >/dev/null && npm install --no-audit --no-fund --loglevel=error cognito-local@3.23.3)
+fi
+
+exec python3 "$here/bench.py" --work "$work" --root "$root"
