@@ -131,19 +131,16 @@ impl Directory {
                 .chain(&c.alias_attributes)
                 .any(|x| x == a)
         };
+        // E-mail aliases are kept lower-cased whatever the pool's case sensitivity.
+        let lowered = username.to_lowercase();
         let by = if allows("email") && attributes::is_email(username) {
-            Some(UserKey::EmailAlias(&key))
+            Some(UserKey::EmailAlias(&lowered))
         } else if allows("phone_number") && attributes::is_phone(username) {
             Some(UserKey::PhoneAlias(username))
         } else if allows("preferred_username") {
             Some(UserKey::PreferredUsernameAlias(&key))
         } else {
             None
-        };
-        let lowered = username.to_lowercase();
-        let by = match by {
-            Some(UserKey::EmailAlias(_)) => Some(UserKey::EmailAlias(&lowered)),
-            other => other,
         };
         match by {
             Some(k) => Ok(self.store.find_user(&pool.id, k).await?),
