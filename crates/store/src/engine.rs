@@ -267,11 +267,10 @@ macro_rules! sql_store {
                 Ok(())
             }
 
-            async fn write_user<'c>(
-                tx: &mut sqlx::Transaction<'c, <$pool as PoolDb>::Db>,
-                user: &User,
-                insert: bool,
-            ) -> StoreResult<bool> {
+            async fn write_user<'e, E>(ex: E, user: &User, insert: bool) -> StoreResult<bool>
+            where
+                E: sqlx::Executor<'e, Database = <$pool as PoolDb>::Db>,
+            {
                 let attributes = to_json(&user.attributes)?;
                 let email = user.attributes.get("email").map(|e| e.to_lowercase());
                 let phone = user.attributes.get("phone_number");
@@ -307,18 +306,20 @@ macro_rules! sql_store {
                     .bind(pw.map(|p| p.srp_salt.clone()))
                     .bind(pw.map(|p| p.srp_verifier_sealed.clone()))
                     .bind(pw.and_then(|p| p.expires))
-                    .execute(&mut **tx)
+                    .execute(ex)
                     .await
                     .map_err(|e| classify(e, UniqueKey::Username))?;
                 Ok(done.rows_affected() > 0)
             }
 
             async fn save_user(&self, user: &User, take_aliases: bool, insert: bool) -> StoreResult<bool> {
-                let mut tx = self.pool.begin_with($begin).await.map_err(unavailable)?;
-                if take_aliases {
-                    Self::release_aliases(&mut tx, user).await?;
+                if !take_aliases {
+                    // One statement is atomic on its own: no transaction round trips needed.
+                    return Self::write_user(&self.pool, user, insert).await;
                 }
-                let done = Self::write_user(&mut tx, user, insert).await?;
+                let mut tx = self.pool.begin_with($begin).await.map_err(unavailable)?;
+                Self::release_aliases(&mut tx, user).await?;
+                let done = Self::write_user(&mut *tx, user, insert).await?;
                 tx.commit().await.map_err(unavailable)?;
                 Ok(done)
             }
@@ -624,7 +625,7 @@ macro_rules! sql_store {
                     if a.take_aliases {
                         Self::release_aliases(&mut tx, a.then_store).await?;
                     }
-                    Self::write_user(&mut tx, a.then_store, false).await?;
+                    Self::write_user(&mut *tx, a.then_store, false).await?;
                 }
                 tx.commit().await.map_err(unavailable)?;
                 Ok(outcome)
@@ -898,6 +899,9 @@ impl SqliteStore {
             .foreign_keys(true);
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
+            // An embedded connection has no link that can break; pinging it before every query
+            // only costs a round trip to its worker thread.
+            .test_before_acquire(false)
             .connect_with(options)
             .await
             .map_err(|e| ConnectError::Open(e.to_string()))?;
