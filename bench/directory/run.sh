@@ -4,6 +4,7 @@
 #
 #   bench/directory/run.sh            # full run (100,000 users; about 30 minutes on 2 cores)
 #   QUICK=1 bench/directory/run.sh    # a smoke run with small sizes
+#   ONLY=argon2 bench/directory/run.sh  # only the default-profile rows between argon2id floors
 #
 # Results: bench/directory/results.json and a Markdown table on stdout (copied into
 # docs/performance.md).

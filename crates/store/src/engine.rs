@@ -102,6 +102,46 @@ fn filter_sql(filter: &UserFilter, next: usize) -> Option<(String, Vec<String>)>
     })
 }
 
+/// The query of one ListUsers batch after `cursor` (binds: pool id, the returned binds, then
+/// the limit) and the part of the filter SQL cannot express, if any, which the caller applies to
+/// each row. Pages follow the username, or the filtered value and then the username (see
+/// [`UserFilter::orders_by_value`]), so that the index serving the filter yields page order.
+fn list_users_sql<'f>(
+    filter: Option<&'f UserFilter>,
+    cursor: &str,
+) -> (String, Vec<String>, Option<&'f UserFilter>) {
+    let by_value = filter
+        .filter(|f| f.orders_by_value())
+        .map(|f| match f.field {
+            FilterField::Email => "email",
+            _ => "phone_number",
+        });
+    let (after, order, mut binds) = match by_value {
+        Some(col) => {
+            let (value, key) = cursor.rsplit_once('\0').unwrap_or(("", ""));
+            (
+                format!("({col}, username_key) > ($2, $3)"),
+                format!("{col}, username_key"),
+                vec![value.to_string(), key.to_string()],
+            )
+        }
+        None => (
+            "username_key > $2".to_string(),
+            "username_key".to_string(),
+            vec![cursor.to_string()],
+        ),
+    };
+    let indexed = filter.and_then(|f| filter_sql(f, 2 + binds.len()));
+    let rest = filter.filter(|_| indexed.is_none());
+    let (cond, more) = indexed.unwrap_or_default();
+    binds.extend(more);
+    let n = 2 + binds.len();
+    let sql = format!(
+        "SELECT {USER_COLS} FROM users WHERE pool_id = $1 AND {after}{cond} ORDER BY {order} LIMIT ${n}"
+    );
+    (sql, binds, rest)
+}
+
 /// Whether a user passes a filter that SQL could not express.
 fn passes(filter: &UserFilter, user: &User) -> bool {
     let value = match &filter.field {
@@ -527,20 +567,14 @@ macro_rules! sql_store {
                 after: Option<&str>,
                 limit: u32,
             ) -> StoreResult<Vec<User>> {
-                let indexed = filter.and_then(|f| filter_sql(f, 3));
-                let rest = filter.filter(|_| indexed.is_none());
-                let (cond, binds) = indexed.unwrap_or_default();
-                let n = 3 + binds.len();
-                let sql = format!(
-                    "SELECT {USER_COLS} FROM users WHERE pool_id = $1 AND username_key > $2{cond} \
-                     ORDER BY username_key LIMIT ${n}"
-                );
+                let mut cursor = after.unwrap_or("").to_string();
+                let rest = list_users_sql(filter, "").2;
                 // A filter SQL cannot express is applied here, reading the pool in batches.
                 let batch = if rest.is_some() { 500 } else { i64::from(limit) };
                 let mut out = Vec::new();
-                let mut cursor = after.unwrap_or("").to_string();
                 loop {
-                    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.clone())).bind(pool_id).bind(&cursor);
+                    let (sql, binds, _) = list_users_sql(filter, &cursor);
+                    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(pool_id);
                     for b in &binds {
                         q = q.bind(b);
                     }
@@ -548,7 +582,7 @@ macro_rules! sql_store {
                     let full = rows.len() as i64 == batch;
                     for row in &rows {
                         let user = Self::user_from(row)?;
-                        cursor = user.username_key.clone();
+                        cursor = list_cursor(filter, &user);
                         if rest.is_none_or(|f| passes(f, &user)) {
                             out.push(user);
                         }
@@ -921,6 +955,25 @@ impl SqliteStore {
             .execute(&self.pool)
             .await?;
         Ok(())
+    }
+
+    /// SQLite's plan for a ListUsers batch with `filter`, one line per step (diagnostics and
+    /// the test that filtered listings read an index, not the pool).
+    pub async fn list_users_plan(
+        &self,
+        pool_id: &str,
+        filter: Option<&UserFilter>,
+    ) -> Result<Vec<String>, sqlx::Error> {
+        let (sql, binds, _) = list_users_sql(filter, "");
+        let mut q =
+            sqlx::query(sqlx::AssertSqlSafe(format!("EXPLAIN QUERY PLAN {sql}"))).bind(pool_id);
+        for b in &binds {
+            q = q.bind(b);
+        }
+        let rows = q.bind(60_i64).fetch_all(&self.pool).await?;
+        rows.iter()
+            .map(|r| r.try_get::<String, _>("detail"))
+            .collect()
     }
 
     /// Checkpoints the write-ahead log into the database file (for size measurements, backups).

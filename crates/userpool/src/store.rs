@@ -49,6 +49,30 @@ pub struct UserFilter {
     pub value: String,
 }
 
+impl UserFilter {
+    /// Whether pages of this filter follow the filtered value and then the username, rather
+    /// than the username alone: prefix filters on e-mail or phone number, whose indexes hold
+    /// both, so a page reads only matching users in page order.
+    pub fn orders_by_value(&self) -> bool {
+        self.prefix && matches!(self.field, FilterField::Email | FilterField::PhoneNumber)
+    }
+}
+
+/// Where the next ListUsers page starts after `user`: its username key or, when the filter
+/// [orders by value](UserFilter::orders_by_value), the value, a NUL, and the username key.
+pub fn list_cursor(filter: Option<&UserFilter>, user: &User) -> String {
+    match filter {
+        Some(f) if f.orders_by_value() => {
+            let value = match f.field {
+                FilterField::Email => user.attributes.get("email").map(|e| e.to_lowercase()),
+                _ => user.attributes.get("phone_number").cloned(),
+            };
+            format!("{}\0{}", value.unwrap_or_default(), user.username_key)
+        }
+        _ => user.username_key.clone(),
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum FilterField {
     /// Compared with the normalised username key.

@@ -528,7 +528,7 @@ impl Directory {
             .list_users(&pool.id, filter.as_ref(), after.as_deref(), limit + 1)
             .await?;
         Ok(paging::page(&query, items, limit, |u| {
-            u.username_key.clone()
+            crate::store::list_cursor(filter.as_ref(), u)
         }))
     }
 
