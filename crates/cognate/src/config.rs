@@ -23,6 +23,16 @@ pub struct FileConfig {
     pub allow_development_hashing: Option<bool>,
     pub body_limit_bytes: Option<usize>,
     pub messages: Option<MessagesConfig>,
+    pub signing_keys: Option<SigningKeysConfig>,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SigningKeysConfig {
+    /// Rotate a pool's keys when they are this many days old; 0 never rotates [default: 90].
+    pub rotate_after_days: Option<u32>,
+    /// A rotated key is published this long before it signs [default: 600].
+    pub lead_seconds: Option<u32>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -84,6 +94,10 @@ pub struct Settings {
     pub body_limit: usize,
     pub sender: Sender,
     pub smtp: Option<SmtpConfig>,
+    /// Automatic key rotation: the age (ms) at which keys are replaced, if ever.
+    pub key_rotation_after: Option<i64>,
+    /// How long (ms) a rotated key is published before it signs.
+    pub key_lead: i64,
 }
 
 /// What the command line and environment say (clap fills these from both).
@@ -164,7 +178,11 @@ impl Settings {
         if sender == Sender::Smtp && messages.smtp.is_none() {
             bail!("messages.sender is smtp but messages.smtp is not configured");
         }
+        let keys = file.signing_keys.unwrap_or_default();
+        let days = i64::from(keys.rotate_after_days.unwrap_or(90));
         Ok(Settings {
+            key_rotation_after: (days > 0).then_some(days * 86_400_000),
+            key_lead: i64::from(keys.lead_seconds.unwrap_or(600)) * 1000,
             listen,
             issuer_base: o
                 .issuer_base

@@ -11,6 +11,7 @@ mod dev;
 mod secrets;
 mod server;
 mod system;
+mod wellknown;
 
 use std::path::PathBuf;
 
@@ -33,22 +34,52 @@ struct Cli {
 enum Command {
     /// Run the server.
     Serve(ServeArgs),
+    /// Manage the pools' token signing keys.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
 }
 
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Publish new signing keys for a pool now; they sign after the lead time, and the current
+    /// keys stay published until their last token has expired. Running servers see the new
+    /// keys within seconds.
+    Rotate {
+        #[command(flatten)]
+        place: PlaceArgs,
+        /// The pool whose keys to rotate.
+        #[arg(long)]
+        pool: String,
+        /// Seconds between publishing the new keys and signing with them
+        /// [default: signing_keys.lead_seconds, 600].
+        #[arg(long)]
+        lead_seconds: Option<u32>,
+    },
+}
+
+/// Where the data is: what `serve` and the maintenance commands share.
 #[derive(clap::Args)]
-struct ServeArgs {
+struct PlaceArgs {
     /// YAML configuration file (see cognate.example.yaml).
     #[arg(long, env = "COGNATE_CONFIG")]
     config: Option<PathBuf>,
-    /// Address to listen on [default: 127.0.0.1:9229].
-    #[arg(long, env = "COGNATE_LISTEN")]
-    listen: Option<String>,
     /// Data directory: database file, master key, generated admin key [default: ./cognate-data].
     #[arg(long, env = "COGNATE_DATA_DIR")]
     data_dir: Option<PathBuf>,
     /// Database URL: sqlite://PATH or postgres://USER@HOST/DB [default: sqlite in the data directory].
     #[arg(long, env = "COGNATE_DATABASE_URL")]
     database: Option<String>,
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    #[command(flatten)]
+    place: PlaceArgs,
+    /// Address to listen on [default: 127.0.0.1:9229].
+    #[arg(long, env = "COGNATE_LISTEN")]
+    listen: Option<String>,
     /// Region of new pools when a request's signature names none [default: us-east-1].
     #[arg(long, env = "COGNATE_REGION")]
     region: Option<String>,
@@ -83,32 +114,61 @@ fn init_logs(format: &str) {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    let Command::Serve(args) = cli.command;
-    init_logs(&args.log_format);
-    let file = match &args.config {
-        Some(path) => FileConfig::load(path)?,
-        None => FileConfig::default(),
-    };
-    let overrides = Overrides {
-        listen: args.listen,
-        data_dir: args.data_dir,
-        database: args.database,
-        region: args.region,
-        issuer_base: std::env::var("COGNATE_ISSUER_BASE").ok(),
-        master_key: std::env::var("COGNATE_MASTER_KEY").ok(),
-        access_key_id: std::env::var("COGNATE_ACCESS_KEY_ID").ok(),
-        secret_access_key: std::env::var("COGNATE_SECRET_ACCESS_KEY").ok(),
-        password_hashing: args.password_hashing,
-        allow_development_hashing: args.allow_development_hashing,
-        sender: args.messages,
-    };
-    let settings = Settings::resolve(file, overrides)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    let result = runtime.block_on(server::serve(settings));
+    let result = match cli.command {
+        Command::Serve(args) => {
+            init_logs(&args.log_format);
+            let settings = settings(
+                &args.place,
+                Overrides {
+                    listen: args.listen,
+                    region: args.region,
+                    password_hashing: args.password_hashing,
+                    allow_development_hashing: args.allow_development_hashing,
+                    sender: args.messages,
+                    ..Overrides::default()
+                },
+            )?;
+            runtime.block_on(server::serve(settings))
+        }
+        Command::Keys {
+            command:
+                KeysCommand::Rotate {
+                    place,
+                    pool,
+                    lead_seconds,
+                },
+        } => {
+            init_logs("text");
+            let settings = settings(&place, Overrides::default())?;
+            let lead = lead_seconds.map_or(settings.key_lead, |s| i64::from(s) * 1000);
+            runtime.block_on(server::rotate_keys(&settings, &pool, lead))
+        }
+    };
     if let Err(e) = &result {
         tracing::error!("{e:#}");
     }
     result
+}
+
+/// The file, then the environment, then the flags.
+fn settings(place: &PlaceArgs, flags: Overrides) -> anyhow::Result<Settings> {
+    let file = match &place.config {
+        Some(path) => FileConfig::load(path)?,
+        None => FileConfig::default(),
+    };
+    Settings::resolve(
+        file,
+        Overrides {
+            data_dir: place.data_dir.clone(),
+            database: place.database.clone(),
+            issuer_base: std::env::var("COGNATE_ISSUER_BASE").ok(),
+            master_key: std::env::var("COGNATE_MASTER_KEY").ok(),
+            access_key_id: std::env::var("COGNATE_ACCESS_KEY_ID").ok(),
+            secret_access_key: std::env::var("COGNATE_SECRET_ACCESS_KEY").ok(),
+            ..flags
+        },
+    )
 }

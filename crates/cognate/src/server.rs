@@ -15,14 +15,14 @@ use tower_http::catch_panic::CatchPanicLayer;
 use userpool::{Deps, Directory, HashProfile, MessageSender, PasswordHasher, Store};
 
 use crate::config::{Sender, Settings};
-use crate::secrets;
 use crate::system::{SystemClock, SystemRandom};
+use crate::{secrets, wellknown};
 
 /// Hash jobs allowed to wait for a core before new ones are refused with TooManyRequests.
 const HASH_QUEUE: usize = 64;
 
-/// Everything but the socket: opens the database and builds the routes.
-pub async fn build(settings: &Settings) -> Result<Router> {
+/// The database, opened and migrated, and the master key, checked against what it holds.
+async fn open_store(settings: &Settings) -> Result<(Arc<dyn Store>, Arc<vault::Vault>)> {
     std::fs::create_dir_all(&settings.data_dir).with_context(|| {
         format!(
             "cannot create the data directory {}",
@@ -30,13 +30,58 @@ pub async fn build(settings: &Settings) -> Result<Router> {
         )
     })?;
     let store = store::connect(&settings.database).await?;
-    spawn_maintenance(store.clone());
     let vault = Arc::new(secrets::master_key(
         settings.master_key.as_deref(),
         &settings.data_dir,
     )?);
     secrets::check_master_key(store.as_ref(), &vault).await?;
+    Ok((store, vault))
+}
 
+fn directory(
+    settings: &Settings,
+    store: Arc<dyn Store>,
+    vault: Arc<vault::Vault>,
+    sender: Arc<dyn MessageSender>,
+) -> Arc<Directory> {
+    let profile = if settings.development_hashing {
+        HashProfile::DEVELOPMENT
+    } else {
+        HashProfile::DEFAULT
+    };
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2);
+    Arc::new(Directory::new(Deps {
+        store,
+        sender,
+        clock: Arc::new(SystemClock),
+        random: Arc::new(SystemRandom),
+        hasher: PasswordHasher::new(profile, cores, HASH_QUEUE),
+        vault,
+        account_id: settings.account_id.clone(),
+    }))
+}
+
+/// `cognate keys rotate`: new keys for one pool, signing after `lead` ms.
+pub async fn rotate_keys(settings: &Settings, pool_id: &str, lead: i64) -> Result<()> {
+    let (store, vault) = open_store(settings).await?;
+    let directory = directory(settings, store, vault, Arc::new(messages::LogSender));
+    directory
+        .rotate_keys(pool_id, lead)
+        .await
+        .with_context(|| format!("cannot rotate the keys of {pool_id}"))?;
+    tracing::info!(
+        pool_id,
+        signs_in_s = lead / 1000,
+        "new signing keys published; the current keys stay published until their tokens expire"
+    );
+    Ok(())
+}
+
+/// Everything but the socket: opens the database and builds the routes.
+pub async fn build(settings: &Settings) -> Result<Router> {
+    let (store, vault) = open_store(settings).await?;
     let mut keys = settings.admin_keys.clone();
     if keys.is_empty() {
         keys.push(secrets::generated_admin_key(&settings.data_dir)?);
@@ -68,26 +113,12 @@ pub async fn build(settings: &Settings) -> Result<Router> {
             })?)
         }
     };
-    let profile = if settings.development_hashing {
+    if settings.development_hashing {
         tracing::warn!(
             "password hashing: DEVELOPMENT profile (cheap argon2id); never use it for real passwords"
         );
-        HashProfile::DEVELOPMENT
-    } else {
-        HashProfile::DEFAULT
-    };
-    let cores = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(2);
-    let directory = Arc::new(Directory::new(Deps {
-        store: store.clone(),
-        sender,
-        clock: clock.clone(),
-        random: Arc::new(SystemRandom),
-        hasher: PasswordHasher::new(profile, cores, HASH_QUEUE),
-        vault,
-        account_id: settings.account_id.clone(),
-    }));
+    }
+    let directory = directory(settings, store.clone(), vault, sender);
     let api = Arc::new(awsjson::Api {
         directory: directory.clone(),
         keys: keys
@@ -102,11 +133,22 @@ pub async fn build(settings: &Settings) -> Result<Router> {
         region: settings.region.clone(),
         body_limit: settings.body_limit,
     });
-    let mut app = awsjson::router(api).merge(
-        Router::new()
-            .route("/health", get(health))
-            .with_state(store.clone()),
+    spawn_maintenance(
+        store.clone(),
+        directory.clone(),
+        settings.key_rotation_after,
+        settings.key_lead,
     );
+    let mut app = awsjson::router(api)
+        .merge(wellknown::router(
+            directory.clone(),
+            settings.issuer_base.clone(),
+        ))
+        .merge(
+            Router::new()
+                .route("/health", get(health))
+                .with_state(store.clone()),
+        );
     if settings.sender == Sender::Outbox {
         app = app.merge(crate::dev::router(directory));
     }
@@ -117,14 +159,23 @@ pub async fn build(settings: &Settings) -> Result<Router> {
     Ok(app)
 }
 
-/// Keeps the database's planner statistics fresh as pools grow.
-fn spawn_maintenance(store: Arc<dyn Store>) {
+/// Keeps the database's planner statistics fresh as pools grow, rotates signing keys that are
+/// due, and deletes those whose last token has expired.
+fn spawn_maintenance(
+    store: Arc<dyn Store>,
+    directory: Arc<Directory>,
+    rotate_after: Option<i64>,
+    lead: i64,
+) {
     tokio::spawn(async move {
         let mut every = tokio::time::interval(std::time::Duration::from_secs(600));
         loop {
             every.tick().await;
             if let Err(e) = store.maintain().await {
                 tracing::warn!(error = %e, "database maintenance failed");
+            }
+            if let Err(e) = directory.maintain_keys(rotate_after, lead).await {
+                tracing::warn!(error = %e, "signing key upkeep failed");
             }
         }
     });

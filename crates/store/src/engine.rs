@@ -901,6 +901,98 @@ macro_rules! sql_store {
                     })
                     .collect()
             }
+
+            async fn rotate_signing_key(&self, key: &StoredKey) -> StoreResult<()> {
+                let mut tx = self.pool.begin_with($begin).await.map_err(unavailable)?;
+                sqlx::query(
+                    "UPDATE signing_keys SET retired_ms = $3 \
+                     WHERE pool_id = $1 AND key_use = $2 AND retired_ms IS NULL",
+                )
+                .bind(&key.pool_id)
+                .bind(&key.key_use)
+                .bind(key.signs_from)
+                .execute(&mut *tx)
+                .await
+                .map_err(unavailable)?;
+                sqlx::query(
+                    "INSERT INTO signing_keys (pool_id, kid, key_use, private_sealed, jwk, created_ms, signs_from_ms, retired_ms) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, NULL)",
+                )
+                .bind(&key.pool_id)
+                .bind(&key.kid)
+                .bind(&key.key_use)
+                .bind(&key.private_sealed)
+                .bind(&key.jwk)
+                .bind(key.created)
+                .bind(key.signs_from)
+                .execute(&mut *tx)
+                .await
+                .map_err(unavailable)?;
+                tx.commit().await.map_err(unavailable)
+            }
+
+            async fn add_first_signing_key(&self, key: &StoredKey) -> StoreResult<bool> {
+                let done = sqlx::query(
+                    "INSERT INTO signing_keys (pool_id, kid, key_use, private_sealed, jwk, created_ms, signs_from_ms, retired_ms) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, NULL) ON CONFLICT DO NOTHING",
+                )
+                .bind(&key.pool_id)
+                .bind(&key.kid)
+                .bind(&key.key_use)
+                .bind(&key.private_sealed)
+                .bind(&key.jwk)
+                .bind(key.created)
+                .bind(key.signs_from)
+                .execute(&self.pool)
+                .await
+                .map_err(unavailable)?;
+                Ok(done.rows_affected() > 0)
+            }
+
+            async fn signing_keys(&self, pool_id: &str) -> StoreResult<Vec<StoredKey>> {
+                let rows = sqlx::query("SELECT * FROM signing_keys WHERE pool_id = $1 ORDER BY created_ms, kid")
+                    .bind(pool_id)
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(unavailable)?;
+                rows.iter()
+                    .map(|r| {
+                        let g = |e| corrupt("signing key", e);
+                        Ok(StoredKey {
+                            pool_id: r.try_get("pool_id").map_err(g)?,
+                            kid: r.try_get("kid").map_err(g)?,
+                            key_use: r.try_get("key_use").map_err(g)?,
+                            private_sealed: r.try_get("private_sealed").map_err(g)?,
+                            jwk: r.try_get("jwk").map_err(g)?,
+                            created: r.try_get("created_ms").map_err(g)?,
+                            signs_from: r.try_get("signs_from_ms").map_err(g)?,
+                            retired: r.try_get("retired_ms").map_err(g)?,
+                        })
+                    })
+                    .collect()
+            }
+
+            async fn delete_retired_keys(&self, before: Millis) -> StoreResult<u64> {
+                let done = sqlx::query("DELETE FROM signing_keys WHERE retired_ms IS NOT NULL AND retired_ms < $1")
+                    .bind(before)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(unavailable)?;
+                Ok(done.rows_affected())
+            }
+
+            async fn pools_with_keys_older_than(&self, before: Millis) -> StoreResult<Vec<String>> {
+                let rows = sqlx::query(
+                    "SELECT DISTINCT pool_id FROM signing_keys WHERE retired_ms IS NULL AND created_ms < $1 ORDER BY pool_id",
+                )
+                .bind(before)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(unavailable)?;
+                rows.iter()
+                    .map(|r| r.try_get("pool_id").map_err(|e| corrupt("signing key", e)))
+                    .collect()
+            }
         }
     };
 }

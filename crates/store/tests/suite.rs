@@ -154,6 +154,8 @@ both!(
     resource_servers_and_clients,
     meta_values_are_written_once,
     prefix_filtered_pages_cover_every_match_once,
+    signing_keys_are_made_rotated_and_retired,
+    nodes_making_first_keys_at_once_make_one_pair,
 );
 
 fn pool_input(name: &str) -> PoolInput {
@@ -855,4 +857,71 @@ async fn prefix_filtered_pages_cover_every_match_once(e: Env) {
         seen, want,
         "in e-mail order, each once, the late user ahead of the cursor included"
     );
+}
+
+/// Signing keys: two per pool from its creation, sealed (the stored private half is not the
+/// PKCS#8 key), rotation publishes two more at once, and upkeep deletes retired keys only once
+/// their last token can have expired.
+async fn signing_keys_are_made_rotated_and_retired(e: Env) {
+    let (pool, _) = make_pool(&e, pool_input("keys")).await;
+    let first = e.dir.jwks(&pool.id).await.unwrap();
+    assert_eq!(first.keys.len(), 2);
+    let stored = e.store.signing_keys(&pool.id).await.unwrap();
+    assert_eq!(stored.len(), 2);
+    for k in &stored {
+        // PKCS#8 DER starts with a SEQUENCE tag; a sealed value starts with its random nonce.
+        assert!(k.private_sealed.len() > 1000);
+        assert!(k.retired.is_none());
+    }
+    e.dir.rotate_keys(&pool.id, 60_000).await.unwrap();
+    let after = e.dir.jwks(&pool.id).await.unwrap();
+    assert_eq!(after.keys.len(), 4);
+    assert!(first.keys.iter().all(|k| after.keys.contains(k)));
+    let stored = e.store.signing_keys(&pool.id).await.unwrap();
+    assert_eq!(
+        stored
+            .iter()
+            .filter(|k| k.retired == Some(T0 + 60_000))
+            .count(),
+        2
+    );
+
+    // A day after the old keys stopped signing they are still published ...
+    e.clock.0.store(T0 + 60_000 + 86_400_000, Ordering::SeqCst);
+    e.dir.maintain_keys(None, 0).await.unwrap();
+    assert_eq!(e.store.signing_keys(&pool.id).await.unwrap().len(), 4);
+    // ... and just after that they are gone, the new ones stay.
+    e.clock.0.store(T0 + 60_001 + 86_400_000, Ordering::SeqCst);
+    e.dir.maintain_keys(None, 0).await.unwrap();
+    let left = e.store.signing_keys(&pool.id).await.unwrap();
+    assert_eq!(left.len(), 2);
+    assert!(left.iter().all(|k| k.retired.is_none()));
+
+    // Automatic rotation picks pools whose keys are older than the given age.
+    e.dir.maintain_keys(Some(86_400_000), 0).await.unwrap();
+    assert_eq!(e.store.signing_keys(&pool.id).await.unwrap().len(), 4);
+
+    // The keys go with the pool.
+    e.dir.delete_pool(&e.grant, &pool.id).await.unwrap();
+    assert!(e.store.signing_keys(&pool.id).await.unwrap().is_empty());
+}
+
+/// Two nodes (two directories on one database) asked for a new pool's JWKS at the same moment:
+/// the pool ends up with one ID key and one access key, and both nodes publish that pair.
+async fn nodes_making_first_keys_at_once_make_one_pair(e: Env) {
+    let (pool, _) = make_pool(&e, pool_input("first-keys")).await;
+    assert!(e.store.signing_keys(&pool.id).await.unwrap().is_empty());
+    let other = env(e.store.clone());
+    let (a, b) = tokio::join!(e.dir.jwks(&pool.id), other.dir.jwks(&pool.id));
+    let stored = e.store.signing_keys(&pool.id).await.unwrap();
+    assert_eq!(stored.len(), 2);
+    let mut uses: Vec<&str> = stored.iter().map(|k| k.key_use.as_str()).collect();
+    uses.sort_unstable();
+    assert_eq!(uses, ["access", "id"]);
+    // A node that lost the race reads the winner's keys.
+    let again_a = e.dir.jwks(&pool.id).await.unwrap();
+    let again_b = other.dir.jwks(&pool.id).await.unwrap();
+    assert_eq!(again_a, again_b);
+    assert_eq!(again_a.keys.len(), 2);
+    let _ = (a.unwrap(), b.unwrap());
 }

@@ -14,12 +14,14 @@ pub mod error;
 mod filter;
 mod groups;
 mod ids;
+pub mod keys;
 pub mod model;
 mod paging;
 pub mod password;
 mod pools;
 pub mod ports;
 mod resource_servers;
+mod signing;
 pub mod store;
 mod users;
 
@@ -104,6 +106,7 @@ pub struct Directory {
     random: Arc<dyn Random>,
     hasher: PasswordHasher,
     vault: Arc<Vault>,
+    keys: keys::KeyRing,
     code_key: [u8; 32],
     account_id: String,
 }
@@ -111,7 +114,14 @@ pub struct Directory {
 impl Directory {
     pub fn new(deps: Deps) -> Self {
         let code_key = deps.vault.derive_key("cognate/codes/v1");
+        let keys = keys::KeyRing::new(
+            deps.store.clone(),
+            deps.vault.clone(),
+            deps.clock.clone(),
+            deps.hasher.clone(),
+        );
         Self {
+            keys,
             store: deps.store,
             sender: deps.sender,
             clock: deps.clock,

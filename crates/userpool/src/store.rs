@@ -129,6 +129,23 @@ pub struct CodeAttempt<'a> {
     pub take_aliases: bool,
 }
 
+/// A pool's signing key as stored: the private half sealed with the master key.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredKey {
+    pub pool_id: String,
+    pub kid: String,
+    /// `id` or `access`
+    pub key_use: String,
+    pub private_sealed: Vec<u8>,
+    /// The public JWK, as the JWKS lists it.
+    pub jwk: String,
+    pub created: Millis,
+    /// Published from `created`, signs from here on.
+    pub signs_from: Millis,
+    /// Stops signing at this time; stays published until its tokens have expired.
+    pub retired: Option<Millis>,
+}
+
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Periodic upkeep (statistics for the query planner); cheap when nothing is due.
@@ -234,4 +251,17 @@ pub trait Store: Send + Sync + 'static {
         pool_id: &str,
         username: Option<&str>,
     ) -> StoreResult<Vec<StoredMessage>>;
+
+    // Signing keys
+    /// Adds `key` and retires, at `key.signs_from`, every other unretired key of its pool and
+    /// use, in one transaction.
+    async fn rotate_signing_key(&self, key: &StoredKey) -> StoreResult<()>;
+    /// Adds `key` unless its pool already has an unretired key of that use; whether it did.
+    async fn add_first_signing_key(&self, key: &StoredKey) -> StoreResult<bool>;
+    /// Every key of the pool not yet deleted, oldest first.
+    async fn signing_keys(&self, pool_id: &str) -> StoreResult<Vec<StoredKey>>;
+    /// Deletes keys retired before `before`; returns how many.
+    async fn delete_retired_keys(&self, before: Millis) -> StoreResult<u64>;
+    /// Pools whose newest key of a use was created before `before` (due for rotation).
+    async fn pools_with_keys_older_than(&self, before: Millis) -> StoreResult<Vec<String>>;
 }
