@@ -49,6 +49,8 @@ impl From<Error> for WireError {
             Error::InvalidParameter(_) => "InvalidParameterException",
             Error::ResourceNotFound(_) => "ResourceNotFoundException",
             Error::UserNotFound => "UserNotFoundException",
+            Error::UserNotConfirmed => "UserNotConfirmedException",
+            Error::PasswordResetRequired => "PasswordResetRequiredException",
             Error::UsernameExists(_) => "UsernameExistsException",
             Error::AliasExists(_) => "AliasExistsException",
             Error::InvalidPassword(_) => "InvalidPasswordException",
@@ -128,6 +130,12 @@ mod tests {
             (Error::invalid("x"), "InvalidParameterException", 400),
             (Error::not_found("x"), "ResourceNotFoundException", 400),
             (Error::UserNotFound, "UserNotFoundException", 400),
+            (Error::UserNotConfirmed, "UserNotConfirmedException", 400),
+            (
+                Error::PasswordResetRequired,
+                "PasswordResetRequiredException",
+                400,
+            ),
             (
                 Error::UsernameExists("x".into()),
                 "UsernameExistsException",

@@ -10,6 +10,7 @@
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
+mod auth;
 pub mod errors;
 mod input;
 mod pools;
@@ -122,7 +123,13 @@ async fn handle(State(api): State<Arc<Api>>, req: Request) -> Response {
 }
 
 /// The public actions this server implements; every other action needs a signature.
-const PUBLIC: &[&str] = &["SignUp", "ConfirmSignUp", "ResendConfirmationCode"];
+const PUBLIC: &[&str] = &[
+    "SignUp",
+    "ConfirmSignUp",
+    "ResendConfirmationCode",
+    "InitiateAuth",
+    "GetUser",
+];
 
 impl Api {
     async fn serve(&self, req: Request) -> Result<serde_json::Value, WireError> {
@@ -208,6 +215,8 @@ impl Api {
             "SignUp" => users::sign_up(dir, body).await,
             "ConfirmSignUp" => users::confirm_sign_up(dir, body).await,
             "ResendConfirmationCode" => users::resend_confirmation_code(dir, body).await,
+            "InitiateAuth" => auth::initiate_auth(dir, body).await,
+            "GetUser" => auth::get_user(dir, body).await,
             other => Err(unknown(other)),
         }
     }
@@ -239,6 +248,7 @@ impl Api {
             "AdminCreateUser" => users::admin_create_user(d, grant, body).await,
             "AdminConfirmSignUp" => users::admin_confirm_sign_up(d, grant, body).await,
             "AdminGetUser" => users::admin_get_user(d, grant, body).await,
+            "AdminInitiateAuth" => auth::admin_initiate_auth(d, grant, body).await,
             "ListUsers" => users::list_users(d, grant, body).await,
             "AdminUpdateUserAttributes" => {
                 users::admin_update_user_attributes(d, grant, body).await

@@ -60,6 +60,7 @@ fn directory(
         hasher: PasswordHasher::new(profile, cores, HASH_QUEUE),
         vault,
         account_id: settings.account_id.clone(),
+        issuer_base: settings.issuer_base.clone(),
     }))
 }
 

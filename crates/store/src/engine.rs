@@ -352,6 +352,21 @@ macro_rules! sql_store {
                 Ok(done.rows_affected() > 0)
             }
 
+            fn refresh_from(r: &$row) -> StoreResult<RefreshToken> {
+                let g = |e| corrupt("refresh token", e);
+                Ok(RefreshToken {
+                    token_hash: r.try_get("token_hash").map_err(g)?,
+                    origin_jti: r.try_get("origin_jti").map_err(g)?,
+                    pool_id: r.try_get("pool_id").map_err(g)?,
+                    client_id: r.try_get("client_id").map_err(g)?,
+                    sub: r.try_get("sub").map_err(g)?,
+                    auth_time: r.try_get("auth_time_s").map_err(g)?,
+                    created: r.try_get("created_ms").map_err(g)?,
+                    expires: r.try_get("expires_ms").map_err(g)?,
+                    revoked: r.try_get("revoked_ms").map_err(g)?,
+                })
+            }
+
             async fn save_user(&self, user: &User, take_aliases: bool, insert: bool) -> StoreResult<bool> {
                 if !take_aliases {
                     // One statement is atomic on its own: no transaction round trips needed.
@@ -929,6 +944,44 @@ macro_rules! sql_store {
                 .await
                 .map_err(unavailable)?;
                 tx.commit().await.map_err(unavailable)
+            }
+
+            async fn insert_refresh_token(&self, t: &RefreshToken) -> StoreResult<()> {
+                sqlx::query(
+                    "INSERT INTO refresh_tokens (token_hash, origin_jti, pool_id, client_id, sub, auth_time_s, created_ms, expires_ms, revoked_ms) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                )
+                .bind(&t.token_hash)
+                .bind(&t.origin_jti)
+                .bind(&t.pool_id)
+                .bind(&t.client_id)
+                .bind(&t.sub)
+                .bind(t.auth_time)
+                .bind(t.created)
+                .bind(t.expires)
+                .bind(t.revoked)
+                .execute(&self.pool)
+                .await
+                .map_err(unavailable)?;
+                Ok(())
+            }
+
+            async fn find_refresh_token(&self, token_hash: &[u8]) -> StoreResult<Option<RefreshToken>> {
+                let row = sqlx::query("SELECT * FROM refresh_tokens WHERE token_hash = $1")
+                    .bind(token_hash)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(unavailable)?;
+                row.as_ref().map(Self::refresh_from).transpose()
+            }
+
+            async fn refresh_family(&self, origin_jti: &str) -> StoreResult<Option<RefreshToken>> {
+                let row = sqlx::query("SELECT * FROM refresh_tokens WHERE origin_jti = $1")
+                    .bind(origin_jti)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(unavailable)?;
+                row.as_ref().map(Self::refresh_from).transpose()
             }
 
             async fn add_first_signing_key(&self, key: &StoredKey) -> StoreResult<bool> {

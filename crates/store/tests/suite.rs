@@ -51,6 +51,7 @@ fn env(store: Arc<dyn Store>) -> Env {
         hasher: PasswordHasher::new(HashProfile::DEVELOPMENT, 2, 64),
         vault,
         account_id: "000000000000".into(),
+        issuer_base: "http://127.0.0.1:9229".into(),
     });
     Env {
         store,

@@ -11,6 +11,10 @@ pub enum Error {
     ResourceNotFound(String),
     #[error("User does not exist.")]
     UserNotFound,
+    #[error("User is not confirmed.")]
+    UserNotConfirmed,
+    #[error("Password reset required for the user")]
+    PasswordResetRequired,
     #[error("{0}")]
     UsernameExists(String),
     #[error("{0}")]

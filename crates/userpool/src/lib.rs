@@ -8,6 +8,7 @@
 )]
 
 pub mod attributes;
+mod auth;
 mod clients;
 mod codes;
 pub mod error;
@@ -27,6 +28,7 @@ mod users;
 
 use std::sync::Arc;
 
+pub use auth::{AuthRequest, Tokens};
 pub use clients::{ClientInput, secret_hash_matches};
 pub use error::Error;
 use error::Result;
@@ -96,6 +98,8 @@ pub struct Deps {
     pub vault: Arc<Vault>,
     /// The account id in ARNs.
     pub account_id: String,
+    /// Tokens' `iss` is this followed by `/{poolId}`.
+    pub issuer_base: String,
 }
 
 /// The user directory service. Cheap to share behind an `Arc`.
@@ -108,12 +112,15 @@ pub struct Directory {
     vault: Arc<Vault>,
     keys: keys::KeyRing,
     code_key: [u8; 32],
+    refresh_key: [u8; 32],
     account_id: String,
+    issuer_base: String,
 }
 
 impl Directory {
     pub fn new(deps: Deps) -> Self {
         let code_key = deps.vault.derive_key("cognate/codes/v1");
+        let refresh_key = deps.vault.derive_key("cognate/refresh-tokens/v1");
         let keys = keys::KeyRing::new(
             deps.store.clone(),
             deps.vault.clone(),
@@ -129,7 +136,9 @@ impl Directory {
             hasher: deps.hasher,
             vault: deps.vault,
             code_key,
+            refresh_key,
             account_id: deps.account_id,
+            issuer_base: deps.issuer_base,
         }
     }
 

@@ -129,6 +129,22 @@ pub struct CodeAttempt<'a> {
     pub take_aliases: bool,
 }
 
+/// A refresh-token family as stored: only a keyed hash of the token itself.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RefreshToken {
+    pub token_hash: Vec<u8>,
+    /// The family's id: every access and ID token minted from this refresh token carries it.
+    pub origin_jti: String,
+    pub pool_id: String,
+    pub client_id: String,
+    pub sub: String,
+    /// Epoch seconds of the sign-in that started the family.
+    pub auth_time: i64,
+    pub created: Millis,
+    pub expires: Millis,
+    pub revoked: Option<Millis>,
+}
+
 /// A pool's signing key as stored: the private half sealed with the master key.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StoredKey {
@@ -251,6 +267,12 @@ pub trait Store: Send + Sync + 'static {
         pool_id: &str,
         username: Option<&str>,
     ) -> StoreResult<Vec<StoredMessage>>;
+
+    // Refresh tokens
+    async fn insert_refresh_token(&self, token: &RefreshToken) -> StoreResult<()>;
+    async fn find_refresh_token(&self, token_hash: &[u8]) -> StoreResult<Option<RefreshToken>>;
+    /// The family whose id is `origin_jti` (to check an access token against revocation).
+    async fn refresh_family(&self, origin_jti: &str) -> StoreResult<Option<RefreshToken>>;
 
     // Signing keys
     /// Adds `key` and retires, at `key.signs_from`, every other unretired key of its pool and

@@ -1,0 +1,90 @@
+//! Sign-in actions: InitiateAuth, AdminInitiateAuth, and GetUser (access-token holders).
+#![allow(non_snake_case)]
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use serde_json::{Value, json};
+use userpool::*;
+
+use crate::errors::WireError;
+use crate::input::{self, decode};
+use crate::shapes;
+
+type Out = Result<Value, WireError>;
+
+const FLOWS: &[&str] = &[
+    "USER_SRP_AUTH",
+    "REFRESH_TOKEN_AUTH",
+    "REFRESH_TOKEN",
+    "CUSTOM_AUTH",
+    "ADMIN_NO_SRP_AUTH",
+    "USER_PASSWORD_AUTH",
+    "ADMIN_USER_PASSWORD_AUTH",
+    "USER_AUTH",
+];
+
+#[derive(Deserialize)]
+struct InitiateAuthIn {
+    AuthFlow: String,
+    ClientId: String,
+    AuthParameters: Option<BTreeMap<String, String>>,
+    UserPoolId: Option<String>,
+}
+
+fn request(req: InitiateAuthIn) -> Result<AuthRequest, WireError> {
+    input::client_id(&req.ClientId)?;
+    input::one_of("AuthFlow", &req.AuthFlow, FLOWS)?;
+    Ok(AuthRequest {
+        client_id: req.ClientId,
+        flow: req.AuthFlow,
+        params: req.AuthParameters.unwrap_or_default(),
+    })
+}
+
+fn result(t: Tokens) -> Value {
+    json!({
+        "ChallengeParameters": {},
+        "AuthenticationResult": {
+            "AccessToken": t.access,
+            "ExpiresIn": t.expires_in,
+            "TokenType": "Bearer",
+            "RefreshToken": t.refresh,
+            "IdToken": t.id,
+        }
+    })
+}
+
+pub async fn initiate_auth(dir: &Directory, body: &[u8]) -> Out {
+    let req: InitiateAuthIn = decode(body)?;
+    let out = dir.initiate_auth(request(req)?).await?;
+    Ok(shapes::prune(result(out)))
+}
+
+pub async fn admin_initiate_auth(dir: &Directory, grant: &AdminGrant, body: &[u8]) -> Out {
+    let mut req: InitiateAuthIn = decode(body)?;
+    let pool_id = req
+        .UserPoolId
+        .take()
+        .ok_or_else(|| input::missing("UserPoolId"))?;
+    input::pool_id(&pool_id)?;
+    let out = dir
+        .admin_initiate_auth(grant, &pool_id, request(req)?)
+        .await?;
+    Ok(shapes::prune(result(out)))
+}
+
+#[derive(Deserialize)]
+struct AccessTokenIn {
+    AccessToken: String,
+}
+
+pub async fn get_user(dir: &Directory, body: &[u8]) -> Out {
+    let req: AccessTokenIn = decode(body)?;
+    input::len("AccessToken", &req.AccessToken, 1, 8192, true)?;
+    let u = dir.get_user(&req.AccessToken).await?;
+    Ok(json!({
+        "Username": u.username,
+        "UserAttributes": shapes::attributes(&u, None),
+    }))
+}

@@ -1,0 +1,397 @@
+//! Sign-in: the password flows and refresh, token minting with Cognito's claim sets, and the
+//! access-token check of token-holder actions (spec 03, 05).
+
+use std::collections::BTreeMap;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use tokens::{Grant, KeyUse};
+
+use crate::error::{Error, Result};
+use crate::store::RefreshToken;
+use crate::{AdminGrant, Client, Directory, Pool, User, UserStatus};
+
+/// What InitiateAuth and AdminInitiateAuth carry.
+#[derive(Debug, Clone, Default)]
+pub struct AuthRequest {
+    pub client_id: String,
+    pub flow: String,
+    pub params: BTreeMap<String, String>,
+}
+
+/// The tokens of a completed sign-in; no refresh token when a refresh made them.
+#[derive(Debug, Clone)]
+pub struct Tokens {
+    pub access: String,
+    pub id: String,
+    pub refresh: Option<String>,
+    /// Access-token lifetime in seconds.
+    pub expires_in: i64,
+}
+
+/// The scope of tokens from the API (not the OAuth endpoints).
+const API_SCOPE: &str = "aws.cognito.signin.user.admin";
+
+fn incorrect() -> Error {
+    Error::not_authorized("Incorrect username or password.")
+}
+
+fn seconds(value: i64, unit: &str) -> i64 {
+    value.saturating_mul(match unit {
+        "seconds" => 1,
+        "minutes" => 60,
+        "hours" => 3600,
+        _ => 86400,
+    })
+}
+
+impl Directory {
+    /// InitiateAuth: USER_PASSWORD_AUTH and REFRESH_TOKEN_AUTH / REFRESH_TOKEN.
+    pub async fn initiate_auth(&self, req: AuthRequest) -> Result<Tokens> {
+        match req.flow.as_str() {
+            "USER_PASSWORD_AUTH" => self.password_auth(None, &req, "USER_PASSWORD_AUTH").await,
+            "REFRESH_TOKEN_AUTH" | "REFRESH_TOKEN" => self.refresh(None, &req).await,
+            "ADMIN_USER_PASSWORD_AUTH" | "ADMIN_NO_SRP_AUTH" => Err(Error::invalid(format!(
+                "Initiate Auth method not supported: {}",
+                req.flow
+            ))),
+            other => Err(Error::invalid(format!(
+                "{other} is not yet supported by Cognate"
+            ))),
+        }
+    }
+
+    /// AdminInitiateAuth: ADMIN_USER_PASSWORD_AUTH (ADMIN_NO_SRP_AUTH) and refresh.
+    pub async fn admin_initiate_auth(
+        &self,
+        grant: &AdminGrant,
+        pool_id: &str,
+        req: AuthRequest,
+    ) -> Result<Tokens> {
+        grant.check(pool_id)?;
+        match req.flow.as_str() {
+            "ADMIN_USER_PASSWORD_AUTH" | "ADMIN_NO_SRP_AUTH" => {
+                self.password_auth(Some(pool_id), &req, "ADMIN_USER_PASSWORD_AUTH")
+                    .await
+            }
+            "USER_PASSWORD_AUTH" => {
+                self.password_auth(Some(pool_id), &req, "USER_PASSWORD_AUTH")
+                    .await
+            }
+            "REFRESH_TOKEN_AUTH" | "REFRESH_TOKEN" => self.refresh(Some(pool_id), &req).await,
+            other => Err(Error::invalid(format!(
+                "{other} is not yet supported by Cognate"
+            ))),
+        }
+    }
+
+    /// The client, its pool (which must be `pool_id` for admin calls) and the flow check.
+    async fn auth_client(
+        &self,
+        pool_id: Option<&str>,
+        req: &AuthRequest,
+        username: &str,
+        flow: &str,
+    ) -> Result<(Client, Pool)> {
+        let secret_hash = req.params.get("SECRET_HASH").map(String::as_str);
+        let (client, pool) = self
+            .public_client(&req.client_id, username, secret_hash)
+            .await?;
+        if pool_id.is_some_and(|p| p != pool.id) {
+            return Err(Error::not_found(format!(
+                "User pool client {} does not exist.",
+                req.client_id
+            )));
+        }
+        if !flow_allowed(&client, flow) {
+            return Err(Error::invalid(if flow == "ADMIN_USER_PASSWORD_AUTH" {
+                "Auth flow not enabled for this client".to_string()
+            } else {
+                format!("{flow} flow not enabled for this client")
+            }));
+        }
+        Ok((client, pool))
+    }
+
+    async fn password_auth(
+        &self,
+        pool_id: Option<&str>,
+        req: &AuthRequest,
+        flow: &str,
+    ) -> Result<Tokens> {
+        let username = req
+            .params
+            .get("USERNAME")
+            .ok_or_else(|| Error::invalid("Missing required parameter USERNAME"))?;
+        let password = req
+            .params
+            .get("PASSWORD")
+            .ok_or_else(|| Error::invalid("Missing required parameter PASSWORD"))?;
+        let (client, pool) = self.auth_client(pool_id, req, username, flow).await?;
+        let Some(user) = self.find_user(&pool, username).await? else {
+            // Hash anyway, so an unknown user costs what a wrong password costs.
+            let _ = self.hasher.hash(password, self.random_bytes()).await;
+            return Err(
+                if client.config.prevent_user_existence_errors == "ENABLED" {
+                    incorrect()
+                } else {
+                    Error::UserNotFound
+                },
+            );
+        };
+        let Some(credential) = &user.password else {
+            return Err(incorrect());
+        };
+        if !self.hasher.verify(password, &credential.hash).await? {
+            return Err(incorrect());
+        }
+        self.check_may_sign_in(&user)?;
+        if credential.expires.is_some_and(|t| t <= self.now()) {
+            return Err(Error::not_authorized(
+                "Temporary password has expired and must be reset by an administrator.",
+            ));
+        }
+        if user.status == UserStatus::ForceChangePassword {
+            return Err(Error::invalid(
+                "NEW_PASSWORD_REQUIRED is not yet supported by Cognate",
+            ));
+        }
+        self.mint(&pool, &client, &user, None).await
+    }
+
+    fn check_may_sign_in(&self, user: &User) -> Result<()> {
+        if !user.enabled {
+            return Err(Error::not_authorized("User is disabled."));
+        }
+        match user.status {
+            UserStatus::Unconfirmed => Err(Error::UserNotConfirmed),
+            UserStatus::ResetRequired => Err(Error::PasswordResetRequired),
+            _ => Ok(()),
+        }
+    }
+
+    async fn refresh(&self, pool_id: Option<&str>, req: &AuthRequest) -> Result<Tokens> {
+        let token = req
+            .params
+            .get("REFRESH_TOKEN")
+            .ok_or_else(|| Error::invalid("Missing required parameter REFRESH_TOKEN"))?;
+        let invalid = || Error::not_authorized("Invalid Refresh Token");
+        let family = self
+            .store
+            .find_refresh_token(&self.refresh_hash(token))
+            .await?
+            .ok_or_else(invalid)?;
+        if family.client_id != req.client_id {
+            return Err(invalid());
+        }
+        // SECRET_HASH for refreshes is computed over the internal username (spec 03 §3.3).
+        let (client, pool) = self
+            .auth_client(pool_id, req, &family.sub, "REFRESH_TOKEN_AUTH")
+            .await?;
+        if family.revoked.is_some() {
+            return Err(Error::not_authorized("Refresh Token has been revoked"));
+        }
+        if family.expires <= self.now() {
+            return Err(Error::not_authorized("Refresh Token has expired"));
+        }
+        let user = self
+            .store
+            .find_user(&pool.id, crate::store::UserKey::Sub(&family.sub))
+            .await?
+            .ok_or_else(invalid)?;
+        if !user.enabled {
+            return Err(Error::not_authorized("User is disabled."));
+        }
+        self.mint(&pool, &client, &user, Some(&family)).await
+    }
+
+    fn refresh_hash(&self, token: &str) -> Vec<u8> {
+        let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, &self.refresh_key);
+        aws_lc_rs::hmac::sign(&key, token.as_bytes())
+            .as_ref()
+            .to_vec()
+    }
+
+    /// ID and access tokens for `user`, and a new refresh-token family unless `family` is the
+    /// one being refreshed.
+    async fn mint(
+        &self,
+        pool: &Pool,
+        client: &Client,
+        user: &User,
+        family: Option<&RefreshToken>,
+    ) -> Result<Tokens> {
+        let now = self.now();
+        let now_s = now / 1000;
+        let cfg = &client.config;
+        let units = &cfg.token_validity_units;
+        let access_ttl = seconds(cfg.access_token_validity, &units.access_token);
+        let id_ttl = seconds(cfg.id_token_validity, &units.id_token);
+        let refresh_ttl = seconds(cfg.refresh_token_validity, &units.refresh_token);
+
+        let mut groups = self
+            .store
+            .groups_of_user(&pool.id, &user.sub, None, 500)
+            .await?;
+        // Lowest precedence first; groups without one after those with one, then by name.
+        groups.sort_by(|a, b| {
+            (a.precedence.is_none(), a.precedence, &a.name).cmp(&(
+                b.precedence.is_none(),
+                b.precedence,
+                &b.name,
+            ))
+        });
+        let groups: Vec<(String, Option<String>)> =
+            groups.into_iter().map(|g| (g.name, g.role_arn)).collect();
+        let readable: Vec<(String, String)> = user
+            .attributes
+            .iter()
+            .filter(|(name, _)| {
+                cfg.read_attributes
+                    .as_ref()
+                    .is_none_or(|allowed| allowed.iter().any(|a| a == *name))
+            })
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+
+        let (origin_jti, auth_time, refresh) = match family {
+            Some(f) => (f.origin_jti.clone(), f.auth_time, None),
+            None => {
+                let token = URL_SAFE_NO_PAD.encode(self.random_bytes::<48>());
+                let origin_jti = self.new_uuid();
+                self.store
+                    .insert_refresh_token(&RefreshToken {
+                        token_hash: self.refresh_hash(&token),
+                        origin_jti: origin_jti.clone(),
+                        pool_id: pool.id.clone(),
+                        client_id: client.client_id.clone(),
+                        sub: user.sub.clone(),
+                        auth_time: now_s,
+                        created: now,
+                        expires: now + refresh_ttl * 1000,
+                        revoked: None,
+                    })
+                    .await?;
+                (origin_jti, now_s, Some(token))
+            }
+        };
+        let issuer = self.issuer(&pool.id);
+        let event_id = self.new_uuid();
+        let grant = Grant {
+            issuer: &issuer,
+            client_id: &client.client_id,
+            sub: &user.sub,
+            username: &user.username,
+            groups: &groups,
+            attributes: &readable,
+            origin_jti: &origin_jti,
+            event_id: &event_id,
+            auth_time,
+            issued_at: now_s,
+            scope: API_SCOPE,
+            version: None,
+            device_key: None,
+        };
+        let keys = self.keys.keys(&pool.id).await?;
+        let sign = |use_: KeyUse, claims| {
+            let key = keys.signer(use_)?;
+            tokens::sign(key, &claims).map_err(|e| Error::Internal(e.to_string()))
+        };
+        let id = sign(
+            KeyUse::Id,
+            tokens::id_token(&grant, &self.new_uuid(), id_ttl),
+        )?;
+        let access = sign(
+            KeyUse::Access,
+            tokens::access_token(&grant, &self.new_uuid(), access_ttl),
+        )?;
+        Ok(Tokens {
+            access,
+            id,
+            refresh,
+            expires_in: access_ttl,
+        })
+    }
+
+    /// `{issuer base}/{poolId}`, the `iss` of the pool's tokens.
+    pub fn issuer(&self, pool_id: &str) -> String {
+        format!("{}/{pool_id}", self.issuer_base.trim_end_matches('/'))
+    }
+
+    /// The user an access token speaks for: signature, expiry, issuer, `token_use` and
+    /// revocation (its refresh-token family) all checked.
+    pub async fn access_token_user(&self, token: &str) -> Result<(Pool, User)> {
+        let invalid = || Error::not_authorized("Invalid Access Token");
+        let claims = unverified_claims(token).ok_or_else(invalid)?;
+        let iss = claims
+            .get("iss")
+            .and_then(|v| v.as_str())
+            .ok_or_else(invalid)?;
+        let pool_id = iss
+            .strip_prefix(&format!("{}/", self.issuer_base.trim_end_matches('/')))
+            .ok_or_else(invalid)?;
+        let pool = self.store.get_pool(pool_id).await?.ok_or_else(invalid)?;
+        let keys = self.keys.keys(&pool.id).await?;
+        let claims = match keys.verifier.verify(token, self.now() / 1000) {
+            Ok(c) => c,
+            Err(tokens::Error::Expired) => {
+                return Err(Error::not_authorized("Access Token has expired"));
+            }
+            Err(_) => return Err(invalid()),
+        };
+        if claims.get("token_use").and_then(|v| v.as_str()) != Some("access") {
+            return Err(invalid());
+        }
+        let origin = claims
+            .get("origin_jti")
+            .and_then(|v| v.as_str())
+            .ok_or_else(invalid)?;
+        match self.store.refresh_family(origin).await? {
+            Some(f) if f.revoked.is_none() => {}
+            _ => return Err(Error::not_authorized("Access Token has been revoked")),
+        }
+        let sub = claims
+            .get("sub")
+            .and_then(|v| v.as_str())
+            .ok_or_else(invalid)?;
+        let user = self
+            .store
+            .find_user(&pool.id, crate::store::UserKey::Sub(sub))
+            .await?
+            .ok_or(Error::UserNotFound)?;
+        if !user.enabled {
+            return Err(Error::not_authorized("User is disabled."));
+        }
+        Ok((pool, user))
+    }
+
+    /// GetUser: the signed-in user, by access token.
+    pub async fn get_user(&self, access_token: &str) -> Result<User> {
+        Ok(self.access_token_user(access_token).await?.1)
+    }
+}
+
+/// Whether the client's ExplicitAuthFlows allow `flow` (empty: Cognito's default set).
+fn flow_allowed(client: &Client, flow: &str) -> bool {
+    let flows = &client.config.explicit_auth_flows;
+    if flows.is_empty() {
+        return matches!(flow, "REFRESH_TOKEN_AUTH" | "USER_SRP_AUTH" | "CUSTOM_AUTH");
+    }
+    let legacy = match flow {
+        "ADMIN_USER_PASSWORD_AUTH" => "ADMIN_NO_SRP_AUTH",
+        "USER_PASSWORD_AUTH" => "USER_PASSWORD_AUTH",
+        // Legacy flag sets always allow refresh and SRP.
+        "REFRESH_TOKEN_AUTH" | "USER_SRP_AUTH" => "",
+        _ => "-",
+    };
+    let has_legacy = flows.iter().any(|f| !f.starts_with("ALLOW_"));
+    flows.iter().any(|f| *f == format!("ALLOW_{flow}"))
+        || (has_legacy && (legacy.is_empty() || flows.iter().any(|f| f == legacy)))
+}
+
+/// The payload of a JWT, before anything about it is trusted (to find its pool).
+fn unverified_claims(token: &str) -> Option<serde_json::Map<String, serde_json::Value>> {
+    let payload = token.split('.').nth(1)?;
+    let bytes = URL_SAFE_NO_PAD.decode(payload).ok()?;
+    serde_json::from_slice(&bytes).ok()
+}

@@ -1,0 +1,160 @@
+"""Password sign-in (USER_PASSWORD_AUTH, ADMIN_USER_PASSWORD_AUTH), refresh, and GetUser with the
+access token, through boto3; the tokens are checked by PyJWT against the pool's JWKS."""
+
+import time
+
+import jwt
+import pytest
+from botocore.exceptions import ClientError
+
+from cognate_helpers import GOOD_PASSWORD, error_code, unique
+
+FLOWS = ["ALLOW_USER_PASSWORD_AUTH", "ALLOW_ADMIN_USER_PASSWORD_AUTH", "ALLOW_REFRESH_TOKEN_AUTH"]
+
+
+@pytest.fixture
+def signin(idp, make_pool, make_client):
+    pool = make_pool()
+    client = make_client(pool["Id"], ExplicitAuthFlows=FLOWS)
+    username = unique("alice")
+    email = f"{username}@example.com"
+    idp.admin_create_user(
+        UserPoolId=pool["Id"], Username=username, MessageAction="SUPPRESS",
+        UserAttributes=[{"Name": "email", "Value": email}, {"Name": "email_verified", "Value": "true"},
+                        {"Name": "given_name", "Value": "Alice"}],
+    )
+    idp.admin_set_user_password(UserPoolId=pool["Id"], Username=username, Password=GOOD_PASSWORD, Permanent=True)
+    return {"pool_id": pool["Id"], "client_id": client["ClientId"], "username": username, "email": email}
+
+
+def _password_auth(unsigned_idp, s, password=GOOD_PASSWORD):
+    return unsigned_idp.initiate_auth(
+        ClientId=s["client_id"], AuthFlow="USER_PASSWORD_AUTH",
+        AuthParameters={"USERNAME": s["username"], "PASSWORD": password},
+    )
+
+
+def _verify(endpoint, s, token, token_use):
+    jwks = jwt.PyJWKClient(f"{endpoint}/{s['pool_id']}/.well-known/jwks.json")
+    key = jwks.get_signing_key_from_jwt(token)
+    options = {"require": ["exp", "iat", "iss", "sub", "token_use", "jti", "origin_jti", "auth_time"]}
+    kw = {"audience": s["client_id"]} if token_use == "id" else {"options": {**options, "verify_aud": False}}
+    if token_use == "id":
+        kw["options"] = options
+    claims = jwt.decode(token, key.key, algorithms=["RS256"], issuer=f"{endpoint}/{s['pool_id']}", **kw)
+    assert claims["token_use"] == token_use
+    return claims
+
+
+def test_user_password_auth_gives_tokens_that_pyjwt_verifies(endpoint, unsigned_idp, signin):
+    res = _password_auth(unsigned_idp, signin)
+    assert res["ChallengeParameters"] == {}
+    r = res["AuthenticationResult"]
+    assert r["TokenType"] == "Bearer" and r["ExpiresIn"] == 3600
+    access = _verify(endpoint, signin, r["AccessToken"], "access")
+    id_ = _verify(endpoint, signin, r["IdToken"], "id")
+    assert access["client_id"] == signin["client_id"] and "aud" not in access
+    assert access["scope"] == "aws.cognito.signin.user.admin"
+    assert access["username"] == signin["username"] and "version" not in access
+    assert access["exp"] - access["iat"] == 3600
+    assert id_["cognito:username"] == signin["username"]
+    assert id_["email"] == signin["email"] and id_["email_verified"] is True
+    assert id_["given_name"] == "Alice"
+    assert id_["sub"] == access["sub"] and id_["origin_jti"] == access["origin_jti"]
+    assert id_["jti"] != access["jti"]
+    # ID and access tokens are signed with different keys of the pool.
+    assert jwt.get_unverified_header(r["IdToken"])["kid"] != jwt.get_unverified_header(r["AccessToken"])["kid"]
+    assert set(r["RefreshToken"]) <= set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_=.")
+
+
+def test_admin_password_auth_and_group_claims(endpoint, idp, signin):
+    for name, precedence in (("Users", 5), ("Admins", 0)):
+        idp.create_group(UserPoolId=signin["pool_id"], GroupName=name, Precedence=precedence)
+        idp.admin_add_user_to_group(UserPoolId=signin["pool_id"], Username=signin["username"], GroupName=name)
+    res = idp.admin_initiate_auth(
+        UserPoolId=signin["pool_id"], ClientId=signin["client_id"], AuthFlow="ADMIN_USER_PASSWORD_AUTH",
+        AuthParameters={"USERNAME": signin["username"], "PASSWORD": GOOD_PASSWORD},
+    )
+    r = res["AuthenticationResult"]
+    assert _verify(endpoint, signin, r["IdToken"], "id")["cognito:groups"] == ["Admins", "Users"]
+    assert _verify(endpoint, signin, r["AccessToken"], "access")["cognito:groups"] == ["Admins", "Users"]
+
+
+def test_wrong_password_and_unknown_user(unsigned_idp, idp, make_client, signin):
+    with pytest.raises(ClientError) as e:
+        _password_auth(unsigned_idp, signin, password="Wrong-Password-1")
+    assert error_code(e.value) == "NotAuthorizedException"
+    assert "Incorrect username or password." in str(e.value)
+    with pytest.raises(ClientError) as e:
+        _password_auth(unsigned_idp, {**signin, "username": "nobody"})
+    assert error_code(e.value) == "UserNotFoundException"
+    # With PreventUserExistenceErrors an unknown user looks like a wrong password.
+    hidden = make_client(signin["pool_id"], ExplicitAuthFlows=FLOWS, PreventUserExistenceErrors="ENABLED")
+    with pytest.raises(ClientError) as e:
+        _password_auth(unsigned_idp, {**signin, "client_id": hidden["ClientId"], "username": "nobody"})
+    assert error_code(e.value) == "NotAuthorizedException"
+    assert "Incorrect username or password." in str(e.value)
+
+
+def test_flows_not_enabled_on_the_client_are_refused(unsigned_idp, idp, make_client, signin):
+    plain = make_client(signin["pool_id"])  # Cognito's default flows: SRP, refresh, custom
+    with pytest.raises(ClientError) as e:
+        _password_auth(unsigned_idp, {**signin, "client_id": plain["ClientId"]})
+    assert error_code(e.value) == "InvalidParameterException"
+    assert "USER_PASSWORD_AUTH flow not enabled for this client" in str(e.value)
+    with pytest.raises(ClientError) as e:
+        idp.admin_initiate_auth(
+            UserPoolId=signin["pool_id"], ClientId=plain["ClientId"], AuthFlow="ADMIN_USER_PASSWORD_AUTH",
+            AuthParameters={"USERNAME": signin["username"], "PASSWORD": GOOD_PASSWORD},
+        )
+    assert "Auth flow not enabled for this client" in str(e.value)
+
+
+def test_disabled_and_unconfirmed_users_cannot_sign_in(unsigned_idp, idp, signin):
+    idp.admin_disable_user(UserPoolId=signin["pool_id"], Username=signin["username"])
+    with pytest.raises(ClientError) as e:
+        _password_auth(unsigned_idp, signin)
+    assert error_code(e.value) == "NotAuthorizedException" and "User is disabled." in str(e.value)
+    idp.admin_enable_user(UserPoolId=signin["pool_id"], Username=signin["username"])
+    unsigned_idp.sign_up(ClientId=signin["client_id"], Username="carol", Password=GOOD_PASSWORD,
+                         UserAttributes=[{"Name": "email", "Value": "carol@example.com"}])
+    with pytest.raises(ClientError) as e:
+        _password_auth(unsigned_idp, {**signin, "username": "carol"})
+    assert error_code(e.value) == "UserNotConfirmedException"
+
+
+def test_refresh_gives_new_tokens_of_the_same_family(endpoint, unsigned_idp, idp, signin):
+    first = _password_auth(unsigned_idp, signin)["AuthenticationResult"]
+    time.sleep(1.1)
+    res = unsigned_idp.initiate_auth(
+        ClientId=signin["client_id"], AuthFlow="REFRESH_TOKEN_AUTH",
+        AuthParameters={"REFRESH_TOKEN": first["RefreshToken"]},
+    )["AuthenticationResult"]
+    assert "RefreshToken" not in res
+    old = _verify(endpoint, signin, first["AccessToken"], "access")
+    new = _verify(endpoint, signin, res["AccessToken"], "access")
+    assert new["origin_jti"] == old["origin_jti"] and new["auth_time"] == old["auth_time"]
+    assert new["jti"] != old["jti"] and new["iat"] > old["iat"]
+    with pytest.raises(ClientError) as e:
+        unsigned_idp.initiate_auth(ClientId=signin["client_id"], AuthFlow="REFRESH_TOKEN_AUTH",
+                                   AuthParameters={"REFRESH_TOKEN": "not-a-token"})
+    assert error_code(e.value) == "NotAuthorizedException" and "Invalid Refresh Token" in str(e.value)
+    # A disabled user's refresh token stops working.
+    idp.admin_disable_user(UserPoolId=signin["pool_id"], Username=signin["username"])
+    with pytest.raises(ClientError) as e:
+        unsigned_idp.initiate_auth(ClientId=signin["client_id"], AuthFlow="REFRESH_TOKEN_AUTH",
+                                   AuthParameters={"REFRESH_TOKEN": first["RefreshToken"]})
+    assert error_code(e.value) == "NotAuthorizedException"
+
+
+def test_get_user_with_the_access_token(unsigned_idp, signin):
+    r = _password_auth(unsigned_idp, signin)["AuthenticationResult"]
+    me = unsigned_idp.get_user(AccessToken=r["AccessToken"])
+    assert me["Username"] == signin["username"]
+    attrs = {a["Name"]: a["Value"] for a in me["UserAttributes"]}
+    assert attrs["email"] == signin["email"] and "sub" in attrs
+    # An ID token, a tampered token and garbage are not access tokens.
+    for bad in (r["IdToken"], r["AccessToken"][:-4] + "AAAA", "garbage"):
+        with pytest.raises(ClientError) as e:
+            unsigned_idp.get_user(AccessToken=bad)
+        assert error_code(e.value) == "NotAuthorizedException"
