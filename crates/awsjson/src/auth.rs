@@ -88,3 +88,41 @@ pub async fn get_user(dir: &Directory, body: &[u8]) -> Out {
         "UserAttributes": shapes::attributes(&u, None),
     }))
 }
+
+pub async fn global_sign_out(dir: &Directory, body: &[u8]) -> Out {
+    let req: AccessTokenIn = decode(body)?;
+    input::len("AccessToken", &req.AccessToken, 1, 8192, true)?;
+    dir.global_sign_out(&req.AccessToken).await?;
+    Ok(json!({}))
+}
+
+#[derive(Deserialize)]
+struct AdminSignOutIn {
+    UserPoolId: String,
+    Username: String,
+}
+
+pub async fn admin_user_global_sign_out(dir: &Directory, grant: &AdminGrant, body: &[u8]) -> Out {
+    let req: AdminSignOutIn = decode(body)?;
+    input::pool_id(&req.UserPoolId)?;
+    input::username("Username", &req.Username)?;
+    dir.admin_user_global_sign_out(grant, &req.UserPoolId, &req.Username)
+        .await?;
+    Ok(json!({}))
+}
+
+#[derive(Deserialize)]
+struct RevokeTokenIn {
+    Token: String,
+    ClientId: String,
+    ClientSecret: Option<String>,
+}
+
+pub async fn revoke_token(dir: &Directory, body: &[u8]) -> Out {
+    let req: RevokeTokenIn = decode(body)?;
+    input::len("Token", &req.Token, 1, 8192, true)?;
+    input::client_id(&req.ClientId)?;
+    dir.revoke_token(&req.Token, &req.ClientId, req.ClientSecret.as_deref())
+        .await?;
+    Ok(json!({}))
+}

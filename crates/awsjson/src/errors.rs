@@ -50,6 +50,8 @@ impl From<Error> for WireError {
             Error::ResourceNotFound(_) => "ResourceNotFoundException",
             Error::UserNotFound => "UserNotFoundException",
             Error::UserNotConfirmed => "UserNotConfirmedException",
+            Error::UnsupportedOperation(_) => "UnsupportedOperationException",
+            Error::UnsupportedTokenType(_) => "UnsupportedTokenTypeException",
             Error::PasswordResetRequired => "PasswordResetRequiredException",
             Error::UsernameExists(_) => "UsernameExistsException",
             Error::AliasExists(_) => "AliasExistsException",
@@ -131,6 +133,16 @@ mod tests {
             (Error::not_found("x"), "ResourceNotFoundException", 400),
             (Error::UserNotFound, "UserNotFoundException", 400),
             (Error::UserNotConfirmed, "UserNotConfirmedException", 400),
+            (
+                Error::UnsupportedOperation("x".into()),
+                "UnsupportedOperationException",
+                400,
+            ),
+            (
+                Error::UnsupportedTokenType("x".into()),
+                "UnsupportedTokenTypeException",
+                400,
+            ),
             (
                 Error::PasswordResetRequired,
                 "PasswordResetRequiredException",

@@ -129,6 +129,8 @@ const PUBLIC: &[&str] = &[
     "ResendConfirmationCode",
     "InitiateAuth",
     "GetUser",
+    "GlobalSignOut",
+    "RevokeToken",
 ];
 
 impl Api {
@@ -217,6 +219,8 @@ impl Api {
             "ResendConfirmationCode" => users::resend_confirmation_code(dir, body).await,
             "InitiateAuth" => auth::initiate_auth(dir, body).await,
             "GetUser" => auth::get_user(dir, body).await,
+            "GlobalSignOut" => auth::global_sign_out(dir, body).await,
+            "RevokeToken" => auth::revoke_token(dir, body).await,
             other => Err(unknown(other)),
         }
     }
@@ -249,6 +253,7 @@ impl Api {
             "AdminConfirmSignUp" => users::admin_confirm_sign_up(d, grant, body).await,
             "AdminGetUser" => users::admin_get_user(d, grant, body).await,
             "AdminInitiateAuth" => auth::admin_initiate_auth(d, grant, body).await,
+            "AdminUserGlobalSignOut" => auth::admin_user_global_sign_out(d, grant, body).await,
             "ListUsers" => users::list_users(d, grant, body).await,
             "AdminUpdateUserAttributes" => {
                 users::admin_update_user_attributes(d, grant, body).await

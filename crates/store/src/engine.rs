@@ -975,6 +975,31 @@ macro_rules! sql_store {
                 row.as_ref().map(Self::refresh_from).transpose()
             }
 
+            async fn revoke_refresh_tokens(&self, pool_id: &str, sub: &str, now: Millis) -> StoreResult<u64> {
+                let done = sqlx::query(
+                    "UPDATE refresh_tokens SET revoked_ms = $3 WHERE pool_id = $1 AND sub = $2 AND revoked_ms IS NULL",
+                )
+                .bind(pool_id)
+                .bind(sub)
+                .bind(now)
+                .execute(&self.pool)
+                .await
+                .map_err(unavailable)?;
+                Ok(done.rows_affected())
+            }
+
+            async fn revoke_refresh_token(&self, token_hash: &[u8], now: Millis) -> StoreResult<bool> {
+                let done = sqlx::query(
+                    "UPDATE refresh_tokens SET revoked_ms = $2 WHERE token_hash = $1 AND revoked_ms IS NULL",
+                )
+                .bind(token_hash)
+                .bind(now)
+                .execute(&self.pool)
+                .await
+                .map_err(unavailable)?;
+                Ok(done.rows_affected() > 0)
+            }
+
             async fn refresh_family(&self, origin_jti: &str) -> StoreResult<Option<RefreshToken>> {
                 let row = sqlx::query("SELECT * FROM refresh_tokens WHERE origin_jti = $1")
                     .bind(origin_jti)

@@ -365,6 +365,67 @@ impl Directory {
         Ok((pool, user))
     }
 
+    /// GlobalSignOut: every refresh token of the user dies, and with them the access tokens
+    /// minted from them (for Cognate's API; JWTs stay valid elsewhere until they expire).
+    pub async fn global_sign_out(&self, access_token: &str) -> Result<()> {
+        let (pool, user) = self.access_token_user(access_token).await?;
+        self.store
+            .revoke_refresh_tokens(&pool.id, &user.sub, self.now())
+            .await?;
+        Ok(())
+    }
+
+    pub async fn admin_user_global_sign_out(
+        &self,
+        grant: &AdminGrant,
+        pool_id: &str,
+        username: &str,
+    ) -> Result<()> {
+        let pool = self.admin_pool(grant, pool_id).await?;
+        let user = self.user(&pool, username).await?;
+        self.store
+            .revoke_refresh_tokens(&pool.id, &user.sub, self.now())
+            .await?;
+        Ok(())
+    }
+
+    /// RevokeToken: the refresh token's family, and the tokens minted from it, die. Unknown
+    /// tokens are not an error (RFC 7009); tokens of another client are left alone.
+    pub async fn revoke_token(
+        &self,
+        token: &str,
+        client_id: &str,
+        client_secret: Option<&str>,
+    ) -> Result<()> {
+        let client = self.store.get_client(client_id).await?.ok_or_else(|| {
+            Error::not_found(format!("User pool client {client_id} does not exist."))
+        })?;
+        if let Some(secret) = &client.secret
+            && !client_secret.is_some_and(|given| crate::ct_eq(given.as_bytes(), secret.as_bytes()))
+        {
+            return Err(Error::not_authorized(format!(
+                "Client {client_id} is configured for secret but secret was not received or is wrong"
+            )));
+        }
+        if !client.config.enable_token_revocation {
+            return Err(Error::UnsupportedOperation(
+                "Token revocation is not enabled for this client.".into(),
+            ));
+        }
+        if token.split('.').count() == 3 {
+            return Err(Error::UnsupportedTokenType(
+                "Only refresh tokens can be revoked.".into(),
+            ));
+        }
+        let hash = self.refresh_hash(token);
+        if let Some(family) = self.store.find_refresh_token(&hash).await?
+            && family.client_id == client.client_id
+        {
+            self.store.revoke_refresh_token(&hash, self.now()).await?;
+        }
+        Ok(())
+    }
+
     /// GetUser: the signed-in user, by access token.
     pub async fn get_user(&self, access_token: &str) -> Result<User> {
         Ok(self.access_token_user(access_token).await?.1)

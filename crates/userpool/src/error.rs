@@ -47,6 +47,10 @@ pub enum Error {
     InvalidOAuthFlow(String),
     #[error("{0}")]
     ConcurrentModification(String),
+    #[error("{0}")]
+    UnsupportedOperation(String),
+    #[error("{0}")]
+    UnsupportedTokenType(String),
     /// A fault of the server or its database; the message is for the log, not the client.
     #[error("internal error: {0}")]
     Internal(String),

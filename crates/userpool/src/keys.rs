@@ -167,7 +167,8 @@ impl KeyRing {
         if keys.signers.len() < 2 {
             // The pool's first use (or a pool made before keys existed): give it keys now.
             self.create(pool_id).await?;
-            keys = self.load(pool_id, now).await?;
+            // Read the clock again: the new keys sign from the moment they were made.
+            keys = self.load(pool_id, self.clock.now()).await?;
         }
         let keys = Arc::new(keys);
         if let Ok(mut cache) = self.cache.write() {

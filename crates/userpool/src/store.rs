@@ -271,6 +271,15 @@ pub trait Store: Send + Sync + 'static {
     // Refresh tokens
     async fn insert_refresh_token(&self, token: &RefreshToken) -> StoreResult<()>;
     async fn find_refresh_token(&self, token_hash: &[u8]) -> StoreResult<Option<RefreshToken>>;
+    /// Revokes every refresh-token family of the user (GlobalSignOut); how many.
+    async fn revoke_refresh_tokens(
+        &self,
+        pool_id: &str,
+        sub: &str,
+        now: Millis,
+    ) -> StoreResult<u64>;
+    /// Revokes the family of one token (RevokeToken); whether it was live.
+    async fn revoke_refresh_token(&self, token_hash: &[u8], now: Millis) -> StoreResult<bool>;
     /// The family whose id is `origin_jti` (to check an access token against revocation).
     async fn refresh_family(&self, origin_jti: &str) -> StoreResult<Option<RefreshToken>>;
 

@@ -158,3 +158,71 @@ def test_get_user_with_the_access_token(unsigned_idp, signin):
         with pytest.raises(ClientError) as e:
             unsigned_idp.get_user(AccessToken=bad)
         assert error_code(e.value) == "NotAuthorizedException"
+
+
+def _refresh(unsigned_idp, s, token):
+    return unsigned_idp.initiate_auth(ClientId=s["client_id"], AuthFlow="REFRESH_TOKEN_AUTH",
+                                      AuthParameters={"REFRESH_TOKEN": token})
+
+
+def test_global_sign_out_kills_refresh_and_access_tokens(unsigned_idp, signin):
+    one = _password_auth(unsigned_idp, signin)["AuthenticationResult"]
+    two = _password_auth(unsigned_idp, signin)["AuthenticationResult"]
+    unsigned_idp.global_sign_out(AccessToken=one["AccessToken"])
+    for session in (one, two):
+        with pytest.raises(ClientError) as e:
+            unsigned_idp.get_user(AccessToken=session["AccessToken"])
+        assert error_code(e.value) == "NotAuthorizedException"
+        assert "Access Token has been revoked" in str(e.value)
+        with pytest.raises(ClientError) as e:
+            _refresh(unsigned_idp, signin, session["RefreshToken"])
+        assert "Refresh Token has been revoked" in str(e.value)
+    # Signing in again works.
+    again = _password_auth(unsigned_idp, signin)["AuthenticationResult"]
+    assert unsigned_idp.get_user(AccessToken=again["AccessToken"])["Username"] == signin["username"]
+
+
+def test_admin_user_global_sign_out(unsigned_idp, idp, signin):
+    r = _password_auth(unsigned_idp, signin)["AuthenticationResult"]
+    idp.admin_user_global_sign_out(UserPoolId=signin["pool_id"], Username=signin["username"])
+    with pytest.raises(ClientError) as e:
+        _refresh(unsigned_idp, signin, r["RefreshToken"])
+    assert error_code(e.value) == "NotAuthorizedException"
+
+
+def test_revoke_token_kills_one_family_only(unsigned_idp, signin):
+    one = _password_auth(unsigned_idp, signin)["AuthenticationResult"]
+    two = _password_auth(unsigned_idp, signin)["AuthenticationResult"]
+    unsigned_idp.revoke_token(Token=one["RefreshToken"], ClientId=signin["client_id"])
+    with pytest.raises(ClientError) as e:
+        _refresh(unsigned_idp, signin, one["RefreshToken"])
+    assert "Refresh Token has been revoked" in str(e.value)
+    with pytest.raises(ClientError) as e:
+        unsigned_idp.get_user(AccessToken=one["AccessToken"])
+    assert "Access Token has been revoked" in str(e.value)
+    assert "AccessToken" in _refresh(unsigned_idp, signin, two["RefreshToken"])["AuthenticationResult"]
+    assert unsigned_idp.get_user(AccessToken=two["AccessToken"])["Username"] == signin["username"]
+    # Only refresh tokens can be revoked; unknown ones are no error.
+    with pytest.raises(ClientError) as e:
+        unsigned_idp.revoke_token(Token=two["AccessToken"], ClientId=signin["client_id"])
+    assert error_code(e.value) == "UnsupportedTokenTypeException"
+    unsigned_idp.revoke_token(Token="unknown-token", ClientId=signin["client_id"])
+
+
+def test_revoke_token_needs_revocation_enabled(unsigned_idp, make_client, signin):
+    off = make_client(signin["pool_id"], ExplicitAuthFlows=FLOWS, EnableTokenRevocation=False)
+    r = _password_auth(unsigned_idp, {**signin, "client_id": off["ClientId"]})["AuthenticationResult"]
+    with pytest.raises(ClientError) as e:
+        unsigned_idp.revoke_token(Token=r["RefreshToken"], ClientId=off["ClientId"])
+    assert error_code(e.value) == "UnsupportedOperationException"
+
+
+def test_deleted_users_tokens_stop_working(unsigned_idp, idp, signin):
+    r = _password_auth(unsigned_idp, signin)["AuthenticationResult"]
+    idp.admin_delete_user(UserPoolId=signin["pool_id"], Username=signin["username"])
+    with pytest.raises(ClientError) as e:
+        _refresh(unsigned_idp, signin, r["RefreshToken"])
+    assert error_code(e.value) == "NotAuthorizedException"
+    with pytest.raises(ClientError) as e:
+        unsigned_idp.get_user(AccessToken=r["AccessToken"])
+    assert error_code(e.value) in ("NotAuthorizedException", "UserNotFoundException")
