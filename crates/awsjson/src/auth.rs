@@ -42,23 +42,31 @@ fn request(req: InitiateAuthIn) -> Result<AuthRequest, WireError> {
     })
 }
 
-fn result(t: Tokens) -> Value {
-    json!({
-        "ChallengeParameters": {},
-        "AuthenticationResult": {
-            "AccessToken": t.access,
-            "ExpiresIn": t.expires_in,
-            "TokenType": "Bearer",
-            "RefreshToken": t.refresh,
-            "IdToken": t.id,
-        }
-    })
+fn result(out: AuthOutcome) -> Value {
+    let v = match out {
+        AuthOutcome::Tokens(t) => json!({
+            "ChallengeParameters": {},
+            "AuthenticationResult": {
+                "AccessToken": t.access,
+                "ExpiresIn": t.expires_in,
+                "TokenType": "Bearer",
+                "RefreshToken": t.refresh,
+                "IdToken": t.id,
+            }
+        }),
+        AuthOutcome::Challenge(c) => json!({
+            "ChallengeName": c.name,
+            "Session": c.session,
+            "ChallengeParameters": c.parameters,
+        }),
+    };
+    shapes::prune(v)
 }
 
 pub async fn initiate_auth(dir: &Directory, body: &[u8]) -> Out {
     let req: InitiateAuthIn = decode(body)?;
     let out = dir.initiate_auth(request(req)?).await?;
-    Ok(shapes::prune(result(out)))
+    Ok(result(out))
 }
 
 pub async fn admin_initiate_auth(dir: &Directory, grant: &AdminGrant, body: &[u8]) -> Out {
@@ -71,7 +79,7 @@ pub async fn admin_initiate_auth(dir: &Directory, grant: &AdminGrant, body: &[u8
     let out = dir
         .admin_initiate_auth(grant, &pool_id, request(req)?)
         .await?;
-    Ok(shapes::prune(result(out)))
+    Ok(result(out))
 }
 
 #[derive(Deserialize)]
@@ -125,4 +133,68 @@ pub async fn revoke_token(dir: &Directory, body: &[u8]) -> Out {
     dir.revoke_token(&req.Token, &req.ClientId, req.ClientSecret.as_deref())
         .await?;
     Ok(json!({}))
+}
+
+const CHALLENGES: &[&str] = &[
+    "SMS_MFA",
+    "EMAIL_OTP",
+    "SOFTWARE_TOKEN_MFA",
+    "SELECT_MFA_TYPE",
+    "MFA_SETUP",
+    "PASSWORD_VERIFIER",
+    "CUSTOM_CHALLENGE",
+    "SELECT_CHALLENGE",
+    "DEVICE_SRP_AUTH",
+    "DEVICE_PASSWORD_VERIFIER",
+    "ADMIN_NO_SRP_AUTH",
+    "NEW_PASSWORD_REQUIRED",
+    "SMS_OTP",
+    "PASSWORD",
+    "WEB_AUTHN",
+    "PASSWORD_SRP",
+];
+
+#[derive(Deserialize)]
+struct RespondIn {
+    ClientId: String,
+    ChallengeName: String,
+    Session: Option<String>,
+    ChallengeResponses: Option<BTreeMap<String, String>>,
+    UserPoolId: Option<String>,
+}
+
+fn answer(req: RespondIn) -> Result<ChallengeAnswer, WireError> {
+    input::client_id(&req.ClientId)?;
+    input::one_of("ChallengeName", &req.ChallengeName, CHALLENGES)?;
+    if let Some(s) = &req.Session {
+        input::len("Session", s, 20, 2048, true)?;
+    }
+    Ok(ChallengeAnswer {
+        client_id: req.ClientId,
+        challenge: req.ChallengeName,
+        session: req.Session,
+        responses: req.ChallengeResponses.unwrap_or_default(),
+    })
+}
+
+pub async fn respond_to_auth_challenge(dir: &Directory, body: &[u8]) -> Out {
+    let req: RespondIn = decode(body)?;
+    Ok(result(dir.respond_to_auth_challenge(answer(req)?).await?))
+}
+
+pub async fn admin_respond_to_auth_challenge(
+    dir: &Directory,
+    grant: &AdminGrant,
+    body: &[u8],
+) -> Out {
+    let mut req: RespondIn = decode(body)?;
+    let pool_id = req
+        .UserPoolId
+        .take()
+        .ok_or_else(|| input::missing("UserPoolId"))?;
+    input::pool_id(&pool_id)?;
+    let out = dir
+        .admin_respond_to_auth_challenge(grant, &pool_id, answer(req)?)
+        .await?;
+    Ok(result(out))
 }

@@ -131,6 +131,7 @@ const PUBLIC: &[&str] = &[
     "GetUser",
     "GlobalSignOut",
     "RevokeToken",
+    "RespondToAuthChallenge",
 ];
 
 impl Api {
@@ -221,6 +222,7 @@ impl Api {
             "GetUser" => auth::get_user(dir, body).await,
             "GlobalSignOut" => auth::global_sign_out(dir, body).await,
             "RevokeToken" => auth::revoke_token(dir, body).await,
+            "RespondToAuthChallenge" => auth::respond_to_auth_challenge(dir, body).await,
             other => Err(unknown(other)),
         }
     }
@@ -254,6 +256,9 @@ impl Api {
             "AdminGetUser" => users::admin_get_user(d, grant, body).await,
             "AdminInitiateAuth" => auth::admin_initiate_auth(d, grant, body).await,
             "AdminUserGlobalSignOut" => auth::admin_user_global_sign_out(d, grant, body).await,
+            "AdminRespondToAuthChallenge" => {
+                auth::admin_respond_to_auth_challenge(d, grant, body).await
+            }
             "ListUsers" => users::list_users(d, grant, body).await,
             "AdminUpdateUserAttributes" => {
                 users::admin_update_user_attributes(d, grant, body).await

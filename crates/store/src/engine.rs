@@ -1009,6 +1009,16 @@ macro_rules! sql_store {
                 row.as_ref().map(Self::refresh_from).transpose()
             }
 
+            async fn use_session(&self, id: &[u8], expires: Millis) -> StoreResult<bool> {
+                let done = sqlx::query("INSERT INTO used_sessions (id, expires_ms) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+                    .bind(id)
+                    .bind(expires)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(unavailable)?;
+                Ok(done.rows_affected() > 0)
+            }
+
             async fn add_first_signing_key(&self, key: &StoredKey) -> StoreResult<bool> {
                 let done = sqlx::query(
                     "INSERT INTO signing_keys (pool_id, kid, key_use, private_sealed, jwk, created_ms, signs_from_ms, retired_ms) \

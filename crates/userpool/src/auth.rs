@@ -7,6 +7,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use tokens::{Grant, KeyUse};
 
+use crate::challenges::AuthOutcome;
 use crate::error::{Error, Result};
 use crate::store::RefreshToken;
 use crate::{AdminGrant, Client, Directory, Pool, User, UserStatus};
@@ -47,10 +48,12 @@ fn seconds(value: i64, unit: &str) -> i64 {
 
 impl Directory {
     /// InitiateAuth: USER_PASSWORD_AUTH and REFRESH_TOKEN_AUTH / REFRESH_TOKEN.
-    pub async fn initiate_auth(&self, req: AuthRequest) -> Result<Tokens> {
+    pub async fn initiate_auth(&self, req: AuthRequest) -> Result<AuthOutcome> {
         match req.flow.as_str() {
             "USER_PASSWORD_AUTH" => self.password_auth(None, &req, "USER_PASSWORD_AUTH").await,
-            "REFRESH_TOKEN_AUTH" | "REFRESH_TOKEN" => self.refresh(None, &req).await,
+            "REFRESH_TOKEN_AUTH" | "REFRESH_TOKEN" => {
+                self.refresh(None, &req).await.map(AuthOutcome::Tokens)
+            }
             "ADMIN_USER_PASSWORD_AUTH" | "ADMIN_NO_SRP_AUTH" => Err(Error::invalid(format!(
                 "Initiate Auth method not supported: {}",
                 req.flow
@@ -67,7 +70,7 @@ impl Directory {
         grant: &AdminGrant,
         pool_id: &str,
         req: AuthRequest,
-    ) -> Result<Tokens> {
+    ) -> Result<AuthOutcome> {
         grant.check(pool_id)?;
         match req.flow.as_str() {
             "ADMIN_USER_PASSWORD_AUTH" | "ADMIN_NO_SRP_AUTH" => {
@@ -78,7 +81,10 @@ impl Directory {
                 self.password_auth(Some(pool_id), &req, "USER_PASSWORD_AUTH")
                     .await
             }
-            "REFRESH_TOKEN_AUTH" | "REFRESH_TOKEN" => self.refresh(Some(pool_id), &req).await,
+            "REFRESH_TOKEN_AUTH" | "REFRESH_TOKEN" => self
+                .refresh(Some(pool_id), &req)
+                .await
+                .map(AuthOutcome::Tokens),
             other => Err(Error::invalid(format!(
                 "{other} is not yet supported by Cognate"
             ))),
@@ -118,7 +124,7 @@ impl Directory {
         pool_id: Option<&str>,
         req: &AuthRequest,
         flow: &str,
-    ) -> Result<Tokens> {
+    ) -> Result<AuthOutcome> {
         let username = req
             .params
             .get("USERNAME")
@@ -152,11 +158,13 @@ impl Directory {
             ));
         }
         if user.status == UserStatus::ForceChangePassword {
-            return Err(Error::invalid(
-                "NEW_PASSWORD_REQUIRED is not yet supported by Cognate",
+            return Ok(AuthOutcome::Challenge(
+                self.new_password_challenge(&pool, &client, &user)?,
             ));
         }
-        self.mint(&pool, &client, &user, None).await
+        Ok(AuthOutcome::Tokens(
+            self.mint(&pool, &client, &user, None).await?,
+        ))
     }
 
     fn check_may_sign_in(&self, user: &User) -> Result<()> {
@@ -214,7 +222,7 @@ impl Directory {
 
     /// ID and access tokens for `user`, and a new refresh-token family unless `family` is the
     /// one being refreshed.
-    async fn mint(
+    pub(crate) async fn mint(
         &self,
         pool: &Pool,
         client: &Client,

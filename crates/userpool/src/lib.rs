@@ -9,6 +9,7 @@
 
 pub mod attributes;
 mod auth;
+mod challenges;
 mod clients;
 mod codes;
 pub mod error;
@@ -29,6 +30,7 @@ mod users;
 use std::sync::Arc;
 
 pub use auth::{AuthRequest, Tokens};
+pub use challenges::{AuthOutcome, Challenge, ChallengeAnswer};
 pub use clients::{ClientInput, secret_hash_matches};
 pub use error::Error;
 use error::Result;

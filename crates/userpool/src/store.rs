@@ -283,6 +283,10 @@ pub trait Store: Send + Sync + 'static {
     /// The family whose id is `origin_jti` (to check an access token against revocation).
     async fn refresh_family(&self, origin_jti: &str) -> StoreResult<Option<RefreshToken>>;
 
+    // Challenge sessions
+    /// Marks a session used; false when it already was (sessions are single use).
+    async fn use_session(&self, id: &[u8], expires: Millis) -> StoreResult<bool>;
+
     // Signing keys
     /// Adds `key` and retires, at `key.signs_from`, every other unretired key of its pool and
     /// use, in one transaction.

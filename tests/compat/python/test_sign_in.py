@@ -226,3 +226,75 @@ def test_deleted_users_tokens_stop_working(unsigned_idp, idp, signin):
     with pytest.raises(ClientError) as e:
         unsigned_idp.get_user(AccessToken=r["AccessToken"])
     assert error_code(e.value) in ("NotAuthorizedException", "UserNotFoundException")
+
+
+@pytest.fixture
+def temp_user(idp, make_pool, make_client):
+    pool = make_pool(Schema=[{"Name": "name", "AttributeDataType": "String", "Required": True, "Mutable": True}])
+    client = make_client(pool["Id"], ExplicitAuthFlows=FLOWS)
+    idp.admin_create_user(
+        UserPoolId=pool["Id"], Username="newbie", TemporaryPassword="Temp-Pass-123", MessageAction="SUPPRESS",
+        UserAttributes=[{"Name": "email", "Value": "newbie@example.com"}, {"Name": "name", "Value": "N"}],
+    )
+    return {"pool_id": pool["Id"], "client_id": client["ClientId"], "username": "newbie"}
+
+
+def _temp_sign_in(unsigned_idp, t):
+    return unsigned_idp.initiate_auth(ClientId=t["client_id"], AuthFlow="USER_PASSWORD_AUTH",
+                                      AuthParameters={"USERNAME": t["username"], "PASSWORD": "Temp-Pass-123"})
+
+
+def test_temporary_password_asks_for_a_new_one(endpoint, unsigned_idp, idp, temp_user):
+    import json as _json
+    res = _temp_sign_in(unsigned_idp, temp_user)
+    assert res["ChallengeName"] == "NEW_PASSWORD_REQUIRED" and "AuthenticationResult" not in res
+    params = res["ChallengeParameters"]
+    assert params["USER_ID_FOR_SRP"] == "newbie"
+    assert _json.loads(params["requiredAttributes"]) == []
+    assert _json.loads(params["userAttributes"])["email"] == "newbie@example.com"
+    # A password the policy refuses leaves the session usable.
+    with pytest.raises(ClientError) as e:
+        unsigned_idp.respond_to_auth_challenge(
+            ClientId=temp_user["client_id"], ChallengeName="NEW_PASSWORD_REQUIRED", Session=res["Session"],
+            ChallengeResponses={"USERNAME": "newbie", "NEW_PASSWORD": "short"})
+    assert error_code(e.value) == "InvalidPasswordException"
+    done = unsigned_idp.respond_to_auth_challenge(
+        ClientId=temp_user["client_id"], ChallengeName="NEW_PASSWORD_REQUIRED", Session=res["Session"],
+        ChallengeResponses={"USERNAME": "newbie", "NEW_PASSWORD": GOOD_PASSWORD, "userAttributes.name": "Newbie"})
+    tokens = done["AuthenticationResult"]
+    claims = _verify(endpoint, {**temp_user}, tokens["IdToken"], "id")
+    assert claims["name"] == "Newbie"
+    user = idp.admin_get_user(UserPoolId=temp_user["pool_id"], Username="newbie")
+    assert user["UserStatus"] == "CONFIRMED"
+    # Sessions are single use.
+    with pytest.raises(ClientError) as e:
+        unsigned_idp.respond_to_auth_challenge(
+            ClientId=temp_user["client_id"], ChallengeName="NEW_PASSWORD_REQUIRED", Session=res["Session"],
+            ChallengeResponses={"USERNAME": "newbie", "NEW_PASSWORD": GOOD_PASSWORD + "x"})
+    assert error_code(e.value) == "NotAuthorizedException"
+    # The new password signs in; the temporary one no longer does.
+    ok = unsigned_idp.initiate_auth(ClientId=temp_user["client_id"], AuthFlow="USER_PASSWORD_AUTH",
+                                    AuthParameters={"USERNAME": "newbie", "PASSWORD": GOOD_PASSWORD})
+    assert "AuthenticationResult" in ok
+    with pytest.raises(ClientError):
+        _temp_sign_in(unsigned_idp, temp_user)
+
+
+def test_sessions_are_bound_to_their_challenge_and_not_forgeable(unsigned_idp, idp, temp_user):
+    res = _temp_sign_in(unsigned_idp, temp_user)
+    for name, session in (("SOFTWARE_TOKEN_MFA", res["Session"]), ("NEW_PASSWORD_REQUIRED", "A" * 40),
+                          ("NEW_PASSWORD_REQUIRED", res["Session"][:-3] + "xyz")):
+        with pytest.raises(ClientError) as e:
+            unsigned_idp.respond_to_auth_challenge(
+                ClientId=temp_user["client_id"], ChallengeName=name, Session=session,
+                ChallengeResponses={"USERNAME": "newbie", "NEW_PASSWORD": GOOD_PASSWORD,
+                                    "SOFTWARE_TOKEN_MFA_CODE": "123456"})
+        assert error_code(e.value) in ("NotAuthorizedException", "InvalidParameterException"), name
+    # The admin twin answers the same challenge.
+    res = idp.admin_initiate_auth(UserPoolId=temp_user["pool_id"], ClientId=temp_user["client_id"],
+                                  AuthFlow="ADMIN_USER_PASSWORD_AUTH",
+                                  AuthParameters={"USERNAME": "newbie", "PASSWORD": "Temp-Pass-123"})
+    done = idp.admin_respond_to_auth_challenge(
+        UserPoolId=temp_user["pool_id"], ClientId=temp_user["client_id"], ChallengeName="NEW_PASSWORD_REQUIRED",
+        Session=res["Session"], ChallengeResponses={"USERNAME": "newbie", "NEW_PASSWORD": GOOD_PASSWORD})
+    assert "IdToken" in done["AuthenticationResult"]

@@ -1,0 +1,224 @@
+//! Challenge sessions and the challenges answered with them: opaque, sealed with the master
+//! key, bound to pool, client, user and challenge, expiring after the client's
+//! AuthSessionValidity, and usable once.
+
+use std::collections::BTreeMap;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::store::UserKey;
+use crate::{AdminGrant, Client, Directory, Pool, Tokens, User, UserStatus, attributes};
+
+/// A challenge the caller must answer before getting tokens.
+#[derive(Debug, Clone)]
+pub struct Challenge {
+    pub name: String,
+    pub session: String,
+    pub parameters: BTreeMap<String, String>,
+}
+
+/// What a sign-in step answers: tokens, or the next challenge.
+#[derive(Debug, Clone)]
+pub enum AuthOutcome {
+    Tokens(Tokens),
+    Challenge(Challenge),
+}
+
+/// RespondToAuthChallenge and its admin twin.
+#[derive(Debug, Clone, Default)]
+pub struct ChallengeAnswer {
+    pub client_id: String,
+    pub challenge: String,
+    pub session: Option<String>,
+    pub responses: BTreeMap<String, String>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct SessionState {
+    id: String,
+    pool: String,
+    client: String,
+    sub: String,
+    challenge: String,
+    expires: i64,
+}
+
+const CONTEXT: &[u8] = b"auth-session/v1";
+
+fn invalid_session() -> Error {
+    Error::not_authorized("Invalid session for the user, session is expired.")
+}
+
+impl Directory {
+    /// A sealed session for `challenge` of `user` on `client`.
+    pub(crate) fn new_session(
+        &self,
+        client: &Client,
+        user: &User,
+        challenge: &str,
+    ) -> Result<String> {
+        let minutes = client.config.auth_session_validity.clamp(3, 15);
+        let state = SessionState {
+            id: hex::encode(self.random_bytes::<16>()),
+            pool: client.pool_id.clone(),
+            client: client.client_id.clone(),
+            sub: user.sub.clone(),
+            challenge: challenge.to_string(),
+            expires: self.now() + minutes * 60_000,
+        };
+        let json = serde_json::to_vec(&state).map_err(|e| Error::Internal(e.to_string()))?;
+        Ok(URL_SAFE_NO_PAD.encode(self.vault.seal(&json, CONTEXT)?))
+    }
+
+    /// Opens a session for `challenge` on `client`, and uses it up.
+    async fn take_session(
+        &self,
+        session: &str,
+        client: &Client,
+        challenge: &str,
+    ) -> Result<String> {
+        let sealed = URL_SAFE_NO_PAD
+            .decode(session)
+            .map_err(|_| invalid_session())?;
+        let json = self
+            .vault
+            .open(&sealed, CONTEXT)
+            .map_err(|_| invalid_session())?;
+        let state: SessionState = serde_json::from_slice(&json).map_err(|_| invalid_session())?;
+        if state.client != client.client_id
+            || state.pool != client.pool_id
+            || state.challenge != challenge
+        {
+            return Err(invalid_session());
+        }
+        if state.expires <= self.now() {
+            return Err(invalid_session());
+        }
+        let id = hex::decode(&state.id).map_err(|_| invalid_session())?;
+        if !self.store.use_session(&id, state.expires).await? {
+            return Err(invalid_session());
+        }
+        Ok(state.sub)
+    }
+
+    /// NEW_PASSWORD_REQUIRED for a user signing in with a temporary password.
+    pub(crate) fn new_password_challenge(
+        &self,
+        pool: &Pool,
+        client: &Client,
+        user: &User,
+    ) -> Result<Challenge> {
+        let missing: Vec<String> = pool
+            .config
+            .schema
+            .iter()
+            .filter(|a| a.required && a.name != "sub" && !user.attributes.contains_key(&a.name))
+            .map(|a| format!("userAttributes.{}", a.name))
+            .collect();
+        let json = |v: serde_json::Value| v.to_string();
+        let mut parameters = BTreeMap::new();
+        parameters.insert("USER_ID_FOR_SRP".to_string(), user.username.clone());
+        parameters.insert(
+            "requiredAttributes".to_string(),
+            json(serde_json::json!(missing)),
+        );
+        parameters.insert(
+            "userAttributes".to_string(),
+            json(serde_json::json!(user.attributes)),
+        );
+        Ok(Challenge {
+            name: "NEW_PASSWORD_REQUIRED".into(),
+            session: self.new_session(client, user, "NEW_PASSWORD_REQUIRED")?,
+            parameters,
+        })
+    }
+
+    pub async fn respond_to_auth_challenge(&self, answer: ChallengeAnswer) -> Result<AuthOutcome> {
+        self.answer(None, answer).await
+    }
+
+    pub async fn admin_respond_to_auth_challenge(
+        &self,
+        grant: &AdminGrant,
+        pool_id: &str,
+        answer: ChallengeAnswer,
+    ) -> Result<AuthOutcome> {
+        grant.check(pool_id)?;
+        self.answer(Some(pool_id), answer).await
+    }
+
+    async fn answer(&self, pool_id: Option<&str>, a: ChallengeAnswer) -> Result<AuthOutcome> {
+        let username = a
+            .responses
+            .get("USERNAME")
+            .ok_or_else(|| Error::invalid("Missing required parameter USERNAME"))?;
+        let secret_hash = a.responses.get("SECRET_HASH").map(String::as_str);
+        let (client, pool) = self
+            .public_client(&a.client_id, username, secret_hash)
+            .await?;
+        if pool_id.is_some_and(|p| p != pool.id) {
+            return Err(Error::not_found(format!(
+                "User pool client {} does not exist.",
+                a.client_id
+            )));
+        }
+        match a.challenge.as_str() {
+            "NEW_PASSWORD_REQUIRED" => {
+                let session = a.session.as_deref().ok_or_else(invalid_session)?;
+                // A password the policy refuses does not use the session up.
+                if let Some(p) = a.responses.get("NEW_PASSWORD") {
+                    crate::password::check_policy(&pool.config.password_policy, p)?;
+                }
+                let sub = self
+                    .take_session(session, &client, "NEW_PASSWORD_REQUIRED")
+                    .await?;
+                self.set_new_password(&pool, &client, &sub, &a.responses)
+                    .await
+            }
+            other => Err(Error::invalid(format!(
+                "The challenge {other} is not yet supported by Cognate"
+            ))),
+        }
+    }
+
+    async fn set_new_password(
+        &self,
+        pool: &Pool,
+        client: &Client,
+        sub: &str,
+        responses: &BTreeMap<String, String>,
+    ) -> Result<AuthOutcome> {
+        let password = responses
+            .get("NEW_PASSWORD")
+            .ok_or_else(|| Error::invalid("Missing required parameter NEW_PASSWORD"))?;
+        let mut user = self
+            .store
+            .find_user(&pool.id, UserKey::Sub(sub))
+            .await?
+            .ok_or(Error::UserNotFound)?;
+        if user.status != UserStatus::ForceChangePassword {
+            return Err(Error::not_authorized("Invalid session for the user."));
+        }
+        crate::password::check_policy(&pool.config.password_policy, password)?;
+        let given: Vec<(String, String)> = responses
+            .iter()
+            .filter_map(|(k, v)| {
+                k.strip_prefix("userAttributes.")
+                    .map(|n| (n.to_string(), v.clone()))
+            })
+            .collect();
+        let changes = attributes::check_writes(&pool.config, &given, attributes::Writer::Admin)?;
+        user.attributes.extend(changes);
+        attributes::check_required(&pool.config, &user.attributes)?;
+        user.password = Some(self.credential(pool, &user, password, None).await?);
+        user.status = UserStatus::Confirmed;
+        user.modified = self.now();
+        self.store.update_user(&user, false).await?;
+        Ok(AuthOutcome::Tokens(
+            self.mint(pool, client, &user, None).await?,
+        ))
+    }
+}
