@@ -56,7 +56,7 @@ fn result(out: AuthOutcome) -> Value {
         }),
         AuthOutcome::Challenge(c) => json!({
             "ChallengeName": c.name,
-            "Session": c.session,
+            "Session": (!c.session.is_empty()).then_some(c.session),
             "ChallengeParameters": c.parameters,
         }),
     };

@@ -1,7 +1,7 @@
 //! Cognito-compatible SRP-6a arithmetic: the group, the `padHex` encoding and the password verifier.
 //!
-//! Spec: `shared/spec/04-srp.md`. Only what the user directory needs to *store* lives here today
-//! (salt + verifier); the sign-in exchange builds on the same primitives.
+//! Spec: `shared/spec/04-srp.md`: what the directory stores (salt + verifier) and the server's
+//! half of the sign-in exchange (`B`, the session key `K`, the claim signature).
 
 #![cfg_attr(
     not(test),
@@ -133,6 +133,105 @@ pub fn verifier(
     g_pow(&private_key(pool_name, user_id_for_srp, password, salt))
 }
 
+/// A magnitude (big-endian, any leading zeros) as a 3072-bit integer; `None` if it is wider.
+fn uint(magnitude: &[u8]) -> Option<U3072> {
+    let first = magnitude
+        .iter()
+        .position(|b| *b != 0)
+        .unwrap_or(magnitude.len());
+    let trimmed = &magnitude[first..];
+    if trimmed.len() > N_BYTES {
+        return None;
+    }
+    let mut buf = [0u8; N_BYTES];
+    buf[N_BYTES - trimmed.len()..].copy_from_slice(trimmed);
+    Some(U3072::from_be_slice(&buf))
+}
+
+fn to_bytes(v: &U3072) -> [u8; N_BYTES] {
+    let mut out = [0u8; N_BYTES];
+    out.copy_from_slice(v.to_be_bytes().as_ref());
+    out
+}
+
+/// `k = H(padHex(N) ‖ padHex(g))`.
+static K: LazyLock<U3072> = LazyLock::new(|| {
+    let n = to_bytes(PARAMS.modulus().as_ref());
+    let k = sha256(&[&pad(&n), &pad(&[2])]);
+    uint(&k).unwrap_or(U3072::ZERO)
+});
+
+/// `base^secret` in constant time for the secret's width: 256-bit secrets (the server's own)
+/// take the short path, anything else (test vectors) the full width.
+fn pow_secret(base: &FixedMontyForm<LIMBS>, secret: &[u8]) -> Option<FixedMontyForm<LIMBS>> {
+    if let Ok(b) = <&[u8; 32]>::try_from(secret) {
+        return Some(base.pow(&crypto_bigint::U256::from_be_slice(b)));
+    }
+    Some(base.pow(&uint(secret)?))
+}
+
+/// The server's public value `B = (k·v + g^b) mod N` for its secret `b` (the server uses 32
+/// random bytes); `None` in the (negligible) case B ≡ 0, when the caller picks another `b`.
+pub fn server_public(verifier: &[u8], b: &[u8]) -> Option<[u8; N_BYTES]> {
+    let v = FixedMontyForm::new(&uint(verifier)?, &PARAMS);
+    let k = FixedMontyForm::new(&K, &PARAMS);
+    let gb = match <&[u8; 32]>::try_from(b) {
+        Ok(b32) => FixedMontyForm::new(&uint(&g_pow(b32))?, &PARAMS),
+        Err(_) => pow_secret(&FixedMontyForm::new(&U3072::from_u8(2), &PARAMS), b)?,
+    };
+    let big_b = k.mul(&v).add(&gb).retrieve();
+    (!bool::from(big_b.is_zero())).then(|| to_bytes(&big_b))
+}
+
+/// The session key `K` (16 bytes) from the client's `A`, the server's `B`, its secret `b` and
+/// the verifier: `u = H(padHex(A) ‖ padHex(B))`, `S = (A·v^u)^b`, `K = HKDF(u, S)`. `None` when
+/// `A` is not in `1..N` or `u` is zero (both abort the exchange).
+pub fn session_key(a: &[u8], big_b: &[u8], b: &[u8], verifier: &[u8]) -> Option<[u8; 16]> {
+    let a_int = uint(a)?;
+    if bool::from(a_int.is_zero()) || a_int >= *PARAMS.modulus().as_ref() {
+        return None;
+    }
+    let a_bytes = to_bytes(&a_int);
+    let b_bytes = to_bytes(&uint(big_b)?);
+    let u = sha256(&[&pad(&a_bytes), &pad(&b_bytes)]);
+    if u.iter().all(|x| *x == 0) {
+        return None;
+    }
+    let u_int = crypto_bigint::U256::from_be_slice(&u);
+    let v = FixedMontyForm::new(&uint(verifier)?, &PARAMS);
+    let a_m = FixedMontyForm::new(&a_int, &PARAMS);
+    let s = pow_secret(&a_m.mul(&v.pow_vartime(&u_int)), b)?.retrieve();
+    let prk = hmac(&pad(&u), &pad(&to_bytes(&s)));
+    let okm = hmac(&prk, b"Caldera Derived Key\x01");
+    let mut key = [0u8; 16];
+    key.copy_from_slice(&okm[..16]);
+    Some(key)
+}
+
+fn hmac(key: &[u8], msg: &[u8]) -> [u8; 32] {
+    let k = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, key);
+    let mut out = [0u8; 32];
+    out.copy_from_slice(aws_lc_rs::hmac::sign(&k, msg).as_ref());
+    out
+}
+
+/// `PASSWORD_CLAIM_SIGNATURE` (raw): `HMAC(K, poolName ‖ userId ‖ secretBlock ‖ timestamp)`.
+pub fn claim_signature(
+    key: &[u8; 16],
+    pool_name: &str,
+    user_id_for_srp: &str,
+    secret_block: &[u8],
+    timestamp: &str,
+) -> [u8; 32] {
+    let mut msg =
+        Vec::with_capacity(pool_name.len() + user_id_for_srp.len() + secret_block.len() + 40);
+    msg.extend_from_slice(pool_name.as_bytes());
+    msg.extend_from_slice(user_id_for_srp.as_bytes());
+    msg.extend_from_slice(secret_block);
+    msg.extend_from_slice(timestamp.as_bytes());
+    hmac(key, &msg)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -199,6 +298,42 @@ mod tests {
             );
         }
         assert_eq!(g_pow(&[0; 32])[N_BYTES - 1], 1);
+    }
+
+    #[test]
+    fn the_server_half_reproduces_the_client_vector() {
+        let v = unhex(&field("verifier_v"));
+        let b = unhex(&field("b"));
+        let big_b = server_public(&v, &b).unwrap();
+        assert_eq!(hex::encode(pad(&big_b)).trim_start_matches('0'), field("B"));
+        let key = session_key(&unhex(&field("A")), &big_b, &b, &v).unwrap();
+        assert_eq!(hex::encode(key), field("hkdf_key_K_hex"));
+        use base64::Engine;
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let block = b64.decode(field("SECRET_BLOCK")).unwrap();
+        let sig = claim_signature(
+            &key,
+            &field("poolName"),
+            &field("username"),
+            &block,
+            &field("TIMESTAMP"),
+        );
+        assert_eq!(b64.encode(sig), field("PASSWORD_CLAIM_SIGNATURE"));
+        // A = 0, A = N and an A wider than N are refused.
+        assert!(session_key(&[0], &big_b, &b, &v).is_none());
+        let n = to_bytes(PARAMS.modulus().as_ref());
+        assert!(session_key(&n, &big_b, &b, &v).is_none());
+        assert!(session_key(&[1u8; N_BYTES + 1], &big_b, &b, &v).is_none());
+    }
+
+    #[test]
+    fn a_32_byte_secret_takes_the_table_path_with_the_same_result() {
+        let v = verifier("Pool", "bob", "pw", &[3u8; 16]);
+        let b = [0x5au8; 32];
+        let fast = server_public(&v, &b).unwrap();
+        let mut wide = vec![0u8; 96];
+        wide.extend_from_slice(&b);
+        assert_eq!(server_public(&v, &wide).unwrap(), fast);
     }
 
     #[test]

@@ -51,6 +51,7 @@ impl Directory {
     pub async fn initiate_auth(&self, req: AuthRequest) -> Result<AuthOutcome> {
         match req.flow.as_str() {
             "USER_PASSWORD_AUTH" => self.password_auth(None, &req, "USER_PASSWORD_AUTH").await,
+            "USER_SRP_AUTH" => self.srp_auth(None, &req).await,
             "REFRESH_TOKEN_AUTH" | "REFRESH_TOKEN" => {
                 self.refresh(None, &req).await.map(AuthOutcome::Tokens)
             }
@@ -81,6 +82,7 @@ impl Directory {
                 self.password_auth(Some(pool_id), &req, "USER_PASSWORD_AUTH")
                     .await
             }
+            "USER_SRP_AUTH" => self.srp_auth(Some(pool_id), &req).await,
             "REFRESH_TOKEN_AUTH" | "REFRESH_TOKEN" => self
                 .refresh(Some(pool_id), &req)
                 .await
@@ -151,7 +153,20 @@ impl Directory {
         if !self.hasher.verify(password, &credential.hash).await? {
             return Err(incorrect());
         }
-        self.check_may_sign_in(&user)?;
+        self.after_credential(&pool, &client, &user).await
+    }
+
+    /// What follows a verified password or SRP proof: status checks, then a challenge or tokens.
+    pub(crate) async fn after_credential(
+        &self,
+        pool: &Pool,
+        client: &Client,
+        user: &User,
+    ) -> Result<AuthOutcome> {
+        let Some(credential) = &user.password else {
+            return Err(incorrect());
+        };
+        self.check_may_sign_in(user)?;
         if credential.expires.is_some_and(|t| t <= self.now()) {
             return Err(Error::not_authorized(
                 "Temporary password has expired and must be reset by an administrator.",
@@ -159,12 +174,23 @@ impl Directory {
         }
         if user.status == UserStatus::ForceChangePassword {
             return Ok(AuthOutcome::Challenge(
-                self.new_password_challenge(&pool, &client, &user)?,
+                self.new_password_challenge(pool, client, user)?,
             ));
         }
         Ok(AuthOutcome::Tokens(
-            self.mint(&pool, &client, &user, None).await?,
+            self.mint(pool, client, user, None).await?,
         ))
+    }
+
+    async fn srp_auth(&self, pool_id: Option<&str>, req: &AuthRequest) -> Result<AuthOutcome> {
+        let username = req
+            .params
+            .get("USERNAME")
+            .ok_or_else(|| Error::invalid("Missing required parameter USERNAME"))?;
+        let (client, pool) = self
+            .auth_client(pool_id, req, username, "USER_SRP_AUTH")
+            .await?;
+        self.srp_start(&pool, &client, req, username).await
     }
 
     fn check_may_sign_in(&self, user: &User) -> Result<()> {

@@ -178,6 +178,7 @@ impl Directory {
                 self.set_new_password(&pool, &client, &sub, &a.responses)
                     .await
             }
+            "PASSWORD_VERIFIER" => self.srp_verify(&pool, &client, &a.responses).await,
             other => Err(Error::invalid(format!(
                 "The challenge {other} is not yet supported by Cognate"
             ))),

@@ -24,6 +24,7 @@ mod pools;
 pub mod ports;
 mod resource_servers;
 mod signing;
+mod srp_auth;
 pub mod store;
 mod users;
 

@@ -1,0 +1,234 @@
+//! USER_SRP_AUTH and its PASSWORD_VERIFIER challenge (spec 04). The SECRET_BLOCK is the sealed
+//! state of the exchange, so clients that answer without a Session (pycognito) work, and it is
+//! usable once.
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use serde::{Deserialize, Serialize};
+
+use crate::auth::AuthRequest;
+use crate::challenges::AuthOutcome;
+use crate::challenges::Challenge;
+use crate::error::{Error, Result};
+use crate::store::UserKey;
+use crate::{Client, Directory, Pool, srp_context};
+
+#[derive(Serialize, Deserialize)]
+struct SrpState {
+    id: String,
+    pool: String,
+    client: String,
+    /// Empty for a user that does not exist (PreventUserExistenceErrors).
+    sub: String,
+    username: String,
+    b: String,
+    a: String,
+    big_b: String,
+    expires: i64,
+}
+
+const CONTEXT: &[u8] = b"srp-secret-block/v1";
+
+fn incorrect() -> Error {
+    Error::not_authorized("Incorrect username or password.")
+}
+
+/// Lower-case hex without leading zeros, as the clients send and expect big integers.
+fn minimal_hex(bytes: &[u8]) -> String {
+    let h = hex::encode(bytes);
+    let t = h.trim_start_matches('0');
+    if t.is_empty() { "0".into() } else { t.into() }
+}
+
+fn parse_hex(s: &str) -> Option<Vec<u8>> {
+    let s = if s.len() % 2 == 1 {
+        format!("0{s}")
+    } else {
+        s.to_string()
+    };
+    hex::decode(s).ok()
+}
+
+const DAYS: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
+const MONTHS: [&str; 12] = [
+    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+];
+
+/// `EEE MMM d HH:mm:ss UTC yyyy`: `Err` when it does not parse, `Ok(false)` when it parses but
+/// is not in canonical form (wrong weekday, padded day), which Cognito treats as a bad signature.
+fn timestamp_is_canonical(t: &str) -> Result<bool> {
+    let bad = || Error::invalid("TIMESTAMP format should be EEE MMM d HH:mm:ss z yyyy in english.");
+    let parts: Vec<&str> = t.split(' ').collect();
+    let [_, mon, day, clock, zone, year] = parts[..] else {
+        return Err(bad());
+    };
+    let month = MONTHS.iter().position(|m| *m == mon).ok_or_else(bad)?;
+    let day: u8 = day.parse().map_err(|_| bad())?;
+    let year: i32 = year.parse().map_err(|_| bad())?;
+    if zone != "UTC" || clock.len() != 8 {
+        return Err(bad());
+    }
+    let month = time::Month::try_from(month as u8 + 1).map_err(|_| bad())?;
+    let date = time::Date::from_calendar_date(year, month, day).map_err(|_| bad())?;
+    let weekday = DAYS[date.weekday().number_days_from_monday() as usize];
+    let canonical = format!(
+        "{weekday} {} {} {clock} UTC {year}",
+        MONTHS[month as usize - 1],
+        date.day()
+    );
+    Ok(canonical == t)
+}
+
+impl Directory {
+    pub(crate) async fn srp_start(
+        &self,
+        pool: &Pool,
+        client: &Client,
+        req: &AuthRequest,
+        username: &str,
+    ) -> Result<AuthOutcome> {
+        let a_hex = req
+            .params
+            .get("SRP_A")
+            .ok_or_else(|| Error::invalid("Missing required parameter SRP_A"))?;
+        let a =
+            parse_hex(a_hex).ok_or_else(|| Error::invalid("SRP_A is not a hexadecimal number."))?;
+        let user = self.find_user(pool, username).await?;
+        let (sub, name, salt, verifier) = match &user {
+            Some(u) => {
+                let Some(cred) = &u.password else {
+                    return Err(incorrect());
+                };
+                let v = self
+                    .vault
+                    .open(&cred.srp_verifier_sealed, &srp_context(&pool.id, &u.sub))?;
+                (u.sub.clone(), u.username.clone(), cred.srp_salt.clone(), v)
+            }
+            None if client.config.prevent_user_existence_errors == "ENABLED" => {
+                // A challenge for nobody: it can only end in "Incorrect username or password".
+                let salt: [u8; 16] = self.random_bytes();
+                let v = srp::verifier(pool.srp_name(), username, "", &salt).to_vec();
+                (String::new(), username.to_string(), salt.to_vec(), v)
+            }
+            None => return Err(Error::UserNotFound),
+        };
+        let (b, big_b) = loop {
+            let b: [u8; 32] = self.random_bytes();
+            if let Some(big_b) = srp::server_public(&verifier, &b) {
+                break (b, big_b);
+            }
+        };
+        let state = SrpState {
+            id: hex::encode(self.random_bytes::<16>()),
+            pool: pool.id.clone(),
+            client: client.client_id.clone(),
+            sub,
+            username: name.clone(),
+            b: hex::encode(b),
+            a: hex::encode(&a),
+            big_b: hex::encode(big_b),
+            expires: self.now() + client.config.auth_session_validity.clamp(3, 15) * 60_000,
+        };
+        let json = serde_json::to_vec(&state).map_err(|e| Error::Internal(e.to_string()))?;
+        let block = STANDARD.encode(self.vault.seal(&json, CONTEXT)?);
+        let mut parameters = std::collections::BTreeMap::new();
+        parameters.insert("SALT".to_string(), minimal_hex(&salt));
+        parameters.insert("SECRET_BLOCK".to_string(), block);
+        parameters.insert("SRP_B".to_string(), minimal_hex(&big_b));
+        parameters.insert("USERNAME".to_string(), name.clone());
+        parameters.insert("USER_ID_FOR_SRP".to_string(), name);
+        Ok(AuthOutcome::Challenge(Challenge {
+            name: "PASSWORD_VERIFIER".into(),
+            session: String::new(),
+            parameters,
+        }))
+    }
+
+    pub(crate) async fn srp_verify(
+        &self,
+        pool: &Pool,
+        client: &Client,
+        responses: &std::collections::BTreeMap<String, String>,
+    ) -> Result<AuthOutcome> {
+        let get = |k: &str| {
+            responses
+                .get(k)
+                .ok_or_else(|| Error::invalid(format!("Missing required parameter {k}")))
+        };
+        let block_b64 = get("PASSWORD_CLAIM_SECRET_BLOCK")?;
+        let signature = get("PASSWORD_CLAIM_SIGNATURE")?;
+        let timestamp = get("TIMESTAMP")?;
+        let canonical = timestamp_is_canonical(timestamp)?;
+        let block = STANDARD.decode(block_b64).map_err(|_| incorrect())?;
+        let json = self.vault.open(&block, CONTEXT).map_err(|_| incorrect())?;
+        let st: SrpState = serde_json::from_slice(&json).map_err(|_| incorrect())?;
+        if st.client != client.client_id || st.pool != pool.id || st.expires <= self.now() {
+            return Err(Error::not_authorized(
+                "Invalid session for the user, session is expired.",
+            ));
+        }
+        let id = hex::decode(&st.id).map_err(|_| incorrect())?;
+        if !self.store.use_session(&id, st.expires).await? {
+            return Err(incorrect());
+        }
+        if st.sub.is_empty() || !canonical {
+            return Err(incorrect());
+        }
+        let user = self
+            .store
+            .find_user(&pool.id, UserKey::Sub(&st.sub))
+            .await?
+            .ok_or_else(incorrect)?;
+        let cred = user.password.as_ref().ok_or_else(incorrect)?;
+        let verifier = self
+            .vault
+            .open(&cred.srp_verifier_sealed, &srp_context(&pool.id, &user.sub))?;
+        let (a, big_b, b) = match (
+            hex::decode(&st.a),
+            hex::decode(&st.big_b),
+            hex::decode(&st.b),
+        ) {
+            (Ok(a), Ok(big_b), Ok(b)) => (a, big_b, b),
+            _ => return Err(incorrect()),
+        };
+        // Two 3072-bit exponentiations: CPU work, on the hashing threads.
+        let key = self
+            .hasher
+            .run(move |_| srp::session_key(&a, &big_b, &b, &verifier))
+            .await?
+            .ok_or_else(incorrect)?;
+        let expected = srp::claim_signature(&key, pool.srp_name(), &st.username, &block, timestamp);
+        let given = STANDARD.decode(signature).map_err(|_| incorrect())?;
+        if !crate::ct_eq(&expected, &given) {
+            return Err(incorrect());
+        }
+        self.after_credential(pool, client, &user).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_parse_strictly_and_must_be_canonical() {
+        assert!(timestamp_is_canonical("Tue Jan 7 09:05:03 UTC 2025").unwrap());
+        // Zero-padded day and a wrong weekday parse but are not canonical.
+        assert!(!timestamp_is_canonical("Tue Jan 07 09:05:03 UTC 2025").unwrap());
+        assert!(!timestamp_is_canonical("Wed Jan 7 09:05:03 UTC 2025").unwrap());
+        for bad in [
+            "",
+            "2025-01-07T09:05:03Z",
+            "Tue Jan 7 09:05:03 GMT 2025",
+            "Tue Foo 7 09:05:03 UTC 2025",
+        ] {
+            assert!(timestamp_is_canonical(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn big_integers_travel_as_minimal_hex() {
+        assert_eq!(minimal_hex(&[0, 0, 0x0f, 0x1e]), "f1e");
+        assert_eq!(parse_hex("f1e"), Some(vec![0x0f, 0x1e]));
+    }
+}

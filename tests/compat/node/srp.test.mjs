@@ -1,0 +1,85 @@
+// SRP sign-in with the unmodified amazon-cognito-identity-js (what Amplify uses), pointed at
+// Cognate with its `endpoint` option; the pool and user are made with the AWS SDK v3.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import {
+  CreateUserPoolCommand, CreateUserPoolClientCommand, AdminCreateUserCommand,
+  AdminSetUserPasswordCommand, DeleteUserPoolCommand,
+} from '@aws-sdk/client-cognito-identity-provider';
+import {
+  CognitoUserPool, CognitoUser, AuthenticationDetails,
+} from 'amazon-cognito-identity-js';
+import { startServer, makeClient, unique, GOOD_PASSWORD } from './cognate-server.mjs';
+
+let server;
+let admin;
+let poolId;
+let clientId;
+
+before(async () => {
+  server = await startServer();
+  admin = makeClient(server.endpoint);
+  poolId = (await admin.send(new CreateUserPoolCommand({ PoolName: unique('nodesrp') }))).UserPool.Id;
+  clientId = (await admin.send(new CreateUserPoolClientCommand({
+    UserPoolId: poolId, ClientName: 'web',
+  }))).UserPoolClient.ClientId;
+});
+
+after(async () => {
+  try { await admin.send(new DeleteUserPoolCommand({ UserPoolId: poolId })); } catch { /* best effort */ }
+  admin?.destroy();
+  await server?.stop();
+});
+
+function signIn(username, password, onNewPassword) {
+  const pool = new CognitoUserPool({ UserPoolId: poolId, ClientId: clientId, endpoint: `${server.endpoint}/` });
+  const user = new CognitoUser({ Username: username, Pool: pool });
+  return new Promise((resolve, reject) => {
+    user.authenticateUser(new AuthenticationDetails({ Username: username, Password: password }), {
+      onSuccess: (session) => resolve(session),
+      onFailure: (err) => reject(err),
+      newPasswordRequired: (attrs, required) => {
+        if (!onNewPassword) return reject(new Error('unexpected newPasswordRequired'));
+        user.completeNewPasswordChallenge(onNewPassword, {}, {
+          onSuccess: (session) => resolve(session),
+          onFailure: (err) => reject(err),
+        });
+      },
+    });
+  });
+}
+
+test('authenticateUser signs in with SRP (the library default flow)', async () => {
+  const username = unique('js');
+  await admin.send(new AdminCreateUserCommand({ UserPoolId: poolId, Username: username, MessageAction: 'SUPPRESS' }));
+  await admin.send(new AdminSetUserPasswordCommand({
+    UserPoolId: poolId, Username: username, Password: GOOD_PASSWORD, Permanent: true,
+  }));
+  const session = await signIn(username, GOOD_PASSWORD);
+  assert.equal(session.getAccessToken().decodePayload().username, username);
+  assert.equal(session.getIdToken().decodePayload()['cognito:username'], username);
+  assert.ok(session.getRefreshToken().getToken().length > 20);
+});
+
+test('a wrong password is NotAuthorizedException', async () => {
+  const username = unique('js');
+  await admin.send(new AdminCreateUserCommand({ UserPoolId: poolId, Username: username, MessageAction: 'SUPPRESS' }));
+  await admin.send(new AdminSetUserPasswordCommand({
+    UserPoolId: poolId, Username: username, Password: GOOD_PASSWORD, Permanent: true,
+  }));
+  await assert.rejects(signIn(username, 'Wrong-Password-7'), (err) => {
+    assert.equal(err.code, 'NotAuthorizedException');
+    return true;
+  });
+});
+
+test('a temporary password leads through NEW_PASSWORD_REQUIRED to tokens', async () => {
+  const username = unique('js');
+  await admin.send(new AdminCreateUserCommand({
+    UserPoolId: poolId, Username: username, TemporaryPassword: 'Temp-Pass-123', MessageAction: 'SUPPRESS',
+  }));
+  const session = await signIn(username, 'Temp-Pass-123', GOOD_PASSWORD);
+  assert.ok(session.isValid());
+  const again = await signIn(username, GOOD_PASSWORD);
+  assert.equal(again.getAccessToken().decodePayload().username, username);
+});

@@ -1,0 +1,93 @@
+"""USER_SRP_AUTH → PASSWORD_VERIFIER with pycognito's unmodified SRP client (which answers without
+a Session, so the SECRET_BLOCK must carry the exchange), over boto3."""
+
+import pytest
+from botocore.exceptions import ClientError
+from pycognito.aws_srp import AWSSRP
+
+from cognate_helpers import GOOD_PASSWORD, error_code, unique
+
+
+@pytest.fixture
+def srp_user(idp, unsigned_idp, make_pool, make_client):
+    def make(pool_kwargs=None, username=None, **client_kwargs):
+        pool = make_pool(**(pool_kwargs or {}))
+        client = make_client(pool["Id"], **client_kwargs)
+        email = f"{unique('m')}@example.com"
+        # In e-mail-as-username pools the e-mail is the name given; the stored one is a UUID.
+        name = email if "UsernameAttributes" in (pool_kwargs or {}) else (username or unique("srp"))
+        created = idp.admin_create_user(
+            UserPoolId=pool["Id"], Username=name, MessageAction="SUPPRESS",
+            UserAttributes=[{"Name": "email", "Value": email}, {"Name": "email_verified", "Value": "true"}],
+        )["User"]
+        idp.admin_set_user_password(UserPoolId=pool["Id"], Username=name, Password=GOOD_PASSWORD, Permanent=True)
+        return {"pool_id": pool["Id"], "client": client, "username": name, "email": email,
+                "internal": created["Username"]}
+    return make
+
+
+def _srp(unsigned_idp, u, username=None, password=GOOD_PASSWORD):
+    return AWSSRP(username=username or u["username"], password=password, pool_id=u["pool_id"],
+                  client_id=u["client"]["ClientId"], client_secret=u["client"].get("ClientSecret"),
+                  client=unsigned_idp)
+
+
+def test_pycognito_signs_in_with_srp(unsigned_idp, srp_user):
+    u = srp_user()
+    tokens = _srp(unsigned_idp, u).authenticate_user()
+    r = tokens["AuthenticationResult"]
+    assert unsigned_idp.get_user(AccessToken=r["AccessToken"])["Username"] == u["username"]
+
+
+def test_srp_with_a_wrong_password_is_refused(unsigned_idp, srp_user):
+    u = srp_user()
+    with pytest.raises(ClientError) as e:
+        _srp(unsigned_idp, u, password="Wrong-Password-9").authenticate_user()
+    assert error_code(e.value) == "NotAuthorizedException"
+    assert "Incorrect username or password." in str(e.value)
+
+
+def test_srp_with_an_email_alias_uses_user_id_for_srp(unsigned_idp, srp_user):
+    u = srp_user(pool_kwargs={"UsernameAttributes": ["email"]}, username=None)
+    # The pool's usernames are UUIDs; the user signs in with the e-mail.
+    tokens = _srp(unsigned_idp, u, username=u["email"]).authenticate_user()
+    me = unsigned_idp.get_user(AccessToken=tokens["AuthenticationResult"]["AccessToken"])
+    assert me["Username"] == u["internal"]
+
+
+def test_srp_with_a_client_secret(unsigned_idp, srp_user):
+    u = srp_user(GenerateSecret=True)
+    tokens = _srp(unsigned_idp, u).authenticate_user()
+    assert "IdToken" in tokens["AuthenticationResult"]
+
+
+def test_a_secret_block_answers_once(unsigned_idp, srp_user):
+    u = srp_user()
+    aws = _srp(unsigned_idp, u)
+    auth_params = aws.get_auth_params()
+    res = unsigned_idp.initiate_auth(AuthFlow="USER_SRP_AUTH", AuthParameters=auth_params,
+                                     ClientId=u["client"]["ClientId"])
+    assert res["ChallengeName"] == "PASSWORD_VERIFIER"
+    responses = aws.process_challenge(res["ChallengeParameters"], auth_params)
+    ok = unsigned_idp.respond_to_auth_challenge(ClientId=u["client"]["ClientId"], ChallengeName="PASSWORD_VERIFIER",
+                                                ChallengeResponses=responses)
+    assert "AccessToken" in ok["AuthenticationResult"]
+    with pytest.raises(ClientError) as e:
+        unsigned_idp.respond_to_auth_challenge(ClientId=u["client"]["ClientId"], ChallengeName="PASSWORD_VERIFIER",
+                                               ChallengeResponses=responses)
+    assert error_code(e.value) == "NotAuthorizedException"
+
+
+def test_a_timestamp_in_the_wrong_format_is_an_invalid_parameter(unsigned_idp, srp_user):
+    u = srp_user()
+    aws = _srp(unsigned_idp, u)
+    auth_params = aws.get_auth_params()
+    res = unsigned_idp.initiate_auth(AuthFlow="USER_SRP_AUTH", AuthParameters=auth_params,
+                                     ClientId=u["client"]["ClientId"])
+    responses = aws.process_challenge(res["ChallengeParameters"], auth_params)
+    responses["TIMESTAMP"] = "2025-01-07T09:05:03Z"
+    with pytest.raises(ClientError) as e:
+        unsigned_idp.respond_to_auth_challenge(ClientId=u["client"]["ClientId"], ChallengeName="PASSWORD_VERIFIER",
+                                               ChallengeResponses=responses)
+    assert error_code(e.value) == "InvalidParameterException"
+    assert "TIMESTAMP format should be EEE MMM d HH:mm:ss z yyyy in english." in str(e.value)
