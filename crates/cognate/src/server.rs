@@ -161,7 +161,7 @@ pub async fn build(settings: &Settings) -> Result<Router> {
 }
 
 /// Keeps the database's planner statistics fresh as pools grow, rotates signing keys that are
-/// due, and deletes those whose last token has expired.
+/// due, deletes those whose last token has expired, and forgets expired sign-in state.
 fn spawn_maintenance(
     store: Arc<dyn Store>,
     directory: Arc<Directory>,
@@ -177,6 +177,9 @@ fn spawn_maintenance(
             }
             if let Err(e) = directory.maintain_keys(rotate_after, lead).await {
                 tracing::warn!(error = %e, "signing key upkeep failed");
+            }
+            if let Err(e) = directory.purge_expired_sign_ins().await {
+                tracing::warn!(error = %e, "deleting expired sign-in state failed");
             }
         }
     });

@@ -1009,6 +1009,20 @@ macro_rules! sql_store {
                 row.as_ref().map(Self::refresh_from).transpose()
             }
 
+            async fn purge_expired(&self, now: Millis, families_before: Millis) -> StoreResult<u64> {
+                let sessions = sqlx::query("DELETE FROM used_sessions WHERE expires_ms < $1")
+                    .bind(now)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(unavailable)?;
+                let families = sqlx::query("DELETE FROM refresh_tokens WHERE expires_ms < $1")
+                    .bind(families_before)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(unavailable)?;
+                Ok(sessions.rows_affected() + families.rows_affected())
+            }
+
             async fn use_session(&self, id: &[u8], expires: Millis) -> StoreResult<bool> {
                 let done = sqlx::query("INSERT INTO used_sessions (id, expires_ms) VALUES ($1, $2) ON CONFLICT DO NOTHING")
                     .bind(id)

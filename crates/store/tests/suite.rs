@@ -157,6 +157,7 @@ both!(
     prefix_filtered_pages_cover_every_match_once,
     signing_keys_are_made_rotated_and_retired,
     nodes_making_first_keys_at_once_make_one_pair,
+    expired_sign_in_state_is_purged,
 );
 
 fn pool_input(name: &str) -> PoolInput {
@@ -925,4 +926,38 @@ async fn nodes_making_first_keys_at_once_make_one_pair(e: Env) {
     assert_eq!(again_a, again_b);
     assert_eq!(again_a.keys.len(), 2);
     let _ = (a.unwrap(), b.unwrap());
+}
+
+/// Used-session records go once expired; refresh-token families a day after they expired.
+async fn expired_sign_in_state_is_purged(e: Env) {
+    let (pool, client) = make_pool(&e, pool_input("purge")).await;
+    assert!(e.store.use_session(b"s-old", T0 - 1).await.unwrap());
+    assert!(e.store.use_session(b"s-live", T0 + 60_000).await.unwrap());
+    // Used once: the second use is refused.
+    assert!(!e.store.use_session(b"s-live", T0 + 60_000).await.unwrap());
+    let family = |hash: &[u8], jti: &str, expires| RefreshToken {
+        token_hash: hash.to_vec(),
+        origin_jti: jti.into(),
+        pool_id: pool.id.clone(),
+        client_id: client.client_id.clone(),
+        sub: "sub-1".into(),
+        auth_time: 0,
+        created: 0,
+        expires,
+        revoked: None,
+    };
+    let day = 86_400_000;
+    e.store
+        .insert_refresh_token(&family(b"h-old", "j-old", T0 - day - 1))
+        .await
+        .unwrap();
+    e.store
+        .insert_refresh_token(&family(b"h-recent", "j-recent", T0 - 1))
+        .await
+        .unwrap();
+    assert_eq!(e.dir.purge_expired_sign_ins().await.unwrap(), 2);
+    assert!(e.store.use_session(b"s-old", T0 + 60_000).await.unwrap());
+    assert!(!e.store.use_session(b"s-live", T0 + 60_000).await.unwrap());
+    assert!(e.store.refresh_family("j-old").await.unwrap().is_none());
+    assert!(e.store.refresh_family("j-recent").await.unwrap().is_some());
 }

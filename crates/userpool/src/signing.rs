@@ -23,6 +23,16 @@ impl Directory {
         self.keys.rotate(pool_id, lead).await
     }
 
+    /// Forgets used challenge sessions once expired, and refresh-token families a day after
+    /// they expired (no access token minted from one can outlive that).
+    pub async fn purge_expired_sign_ins(&self) -> Result<u64> {
+        let now = self.now();
+        Ok(self
+            .store
+            .purge_expired(now, now - crate::keys::MAX_TOKEN_LIFETIME)
+            .await?)
+    }
+
     /// Key upkeep for every pool (see [`crate::keys::KeyRing::maintain`]).
     pub async fn maintain_keys(&self, rotate_after: Option<Millis>, lead: Millis) -> Result<()> {
         self.keys.maintain(rotate_after, lead).await

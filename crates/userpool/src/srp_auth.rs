@@ -65,9 +65,20 @@ fn timestamp_is_canonical(t: &str) -> Result<bool> {
     let month = MONTHS.iter().position(|m| *m == mon).ok_or_else(bad)?;
     let day: u8 = day.parse().map_err(|_| bad())?;
     let year: i32 = year.parse().map_err(|_| bad())?;
-    if zone != "UTC" || clock.len() != 8 {
+    let hms: Vec<&str> = clock.split(':').collect();
+    let two_digits = |p: &&str| p.len() == 2 && p.bytes().all(|b| b.is_ascii_digit());
+    if zone != "UTC" || hms.len() != 3 || !hms.iter().all(two_digits) {
         return Err(bad());
     }
+    let (h, m, sec) = (
+        hms[0].parse::<u8>(),
+        hms[1].parse::<u8>(),
+        hms[2].parse::<u8>(),
+    );
+    let (Ok(h), Ok(m), Ok(sec)) = (h, m, sec) else {
+        return Err(bad());
+    };
+    time::Time::from_hms(h, m, sec).map_err(|_| bad())?;
     let month = time::Month::try_from(month as u8 + 1).map_err(|_| bad())?;
     let date = time::Date::from_calendar_date(year, month, day).map_err(|_| bad())?;
     let weekday = DAYS[date.weekday().number_days_from_monday() as usize];

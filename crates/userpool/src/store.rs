@@ -283,6 +283,10 @@ pub trait Store: Send + Sync + 'static {
     /// The family whose id is `origin_jti` (to check an access token against revocation).
     async fn refresh_family(&self, origin_jti: &str) -> StoreResult<Option<RefreshToken>>;
 
+    /// Deletes sign-in state nobody can use any more: used-session records past their expiry
+    /// and refresh-token families expired before `families_before`; how many rows.
+    async fn purge_expired(&self, now: Millis, families_before: Millis) -> StoreResult<u64>;
+
     // Challenge sessions
     /// Marks a session used; false when it already was (sessions are single use).
     async fn use_session(&self, id: &[u8], expires: Millis) -> StoreResult<bool>;
