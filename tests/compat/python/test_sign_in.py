@@ -298,3 +298,31 @@ def test_sessions_are_bound_to_their_challenge_and_not_forgeable(unsigned_idp, i
         UserPoolId=temp_user["pool_id"], ClientId=temp_user["client_id"], ChallengeName="NEW_PASSWORD_REQUIRED",
         Session=res["Session"], ChallengeResponses={"USERNAME": "newbie", "NEW_PASSWORD": GOOD_PASSWORD})
     assert "IdToken" in done["AuthenticationResult"]
+
+
+def test_tokens_signed_before_a_key_rotation_keep_verifying(endpoint, server, unsigned_idp, signin):
+    import subprocess
+
+    from cognate_helpers import cognate_bin
+
+    before = _password_auth(unsigned_idp, signin)["AuthenticationResult"]
+    old_kid = jwt.get_unverified_header(before["AccessToken"])["kid"]
+    done = subprocess.run(
+        [str(cognate_bin()), "keys", "rotate", "--data-dir", server.data_dir, "--pool", signin["pool_id"],
+         "--lead-seconds", "0"],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    # The server reads the pool's keys again within 10 s; from then on new tokens use the new key.
+    deadline = time.monotonic() + 20
+    while True:
+        after = _password_auth(unsigned_idp, signin)["AuthenticationResult"]
+        if jwt.get_unverified_header(after["AccessToken"])["kid"] != old_kid or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    assert jwt.get_unverified_header(after["AccessToken"])["kid"] != old_kid
+    # Both generations verify against the JWKS, and the old access token still works.
+    for r in (before, after):
+        _verify(endpoint, signin, r["AccessToken"], "access")
+        _verify(endpoint, signin, r["IdToken"], "id")
+    assert unsigned_idp.get_user(AccessToken=before["AccessToken"])["Username"] == signin["username"]
