@@ -112,6 +112,16 @@ impl Verifier {
     }
 }
 
+/// A token's claims before anything about it is trusted (to learn which pool's keys to check
+/// it with).
+pub fn unverified_claims(token: &str) -> Result<Claims> {
+    let payload = token
+        .split('.')
+        .nth(1)
+        .ok_or(Error::Malformed("no payload"))?;
+    decode_json(payload)
+}
+
 fn decode_json<T: serde::de::DeserializeOwned>(part: &str) -> Result<T> {
     let bytes = URL_SAFE_NO_PAD
         .decode(part)

@@ -16,7 +16,7 @@ mod keys;
 
 pub use claims::{Grant, access_token, id_token};
 pub use documents::{Jwk, Jwks, openid_configuration};
-pub use jwt::{Claims, Verifier, sign};
+pub use jwt::{Claims, Verifier, sign, unverified_claims};
 pub use keys::{KeyUse, SigningKey};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -38,12 +38,7 @@ fn incorrect() -> Error {
 }
 
 fn seconds(value: i64, unit: &str) -> i64 {
-    value.saturating_mul(match unit {
-        "seconds" => 1,
-        "minutes" => 60,
-        "hours" => 3600,
-        _ => 86400,
-    })
+    value.saturating_mul(crate::clients::unit_seconds(unit))
 }
 
 impl Directory {
@@ -356,7 +351,7 @@ impl Directory {
     /// revocation (its refresh-token family) all checked.
     pub async fn access_token_user(&self, token: &str) -> Result<(Pool, User)> {
         let invalid = || Error::not_authorized("Invalid Access Token");
-        let claims = unverified_claims(token).ok_or_else(invalid)?;
+        let claims = tokens::unverified_claims(token).map_err(|_| invalid())?;
         let iss = claims
             .get("iss")
             .and_then(|v| v.as_str())
@@ -482,11 +477,4 @@ fn flow_allowed(client: &Client, flow: &str) -> bool {
     let has_legacy = flows.iter().any(|f| !f.starts_with("ALLOW_"));
     flows.iter().any(|f| *f == format!("ALLOW_{flow}"))
         || (has_legacy && (legacy.is_empty() || flows.iter().any(|f| f == legacy)))
-}
-
-/// The payload of a JWT, before anything about it is trusted (to find its pool).
-fn unverified_claims(token: &str) -> Option<serde_json::Map<String, serde_json::Value>> {
-    let payload = token.split('.').nth(1)?;
-    let bytes = URL_SAFE_NO_PAD.decode(payload).ok()?;
-    serde_json::from_slice(&bytes).ok()
 }

@@ -53,6 +53,32 @@ fn invalid_session() -> Error {
 }
 
 impl Directory {
+    /// State a client carries between two calls (a Session, an SRP SECRET_BLOCK), sealed with
+    /// the master key under `context`.
+    pub(crate) fn seal_state<T: Serialize>(&self, context: &[u8], state: &T) -> Result<Vec<u8>> {
+        let json = serde_json::to_vec(state).map_err(|e| Error::Internal(e.to_string()))?;
+        Ok(self.vault.seal(&json, context)?)
+    }
+
+    /// The state [`Self::seal_state`] sealed, or `None` for anything else (forged, altered,
+    /// sealed under another context or key).
+    pub(crate) fn open_state<T: serde::de::DeserializeOwned>(
+        &self,
+        context: &[u8],
+        sealed: &[u8],
+    ) -> Option<T> {
+        let json = self.vault.open(sealed, context).ok()?;
+        serde_json::from_slice(&json).ok()
+    }
+
+    /// Uses up the single-use state whose random id (hex) is `id`; false when it already was.
+    pub(crate) async fn use_once(&self, id: &str, expires: i64) -> Result<bool> {
+        let Ok(id) = hex::decode(id) else {
+            return Ok(false);
+        };
+        Ok(self.store.use_session(&id, expires).await?)
+    }
+
     /// A sealed session for `challenge` of `user` on `client`.
     pub(crate) fn new_session(
         &self,
@@ -69,8 +95,7 @@ impl Directory {
             challenge: challenge.to_string(),
             expires: self.now() + minutes * 60_000,
         };
-        let json = serde_json::to_vec(&state).map_err(|e| Error::Internal(e.to_string()))?;
-        Ok(URL_SAFE_NO_PAD.encode(self.vault.seal(&json, CONTEXT)?))
+        Ok(URL_SAFE_NO_PAD.encode(self.seal_state(CONTEXT, &state)?))
     }
 
     /// Opens a session for `challenge` on `client`, and uses it up.
@@ -83,11 +108,9 @@ impl Directory {
         let sealed = URL_SAFE_NO_PAD
             .decode(session)
             .map_err(|_| invalid_session())?;
-        let json = self
-            .vault
-            .open(&sealed, CONTEXT)
-            .map_err(|_| invalid_session())?;
-        let state: SessionState = serde_json::from_slice(&json).map_err(|_| invalid_session())?;
+        let state: SessionState = self
+            .open_state(CONTEXT, &sealed)
+            .ok_or_else(invalid_session)?;
         if state.client != client.client_id
             || state.pool != client.pool_id
             || state.challenge != challenge
@@ -97,8 +120,7 @@ impl Directory {
         if state.expires <= self.now() {
             return Err(invalid_session());
         }
-        let id = hex::decode(&state.id).map_err(|_| invalid_session())?;
-        if !self.store.use_session(&id, state.expires).await? {
+        if !self.use_once(&state.id, state.expires).await? {
             return Err(invalid_session());
         }
         Ok(state.sub)

@@ -49,7 +49,8 @@ const STANDARD_SCOPES: &[&str] = &[
     "aws.cognito.signin.user.admin",
 ];
 
-fn unit_seconds(unit: &str) -> i64 {
+/// Seconds in one `TimeUnitsType` unit (the model's `days` is the fallback).
+pub(crate) fn unit_seconds(unit: &str) -> i64 {
     match unit {
         "seconds" => 1,
         "minutes" => 60,

@@ -140,8 +140,7 @@ impl Directory {
             big_b: hex::encode(big_b),
             expires: self.now() + client.config.auth_session_validity.clamp(3, 15) * 60_000,
         };
-        let json = serde_json::to_vec(&state).map_err(|e| Error::Internal(e.to_string()))?;
-        let block = STANDARD.encode(self.vault.seal(&json, CONTEXT)?);
+        let block = STANDARD.encode(self.seal_state(CONTEXT, &state)?);
         let mut parameters = std::collections::BTreeMap::new();
         parameters.insert("SALT".to_string(), minimal_hex(&salt));
         parameters.insert("SECRET_BLOCK".to_string(), block);
@@ -171,15 +170,13 @@ impl Directory {
         let timestamp = get("TIMESTAMP")?;
         let canonical = timestamp_is_canonical(timestamp)?;
         let block = STANDARD.decode(block_b64).map_err(|_| incorrect())?;
-        let json = self.vault.open(&block, CONTEXT).map_err(|_| incorrect())?;
-        let st: SrpState = serde_json::from_slice(&json).map_err(|_| incorrect())?;
+        let st: SrpState = self.open_state(CONTEXT, &block).ok_or_else(incorrect)?;
         if st.client != client.client_id || st.pool != pool.id || st.expires <= self.now() {
             return Err(Error::not_authorized(
                 "Invalid session for the user, session is expired.",
             ));
         }
-        let id = hex::decode(&st.id).map_err(|_| incorrect())?;
-        if !self.store.use_session(&id, st.expires).await? {
+        if !self.use_once(&st.id, st.expires).await? {
             return Err(incorrect());
         }
         if st.sub.is_empty() || !canonical {
