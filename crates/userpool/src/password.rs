@@ -294,21 +294,34 @@ mod tests {
 
     #[tokio::test]
     async fn a_full_queue_fails_fast() {
-        let h = PasswordHasher::new(HashProfile::DEFAULT, 1, 1);
+        // One thread, one queue slot. The thread is held inside a job until released, so the
+        // slot and the thread are known to be taken (no race with the thread's pick-up).
+        let h = PasswordHasher::new(HashProfile::DEVELOPMENT, 1, 1);
+        let (started_tx, started_rx) = std::sync::mpsc::channel::<()>();
+        let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
         let busy = h.clone();
-        let first = tokio::spawn(async move { busy.hash("x", [1; 16]).await });
-        tokio::task::yield_now().await;
-        let mut refused = false;
-        for _ in 0..50 {
-            if let Err(Error::TooManyRequests(_)) = h.hash("y", [2; 16]).await {
-                refused = true;
-                break;
-            }
-        }
+        let first = tokio::spawn(async move {
+            busy.run(move |_| {
+                let _ = started_tx.send(());
+                let _ = release_rx.recv();
+            })
+            .await
+        });
+        tokio::task::spawn_blocking(move || started_rx.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        // The second job fills the queue (it is accepted; we stop waiting for it) ...
+        let queued =
+            tokio::time::timeout(std::time::Duration::from_millis(50), h.hash("y", [2; 16])).await;
+        assert!(queued.is_err(), "the queued job cannot have run yet");
+        // ... and the third is refused at once (were it accepted, it would wait for ever).
+        let third = h.hash("z", [3; 16]).await;
         assert!(
-            refused,
-            "a second hash should be refused while the only slot is busy"
+            matches!(third, Err(Error::TooManyRequests(_))),
+            "a hash should be refused while the thread and the queue are busy"
         );
+        release_tx.send(()).unwrap();
         assert!(first.await.unwrap().is_ok());
     }
 }
