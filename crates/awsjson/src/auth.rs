@@ -91,10 +91,13 @@ pub async fn get_user(dir: &Directory, body: &[u8]) -> Out {
     let req: AccessTokenIn = decode(body)?;
     input::len("AccessToken", &req.AccessToken, 1, 8192, true)?;
     let u = dir.get_user(&req.AccessToken).await?;
-    Ok(json!({
+    let (list, preferred) = crate::mfa::user_settings(&u);
+    Ok(shapes::prune(json!({
         "Username": u.username,
         "UserAttributes": shapes::attributes(&u, None),
-    }))
+        "UserMFASettingList": list,
+        "PreferredMfaSetting": preferred,
+    })))
 }
 
 pub async fn global_sign_out(dir: &Directory, body: &[u8]) -> Out {

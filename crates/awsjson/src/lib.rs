@@ -13,6 +13,7 @@
 mod auth;
 pub mod errors;
 mod input;
+mod mfa;
 mod pools;
 mod shapes;
 pub mod sigv4;
@@ -223,6 +224,9 @@ impl Api {
             "GlobalSignOut" => auth::global_sign_out(dir, body).await,
             "RevokeToken" => auth::revoke_token(dir, body).await,
             "RespondToAuthChallenge" => auth::respond_to_auth_challenge(dir, body).await,
+            "AssociateSoftwareToken" => mfa::associate_software_token(dir, body).await,
+            "VerifySoftwareToken" => mfa::verify_software_token(dir, body).await,
+            "SetUserMFAPreference" => mfa::set_user_mfa_preference(dir, body).await,
             other => Err(unknown(other)),
         }
     }
@@ -260,6 +264,9 @@ impl Api {
                 auth::admin_respond_to_auth_challenge(d, grant, body).await
             }
             "ListUsers" => users::list_users(d, grant, body).await,
+            "SetUserPoolMfaConfig" => mfa::set_user_pool_mfa_config(d, grant, body).await,
+            "GetUserPoolMfaConfig" => mfa::get_user_pool_mfa_config(d, grant, body).await,
+            "AdminSetUserMFAPreference" => mfa::admin_set_user_mfa_preference(d, grant, body).await,
             "AdminUpdateUserAttributes" => {
                 users::admin_update_user_attributes(d, grant, body).await
             }

@@ -183,14 +183,17 @@ pub async fn admin_get_user(dir: &Directory, grant: &AdminGrant, body: &[u8]) ->
     let u = dir
         .admin_get_user(grant, &r.UserPoolId, &r.Username)
         .await?;
-    Ok(json!({
+    let (list, preferred) = crate::mfa::user_settings(&u);
+    Ok(shapes::prune(json!({
         "Username": u.username,
         "UserAttributes": shapes::attributes(&u, None),
         "UserCreateDate": shapes::seconds(u.created),
         "UserLastModifiedDate": shapes::seconds(u.modified),
         "Enabled": u.enabled,
         "UserStatus": u.status.as_str(),
-    }))
+        "UserMFASettingList": list,
+        "PreferredMfaSetting": preferred,
+    })))
 }
 
 #[derive(Deserialize)]

@@ -15,7 +15,7 @@ use sqlx::sqlite::{
 use userpool::store::*;
 use userpool::{
     Aliases, Client, Group, Medium, Message, MessageKind, Millis, PasswordCredential, Pool,
-    ResourceServer, Store, StoredMessage, User, UserStatus,
+    ResourceServer, Store, StoredMessage, User, UserMfa, UserStatus,
 };
 
 use crate::ConnectError;
@@ -23,7 +23,7 @@ use crate::migrate::{self, Migration};
 
 const USER_COLS: &str = "pool_id, username_key, username, sub, status, enabled, created_ms, modified_ms, \
      attributes, email, phone_number, email_alias, phone_alias, preferred_alias, password_hash, srp_salt, \
-     srp_verifier, password_expires_ms";
+     srp_verifier, password_expires_ms, mfa";
 const GROUP_COLS: &str =
     "pool_id, name, description, role_arn, precedence, created_ms, modified_ms";
 
@@ -254,6 +254,10 @@ macro_rules! sql_store {
                         preferred_username: row.try_get("preferred_alias").map_err(g)?,
                     },
                     password,
+                    mfa: match row.try_get::<Option<String>, _>("mfa").map_err(g)? {
+                        Some(json) => from_json("user mfa", &json)?,
+                        None => UserMfa::default(),
+                    },
                 })
             }
 
@@ -315,16 +319,18 @@ macro_rules! sql_store {
                 let email = user.attributes.get("email").map(|e| e.to_lowercase());
                 let phone = user.attributes.get("phone_number");
                 let pw = user.password.as_ref();
+                // Most users have no second factor: no JSON for them.
+                let mfa = if user.mfa == UserMfa::default() { None } else { Some(to_json(&user.mfa)?) };
                 let sql = if insert {
                     "INSERT INTO users (pool_id, username_key, username, sub, status, enabled, created_ms, \
                      modified_ms, attributes, email, phone_number, email_alias, phone_alias, preferred_alias, \
-                     password_hash, srp_salt, srp_verifier, password_expires_ms) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)"
+                     password_hash, srp_salt, srp_verifier, password_expires_ms, mfa) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)"
                 } else {
                     "UPDATE users SET username_key = $2, username = $3, status = $5, enabled = $6, \
                      created_ms = $7, modified_ms = $8, attributes = $9, email = $10, phone_number = $11, \
                      email_alias = $12, phone_alias = $13, preferred_alias = $14, password_hash = $15, \
-                     srp_salt = $16, srp_verifier = $17, password_expires_ms = $18 \
+                     srp_salt = $16, srp_verifier = $17, password_expires_ms = $18, mfa = $19 \
                      WHERE pool_id = $1 AND sub = $4"
                 };
                 let done = sqlx::query(sql)
@@ -346,6 +352,7 @@ macro_rules! sql_store {
                     .bind(pw.map(|p| p.srp_salt.clone()))
                     .bind(pw.map(|p| p.srp_verifier_sealed.clone()))
                     .bind(pw.and_then(|p| p.expires))
+                    .bind(mfa)
                     .execute(ex)
                     .await
                     .map_err(|e| classify(e, UniqueKey::Username))?;
@@ -671,10 +678,12 @@ macro_rules! sql_store {
                         .execute(&mut *tx)
                         .await
                         .map_err(unavailable)?;
-                    if a.take_aliases {
-                        Self::release_aliases(&mut tx, a.then_store).await?;
+                    if let Some(user) = a.then_store {
+                        if a.take_aliases {
+                            Self::release_aliases(&mut tx, user).await?;
+                        }
+                        Self::write_user(&mut *tx, user, false).await?;
                     }
-                    Self::write_user(&mut *tx, a.then_store, false).await?;
                 }
                 tx.commit().await.map_err(unavailable)?;
                 Ok(outcome)
@@ -1030,6 +1039,20 @@ macro_rules! sql_store {
                     .execute(&self.pool)
                     .await
                     .map_err(unavailable)?;
+                Ok(done.rows_affected() > 0)
+            }
+
+            async fn use_totp_step(&self, pool_id: &str, sub: &str, step: i64) -> StoreResult<bool> {
+                let done = sqlx::query(
+                    "UPDATE users SET totp_last_step = $3 WHERE pool_id = $1 AND sub = $2 \
+                     AND (totp_last_step IS NULL OR totp_last_step < $3)",
+                )
+                .bind(pool_id)
+                .bind(sub)
+                .bind(step)
+                .execute(&self.pool)
+                .await
+                .map_err(unavailable)?;
                 Ok(done.rows_affected() > 0)
             }
 

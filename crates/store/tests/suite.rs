@@ -158,6 +158,7 @@ both!(
     signing_keys_are_made_rotated_and_retired,
     nodes_making_first_keys_at_once_make_one_pair,
     expired_sign_in_state_is_purged,
+    user_mfa_settings_round_trip_and_totp_steps_are_used_once,
 );
 
 fn pool_input(name: &str) -> PoolInput {
@@ -960,4 +961,41 @@ async fn expired_sign_in_state_is_purged(e: Env) {
     assert!(!e.store.use_session(b"s-live", T0 + 60_000).await.unwrap());
     assert!(e.store.refresh_family("j-old").await.unwrap().is_none());
     assert!(e.store.refresh_family("j-recent").await.unwrap().is_some());
+}
+
+async fn user_mfa_settings_round_trip_and_totp_steps_are_used_once(e: Env) {
+    let (pool, client) = make_pool(&e, pool_input("mfa")).await;
+    e.dir
+        .sign_up(sign_up(&client, "mfa-user", "m@example.com"))
+        .await
+        .unwrap();
+    let find = || e.store.find_user(&pool.id, UserKey::Username("mfa-user"));
+    let mut user = find().await.unwrap().unwrap();
+    assert_eq!(user.mfa, UserMfa::default());
+    user.mfa = UserMfa {
+        enabled: vec![MfaMethod::SoftwareToken, MfaMethod::Sms],
+        preferred: Some(MfaMethod::SoftwareToken),
+        totp_secret: Some("c2VhbGVk".into()),
+        totp_pending: None,
+        totp_name: Some("phone".into()),
+    };
+    assert!(e.store.update_user(&user, false).await.unwrap());
+    assert_eq!(find().await.unwrap().unwrap().mfa, user.mfa);
+
+    let sub = user.sub.clone();
+    assert!(e.store.use_totp_step(&pool.id, &sub, 100).await.unwrap());
+    // The same step again, or an older one, is refused; a later one is accepted.
+    assert!(!e.store.use_totp_step(&pool.id, &sub, 100).await.unwrap());
+    assert!(!e.store.use_totp_step(&pool.id, &sub, 99).await.unwrap());
+    assert!(e.store.use_totp_step(&pool.id, &sub, 101).await.unwrap());
+    // Racing uses of one step: exactly one wins.
+    let tries = (0..8).map(|_| e.store.use_totp_step(&pool.id, &sub, 102));
+    let won = futures::future::join_all(tries)
+        .await
+        .into_iter()
+        .filter(|r| *r.as_ref().unwrap())
+        .count();
+    assert_eq!(won, 1);
+    // Another user's steps are their own.
+    assert!(!e.store.use_totp_step(&pool.id, "no-such-sub", 500).await.unwrap());
 }

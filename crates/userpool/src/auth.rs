@@ -172,9 +172,7 @@ impl Directory {
                 self.new_password_challenge(pool, client, user)?,
             ));
         }
-        Ok(AuthOutcome::Tokens(
-            self.mint(pool, client, user, None).await?,
-        ))
+        self.second_factor(pool, client, user).await
     }
 
     async fn srp_auth(&self, pool_id: Option<&str>, req: &AuthRequest) -> Result<AuthOutcome> {
@@ -188,7 +186,7 @@ impl Directory {
         self.srp_start(&pool, &client, req, username).await
     }
 
-    fn check_may_sign_in(&self, user: &User) -> Result<()> {
+    pub(crate) fn check_may_sign_in(&self, user: &User) -> Result<()> {
         if !user.enabled {
             return Err(Error::not_authorized("User is disabled."));
         }

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::store::UserKey;
-use crate::{AdminGrant, Client, Directory, Pool, Tokens, User, UserStatus, attributes};
+use crate::{AdminGrant, Client, Directory, MfaMethod, Pool, Tokens, User, UserStatus, attributes};
 
 /// A challenge the caller must answer before getting tokens.
 #[derive(Debug, Clone)]
@@ -36,19 +36,20 @@ pub struct ChallengeAnswer {
     pub responses: BTreeMap<String, String>,
 }
 
+/// What a Session carries, sealed.
 #[derive(Serialize, Deserialize)]
-struct SessionState {
+pub(crate) struct SessionState {
     id: String,
-    pool: String,
-    client: String,
-    sub: String,
+    pub pool: String,
+    pub client: String,
+    pub sub: String,
     challenge: String,
     expires: i64,
 }
 
 const CONTEXT: &[u8] = b"auth-session/v1";
 
-fn invalid_session() -> Error {
+pub(crate) fn invalid_session() -> Error {
     Error::not_authorized("Invalid session for the user, session is expired.")
 }
 
@@ -98,6 +99,37 @@ impl Directory {
         Ok(URL_SAFE_NO_PAD.encode(self.seal_state(CONTEXT, &state)?))
     }
 
+    /// Opens a session issued for `challenge` that has not expired. It may have been used:
+    /// [`Self::spend_session`] tells.
+    pub(crate) fn open_session(&self, session: &str, challenge: &str) -> Result<SessionState> {
+        let sealed = URL_SAFE_NO_PAD
+            .decode(session)
+            .map_err(|_| invalid_session())?;
+        let state: SessionState = self
+            .open_state(CONTEXT, &sealed)
+            .ok_or_else(invalid_session)?;
+        if state.challenge != challenge || state.expires <= self.now() {
+            return Err(invalid_session());
+        }
+        Ok(state)
+    }
+
+    /// Refuses a session issued to another client.
+    pub(crate) fn check_session_client(&self, state: &SessionState, client: &Client) -> Result<()> {
+        if state.client != client.client_id || state.pool != client.pool_id {
+            return Err(invalid_session());
+        }
+        Ok(())
+    }
+
+    /// Uses the session up; refused when it already was.
+    pub(crate) async fn spend_session(&self, state: &SessionState) -> Result<()> {
+        if !self.use_once(&state.id, state.expires).await? {
+            return Err(invalid_session());
+        }
+        Ok(())
+    }
+
     /// Opens a session for `challenge` on `client`, and uses it up.
     async fn take_session(
         &self,
@@ -105,24 +137,9 @@ impl Directory {
         client: &Client,
         challenge: &str,
     ) -> Result<String> {
-        let sealed = URL_SAFE_NO_PAD
-            .decode(session)
-            .map_err(|_| invalid_session())?;
-        let state: SessionState = self
-            .open_state(CONTEXT, &sealed)
-            .ok_or_else(invalid_session)?;
-        if state.client != client.client_id
-            || state.pool != client.pool_id
-            || state.challenge != challenge
-        {
-            return Err(invalid_session());
-        }
-        if state.expires <= self.now() {
-            return Err(invalid_session());
-        }
-        if !self.use_once(&state.id, state.expires).await? {
-            return Err(invalid_session());
-        }
+        let state = self.open_session(session, challenge)?;
+        self.check_session_client(&state, client)?;
+        self.spend_session(&state).await?;
         Ok(state.sub)
     }
 
@@ -201,6 +218,25 @@ impl Directory {
                     .await
             }
             "PASSWORD_VERIFIER" => self.srp_verify(&pool, &client, &a.responses).await,
+            "SMS_MFA" | "SOFTWARE_TOKEN_MFA" | "EMAIL_OTP" | "SELECT_MFA_TYPE" => {
+                let session = a.session.as_deref().ok_or_else(invalid_session)?;
+                let state = self.open_session(session, &a.challenge)?;
+                self.check_session_client(&state, &client)?;
+                match MfaMethod::parse(&a.challenge) {
+                    Some(method) => {
+                        self.answer_mfa(&pool, &client, method, &state, &a.responses)
+                            .await
+                    }
+                    None => {
+                        self.answer_selection(&pool, &client, &state, &a.responses)
+                            .await
+                    }
+                }
+            }
+            "MFA_SETUP" => {
+                let session = a.session.as_deref().ok_or_else(invalid_session)?;
+                self.answer_setup(&pool, &client, session).await
+            }
             other => Err(Error::invalid(format!(
                 "The challenge {other} is not yet supported by Cognate"
             ))),
@@ -240,8 +276,6 @@ impl Directory {
         user.status = UserStatus::Confirmed;
         user.modified = self.now();
         self.store.update_user(&user, false).await?;
-        Ok(AuthOutcome::Tokens(
-            self.mint(pool, client, &user, None).await?,
-        ))
+        self.second_factor(pool, client, &user).await
     }
 }

@@ -17,6 +17,16 @@ pub(crate) fn limit_exceeded() -> Error {
     Error::LimitExceeded("Attempt limit exceeded, please try after some time.".into())
 }
 
+/// What a code is for, how long it lives, and the message that carries it.
+pub(crate) struct CodeMessage {
+    pub purpose: CodePurpose,
+    pub kind: MessageKind,
+    pub ttl: Millis,
+    pub subject: Option<String>,
+    /// With `{####}` for the code.
+    pub template: String,
+}
+
 /// Masks a destination as Cognito does in CodeDeliveryDetails: `a***@e***`, `+*******4567`.
 pub(crate) fn mask(medium: Medium, destination: &str) -> String {
     match medium {
@@ -90,27 +100,54 @@ impl Directory {
         None
     }
 
-    /// Stores a fresh code for `purpose` and sends it by `medium`.
+    /// Stores a fresh code for `purpose` and sends it by `medium`, in the pool's verification
+    /// message.
     pub(crate) async fn send_code(
         &self,
         pool: &Pool,
         user: &User,
         purpose: CodePurpose,
         kind: MessageKind,
+        destination: (Medium, String, &'static str),
+    ) -> Result<CodeDelivery> {
+        let v = &pool.config.verification;
+        let (subject, template) = match destination.0 {
+            Medium::Email => (
+                v.email_subject.clone(),
+                v.email_message.clone().unwrap_or_default(),
+            ),
+            Medium::Sms => (None, v.sms_message.clone().unwrap_or_default()),
+        };
+        let message = CodeMessage {
+            purpose,
+            kind,
+            ttl: CODE_TTL_MS,
+            subject,
+            template,
+        };
+        self.send_code_in(pool, user, message, destination).await
+    }
+
+    /// Stores a fresh code and sends it as `message` says.
+    pub(crate) async fn send_code_in(
+        &self,
+        pool: &Pool,
+        user: &User,
+        message: CodeMessage,
         (medium, destination, attribute): (Medium, String, &'static str),
     ) -> Result<CodeDelivery> {
         let code = self.new_code();
         let now = self.now();
-        let hash = self.code_hash(&pool.id, &user.sub, purpose, &code);
+        let hash = self.code_hash(&pool.id, &user.sub, message.purpose, &code);
         let stored = self
             .store
             .put_code(
                 &NewCode {
                     pool_id: &pool.id,
                     sub: &user.sub,
-                    purpose,
+                    purpose: message.purpose,
                     hash: &hash,
-                    expires: now + CODE_TTL_MS,
+                    expires: now + message.ttl,
                 },
                 SendLimit {
                     now,
@@ -122,22 +159,14 @@ impl Directory {
         if !stored {
             return Err(limit_exceeded());
         }
-        let v = &pool.config.verification;
-        let (subject, template) = match medium {
-            Medium::Email => (
-                v.email_subject.clone(),
-                v.email_message.clone().unwrap_or_default(),
-            ),
-            Medium::Sms => (None, v.sms_message.clone().unwrap_or_default()),
-        };
         self.deliver(Message {
             pool_id: pool.id.clone(),
             username: user.username.clone(),
             medium,
             destination: destination.clone(),
-            kind,
-            subject,
-            body: render(&template, &code, &user.username),
+            kind: message.kind,
+            subject: message.subject,
+            body: render(&message.template, &code, &user.username),
             secret: code,
         })
         .await?;
@@ -155,18 +184,18 @@ impl Directory {
         })
     }
 
-    /// Tries a code; on success writes `then_store` in the same transaction.
+    /// Tries `sub`'s code; on success writes `then_store` (if any) in the same transaction.
     pub(crate) async fn redeem(
         &self,
         pool: &Pool,
-        purpose: CodePurpose,
-        code: &str,
-        then_store: &User,
+        sub: &str,
+        (purpose, code): (CodePurpose, &str),
+        then_store: Option<&User>,
         take_aliases: bool,
     ) -> Result<()> {
-        let candidate = self.code_hash(&pool.id, &then_store.sub, purpose, code);
+        let candidate = self.code_hash(&pool.id, sub, purpose, code);
         let attempt = CodeAttempt {
-            sub: &then_store.sub,
+            sub,
             purpose,
             candidate: &candidate,
             now: self.now(),

@@ -23,6 +23,13 @@ pub enum Error {
     InvalidPassword(String),
     #[error("Invalid verification code provided, please try again.")]
     CodeMismatch,
+    /// A wrong or reused sign-in code (SMS_MFA, SOFTWARE_TOKEN_MFA, EMAIL_OTP).
+    #[error("Invalid code or auth state for the user.")]
+    MfaCodeMismatch,
+    #[error("{0}")]
+    SoftwareTokenMfaNotFound(String),
+    #[error("{0}")]
+    EnableSoftwareTokenMfa(String),
     #[error("Invalid code provided, please request a code again.")]
     ExpiredCode,
     #[error("{0}")]

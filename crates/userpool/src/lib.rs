@@ -17,6 +17,7 @@ mod filter;
 mod groups;
 mod ids;
 pub mod keys;
+mod mfa;
 pub mod model;
 mod paging;
 pub mod password;
@@ -26,6 +27,7 @@ mod resource_servers;
 mod signing;
 mod srp_auth;
 pub mod store;
+mod totp;
 mod users;
 
 use std::sync::Arc;
@@ -36,6 +38,9 @@ pub use clients::{ClientInput, secret_hash_matches};
 pub use error::Error;
 use error::Result;
 pub use groups::GroupInput;
+pub use mfa::{
+    MfaConfig, MfaConfigInput, MfaPreference, MfaPreferences, SmsMfaInput, user_mfa_settings,
+};
 pub use model::*;
 pub use paging::Page;
 pub use password::{HashProfile, PasswordHasher};

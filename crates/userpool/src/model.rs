@@ -40,9 +40,78 @@ pub struct PoolConfig {
     pub case_sensitive: bool,
     pub deletion_protection: bool,
     pub mfa_configuration: String,
+    /// Which second factors the pool offers (SetUserPoolMfaConfig).
+    #[serde(default)]
+    pub mfa: PoolMfa,
     pub admin_create_user: AdminCreateUserConfig,
     pub verification: VerificationTemplates,
     pub echoed: Echoed,
+}
+
+/// The second factors a pool offers. SMS codes use the pool's SmsAuthenticationMessage.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PoolMfa {
+    pub sms: bool,
+    pub software_token: bool,
+    pub email: Option<EmailMfa>,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct EmailMfa {
+    pub message: Option<String>,
+    pub subject: Option<String>,
+}
+
+/// A second factor, by its challenge name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MfaMethod {
+    #[serde(rename = "SMS_MFA")]
+    Sms,
+    #[serde(rename = "SOFTWARE_TOKEN_MFA")]
+    SoftwareToken,
+    #[serde(rename = "EMAIL_OTP")]
+    Email,
+}
+
+impl MfaMethod {
+    pub const ALL: [MfaMethod; 3] = [MfaMethod::Sms, MfaMethod::SoftwareToken, MfaMethod::Email];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MfaMethod::Sms => "SMS_MFA",
+            MfaMethod::SoftwareToken => "SOFTWARE_TOKEN_MFA",
+            MfaMethod::Email => "EMAIL_OTP",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|m| m.as_str() == s)
+    }
+}
+
+/// A user's second factors: which are enabled, which is preferred, and the authenticator
+/// secrets (sealed with the master key, Base64).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct UserMfa {
+    pub enabled: Vec<MfaMethod>,
+    pub preferred: Option<MfaMethod>,
+    /// The verified authenticator's secret.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub totp_secret: Option<String>,
+    /// A secret from AssociateSoftwareToken not yet verified.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub totp_pending: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub totp_name: Option<String>,
+}
+
+impl UserMfa {
+    pub fn is_enabled(&self, m: MfaMethod) -> bool {
+        self.enabled.contains(&m)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -250,6 +319,7 @@ pub struct User {
     pub attributes: BTreeMap<String, String>,
     pub aliases: Aliases,
     pub password: Option<PasswordCredential>,
+    pub mfa: UserMfa,
 }
 
 impl User {
@@ -378,6 +448,9 @@ pub enum CodePurpose {
     ForgotPassword,
     VerifyEmail,
     VerifyPhone,
+    /// A sign-in code sent by SMS or e-mail (SMS_MFA, EMAIL_OTP).
+    SignInSms,
+    SignInEmail,
 }
 
 impl CodePurpose {
@@ -387,6 +460,8 @@ impl CodePurpose {
             CodePurpose::ForgotPassword => "forgot_password",
             CodePurpose::VerifyEmail => "verify_email",
             CodePurpose::VerifyPhone => "verify_phone_number",
+            CodePurpose::SignInSms => "sign_in_sms",
+            CodePurpose::SignInEmail => "sign_in_email",
         }
     }
 }

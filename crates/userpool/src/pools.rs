@@ -115,6 +115,20 @@ fn check_sign_in_attributes(input: &PoolInput) -> Result<()> {
     Ok(())
 }
 
+/// CreateUserPool and UpdateUserPool turn MFA on without naming a factor: as on Cognito, that
+/// means SMS.
+fn legacy_mfa(configuration: &str, methods: PoolMfa) -> PoolMfa {
+    let none = !methods.sms && !methods.software_token && methods.email.is_none();
+    if configuration != "OFF" && none {
+        PoolMfa {
+            sms: true,
+            ..methods
+        }
+    } else {
+        methods
+    }
+}
+
 impl Directory {
     fn config_from(&self, input: &PoolInput, schema: Vec<SchemaAttribute>) -> Result<PoolConfig> {
         // Stored as given; the sign-in issue gives it meaning.
@@ -130,6 +144,7 @@ impl Directory {
             auto_verified_attributes: input.auto_verified_attributes.clone(),
             case_sensitive: input.case_sensitive.unwrap_or(true),
             deletion_protection: input.deletion_protection,
+            mfa: legacy_mfa(&mfa, PoolMfa::default()),
             mfa_configuration: mfa,
             admin_create_user: input.admin_create_user.clone().unwrap_or_default(),
             verification: with_defaults(input.verification.clone()),
@@ -206,7 +221,9 @@ impl Directory {
             case_sensitive: Some(pool.config.case_sensitive),
             ..input
         };
+        let methods = pool.config.mfa.clone();
         pool.config = self.config_from(&kept, pool.config.schema.clone())?;
+        pool.config.mfa = legacy_mfa(&pool.config.mfa_configuration, methods);
         if let Some(name) = kept.name {
             pool.name = name;
         }

@@ -117,14 +117,14 @@ pub enum Redeem {
 }
 
 /// One attempt at a code: compared with `candidate` in constant time; on a match the code is used
-/// up and `then_store` written, in one transaction.
+/// up and `then_store` (if any) written, in one transaction.
 pub struct CodeAttempt<'a> {
     pub sub: &'a str,
     pub purpose: CodePurpose,
     pub candidate: &'a [u8],
     pub now: Millis,
     pub max_attempts: u32,
-    pub then_store: &'a User,
+    pub then_store: Option<&'a User>,
     /// Clear `then_store`'s aliases from any other user first (ForceAliasCreation).
     pub take_aliases: bool,
 }
@@ -290,6 +290,9 @@ pub trait Store: Send + Sync + 'static {
     // Challenge sessions
     /// Marks a session used; false when it already was (sessions are single use).
     async fn use_session(&self, id: &[u8], expires: Millis) -> StoreResult<bool>;
+    /// Accepts the user's authenticator code of time step `step` unless a code of this step or
+    /// a later one was accepted before (each code works once); whether it did.
+    async fn use_totp_step(&self, pool_id: &str, sub: &str, step: i64) -> StoreResult<bool>;
 
     // Signing keys
     /// Adds `key` and retires, at `key.signs_from`, every other unretired key of its pool and

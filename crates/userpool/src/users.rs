@@ -252,6 +252,7 @@ impl Directory {
             aliases: aliases_for(pool, &attributes),
             attributes,
             password: None,
+            mfa: UserMfa::default(),
         }
     }
 
@@ -326,9 +327,9 @@ impl Directory {
         // ForceAliasCreation moves a verified alias from its current holder to this user.
         self.redeem(
             &pool,
-            CodePurpose::SignUp,
-            code,
-            &user,
+            &user.sub,
+            (CodePurpose::SignUp, code),
+            Some(&user),
             force_alias_creation,
         )
         .await
