@@ -1042,6 +1042,15 @@ macro_rules! sql_store {
                 Ok(done.rows_affected() > 0)
             }
 
+            async fn session_used(&self, id: &[u8]) -> StoreResult<bool> {
+                let row = sqlx::query("SELECT 1 AS one FROM used_sessions WHERE id = $1")
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(unavailable)?;
+                Ok(row.is_some())
+            }
+
             async fn use_totp_step(&self, pool_id: &str, sub: &str, step: i64) -> StoreResult<bool> {
                 let done = sqlx::query(
                     "UPDATE users SET totp_last_step = $3 WHERE pool_id = $1 AND sub = $2 \

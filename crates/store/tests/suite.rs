@@ -936,6 +936,8 @@ async fn expired_sign_in_state_is_purged(e: Env) {
     assert!(e.store.use_session(b"s-live", T0 + 60_000).await.unwrap());
     // Used once: the second use is refused.
     assert!(!e.store.use_session(b"s-live", T0 + 60_000).await.unwrap());
+    assert!(e.store.session_used(b"s-live").await.unwrap());
+    assert!(!e.store.session_used(b"s-never").await.unwrap());
     let family = |hash: &[u8], jti: &str, expires| RefreshToken {
         token_hash: hash.to_vec(),
         origin_jti: jti.into(),
@@ -997,5 +999,10 @@ async fn user_mfa_settings_round_trip_and_totp_steps_are_used_once(e: Env) {
         .count();
     assert_eq!(won, 1);
     // Another user's steps are their own.
-    assert!(!e.store.use_totp_step(&pool.id, "no-such-sub", 500).await.unwrap());
+    assert!(
+        !e.store
+            .use_totp_step(&pool.id, "no-such-sub", 500)
+            .await
+            .unwrap()
+    );
 }

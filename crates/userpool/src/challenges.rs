@@ -114,6 +114,21 @@ impl Directory {
         Ok(state)
     }
 
+    /// [`Self::open_session`] for answers that may be retried (MFA codes): refused at once when
+    /// already used, before the answer is looked at.
+    pub(crate) async fn open_unused_session(
+        &self,
+        session: &str,
+        challenge: &str,
+    ) -> Result<SessionState> {
+        let state = self.open_session(session, challenge)?;
+        let id = hex::decode(&state.id).map_err(|_| invalid_session())?;
+        if self.store.session_used(&id).await? {
+            return Err(invalid_session());
+        }
+        Ok(state)
+    }
+
     /// Refuses a session issued to another client.
     pub(crate) fn check_session_client(&self, state: &SessionState, client: &Client) -> Result<()> {
         if state.client != client.client_id || state.pool != client.pool_id {
@@ -220,7 +235,7 @@ impl Directory {
             "PASSWORD_VERIFIER" => self.srp_verify(&pool, &client, &a.responses).await,
             "SMS_MFA" | "SOFTWARE_TOKEN_MFA" | "EMAIL_OTP" | "SELECT_MFA_TYPE" => {
                 let session = a.session.as_deref().ok_or_else(invalid_session)?;
-                let state = self.open_session(session, &a.challenge)?;
+                let state = self.open_unused_session(session, &a.challenge).await?;
                 self.check_session_client(&state, &client)?;
                 match MfaMethod::parse(&a.challenge) {
                     Some(method) => {

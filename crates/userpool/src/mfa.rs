@@ -508,7 +508,7 @@ impl Directory {
         let (mut user, setup) = match (access_token, session) {
             (Some(token), None) => (self.access_token_user(token).await?.1, None),
             (None, Some(session)) => {
-                let state = self.open_session(session, SETUP_ASSOCIATED)?;
+                let state = self.open_unused_session(session, SETUP_ASSOCIATED).await?;
                 let pool = self.pool(&state.pool).await?;
                 (self.session_user(&pool, &state).await?, Some(state))
             }

@@ -290,6 +290,8 @@ pub trait Store: Send + Sync + 'static {
     // Challenge sessions
     /// Marks a session used; false when it already was (sessions are single use).
     async fn use_session(&self, id: &[u8], expires: Millis) -> StoreResult<bool>;
+    /// Whether the session was marked used.
+    async fn session_used(&self, id: &[u8]) -> StoreResult<bool>;
     /// Accepts the user's authenticator code of time step `step` unless a code of this step or
     /// a later one was accepted before (each code works once); whether it did.
     async fn use_totp_step(&self, pool_id: &str, sub: &str, step: i64) -> StoreResult<bool>;
