@@ -127,7 +127,8 @@ test('admin-created user: new password, TOTP enrolment, SRP + TOTP sign-in, refr
   assert.equal(refreshedId.origin_jti, idClaims.origin_jti);
   assert.notEqual(refreshed.getAccessToken().getJwtToken(), session.getAccessToken().getJwtToken());
 
-  // 4. Global sign-out; the old refresh token is dead.
+  // 4. Global sign-out; the old refresh token is dead. (The library retries a failed refresh
+  //    with backoff for about six seconds before it reports the error, as against Cognito.)
   await new Promise((resolve, reject) => {
     second.globalSignOut({ onSuccess: resolve, onFailure: reject });
   });
