@@ -10,6 +10,7 @@
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
+mod account;
 mod auth;
 pub mod errors;
 mod input;
@@ -221,6 +222,16 @@ impl Api {
             "AssociateSoftwareToken" => mfa::associate_software_token(dir, body).await,
             "VerifySoftwareToken" => mfa::verify_software_token(dir, body).await,
             "SetUserMFAPreference" => mfa::set_user_mfa_preference(dir, body).await,
+            "UpdateUserAttributes" => account::update_user_attributes(dir, body).await,
+            "DeleteUserAttributes" => account::delete_user_attributes(dir, body).await,
+            "DeleteUser" => account::delete_user(dir, body).await,
+            "ChangePassword" => account::change_password(dir, body).await,
+            "GetUserAttributeVerificationCode" => {
+                account::get_user_attribute_verification_code(dir, body).await
+            }
+            "VerifyUserAttribute" => account::verify_user_attribute(dir, body).await,
+            "ForgotPassword" => account::forgot_password(dir, body).await,
+            "ConfirmForgotPassword" => account::confirm_forgot_password(dir, body).await,
             _ => return None,
         };
         Some(out)

@@ -12,12 +12,12 @@ use crate::shapes;
 type Out = Result<Value, WireError>;
 
 #[derive(Deserialize)]
-struct AttributeIn {
+pub(crate) struct AttributeIn {
     Name: String,
     Value: Option<String>,
 }
 
-fn attributes(
+pub(crate) fn attributes(
     field: &str,
     list: Option<Vec<AttributeIn>>,
 ) -> Result<Vec<(String, String)>, WireError> {
@@ -41,7 +41,11 @@ struct SignUpIn {
     UserAttributes: Option<Vec<AttributeIn>>,
 }
 
-fn public_ids(client_id: &str, username: &str, secret_hash: Option<&str>) -> Result<(), WireError> {
+pub(crate) fn public_ids(
+    client_id: &str,
+    username: &str,
+    secret_hash: Option<&str>,
+) -> Result<(), WireError> {
     input::client_id(client_id)?;
     input::username("Username", username)?;
     if let Some(h) = secret_hash {

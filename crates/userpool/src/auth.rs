@@ -30,6 +30,13 @@ pub struct Tokens {
     pub expires_in: i64,
 }
 
+/// Whom a valid access token speaks for.
+pub(crate) struct TokenHolder {
+    pub pool: Pool,
+    pub user: User,
+    pub client_id: String,
+}
+
 /// The scope of tokens from the API (not the OAuth endpoints).
 const API_SCOPE: &str = "aws.cognito.signin.user.admin";
 
@@ -348,6 +355,12 @@ impl Directory {
     /// The user an access token speaks for: signature, expiry, issuer, `token_use` and
     /// revocation (its refresh-token family) all checked.
     pub async fn access_token_user(&self, token: &str) -> Result<(Pool, User)> {
+        let h = self.token_holder(token).await?;
+        Ok((h.pool, h.user))
+    }
+
+    /// [`Self::access_token_user`], with the app client the token was issued to.
+    pub(crate) async fn token_holder(&self, token: &str) -> Result<TokenHolder> {
         let invalid = || Error::not_authorized("Invalid Access Token");
         let claims = tokens::unverified_claims(token).map_err(|_| invalid())?;
         let iss = claims
@@ -389,7 +402,16 @@ impl Directory {
         if !user.enabled {
             return Err(Error::not_authorized("User is disabled."));
         }
-        Ok((pool, user))
+        let client_id = claims
+            .get("client_id")
+            .and_then(|v| v.as_str())
+            .ok_or_else(invalid)?
+            .to_string();
+        Ok(TokenHolder {
+            pool,
+            user,
+            client_id,
+        })
     }
 
     /// GlobalSignOut: every refresh token of the user dies, and with them the access tokens

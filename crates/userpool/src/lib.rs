@@ -7,6 +7,7 @@
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
+mod account;
 pub mod attributes;
 mod auth;
 mod challenges;
@@ -32,6 +33,7 @@ mod users;
 
 use std::sync::Arc;
 
+pub use account::ConfirmForgotPassword;
 pub use auth::{AuthRequest, Tokens};
 pub use challenges::{AuthOutcome, Challenge, ChallengeAnswer};
 pub use clients::{ClientInput, secret_hash_matches};

@@ -63,7 +63,24 @@ pub(crate) fn username_key(pool: &Pool, username: &str) -> String {
 }
 
 /// The unique sign-in keys a user's attributes give them in this pool.
-fn aliases_for(pool: &Pool, attrs: &BTreeMap<String, String>) -> Aliases {
+/// Where password-reset codes go: the verified e-mail, else the verified phone number.
+pub(crate) fn reset_destination(user: &User) -> Result<(Medium, String, &'static str)> {
+    let verified = |attr: &str| {
+        flag(&user.attributes, &format!("{attr}_verified"))
+            .then(|| user.attributes.get(attr).cloned())
+            .flatten()
+    };
+    verified("email")
+        .map(|e| (Medium::Email, e, "email"))
+        .or_else(|| verified("phone_number").map(|p| (Medium::Sms, p, "phone_number")))
+        .ok_or_else(|| {
+            Error::invalid(
+                "Cannot reset password for the user as there is no registered/verified email or phone_number",
+            )
+        })
+}
+
+pub(crate) fn aliases_for(pool: &Pool, attrs: &BTreeMap<String, String>) -> Aliases {
     let c = &pool.config;
     let signs_in = |a: &str| c.username_attributes.iter().any(|x| x == a);
     let aliased = |a: &str| c.alias_attributes.iter().any(|x| x == a);
@@ -533,8 +550,6 @@ impl Directory {
         }))
     }
 
-    /// Applies attribute changes; a changed e-mail or phone loses its verified flag unless the
-    /// caller sets it, and then gets a verification code where the pool auto-verifies it.
     pub async fn admin_update_user_attributes(
         &self,
         grant: &AdminGrant,
@@ -543,8 +558,21 @@ impl Directory {
         changes: Vec<(String, String)>,
     ) -> Result<()> {
         let pool = self.admin_pool(grant, pool_id).await?;
-        let mut user = self.user(&pool, username).await?;
+        let user = self.user(&pool, username).await?;
         let writes = attributes::check_writes(&pool.config, &changes, Writer::Admin)?;
+        self.write_attributes(&pool, user, writes).await?;
+        Ok(())
+    }
+
+    /// Applies checked attribute changes; a changed e-mail or phone loses its verified flag
+    /// unless the writes set it, and then gets a verification code where the pool auto-verifies
+    /// it (whose delivery is returned).
+    pub(crate) async fn write_attributes(
+        &self,
+        pool: &Pool,
+        mut user: User,
+        writes: BTreeMap<String, String>,
+    ) -> Result<Option<CodeDelivery>> {
         let mut to_verify = None;
         for attr in ["email", "phone_number"] {
             let flag_name = format!("{attr}_verified");
@@ -565,28 +593,38 @@ impl Directory {
             }
         }
         user.attributes.extend(writes);
-        user.aliases = aliases_for(&pool, &user.attributes);
+        user.aliases = aliases_for(pool, &user.attributes);
         user.modified = self.now();
         self.store
             .update_user(&user, false)
             .await
-            .map_err(|e| self.conflict_error(&pool, e))?;
-        if let Some(attr) = to_verify {
-            let (medium, purpose, name) = match attr {
-                "email" => (Medium::Email, CodePurpose::VerifyEmail, "email"),
-                _ => (Medium::Sms, CodePurpose::VerifyPhone, "phone_number"),
-            };
-            let dest = user.attributes.get(attr).cloned().unwrap_or_default();
-            self.send_code(
-                &pool,
-                &user,
-                purpose,
-                MessageKind::AttributeVerification,
-                (medium, dest, name),
-            )
-            .await?;
+            .map_err(|e| self.conflict_error(pool, e))?;
+        match to_verify {
+            Some(attr) => Ok(Some(self.send_verification(pool, &user, attr).await?)),
+            None => Ok(None),
         }
-        Ok(())
+    }
+
+    /// Sends a code that verifies the user's `email` or `phone_number`.
+    pub(crate) async fn send_verification(
+        &self,
+        pool: &Pool,
+        user: &User,
+        attr: &str,
+    ) -> Result<CodeDelivery> {
+        let (medium, purpose, name) = match attr {
+            "email" => (Medium::Email, CodePurpose::VerifyEmail, "email"),
+            _ => (Medium::Sms, CodePurpose::VerifyPhone, "phone_number"),
+        };
+        let dest = user.attributes.get(attr).cloned().unwrap_or_default();
+        self.send_code(
+            pool,
+            user,
+            purpose,
+            MessageKind::AttributeVerification,
+            (medium, dest, name),
+        )
+        .await
     }
 
     pub async fn admin_delete_user_attributes(
@@ -597,8 +635,18 @@ impl Directory {
         names: Vec<String>,
     ) -> Result<()> {
         let pool = self.admin_pool(grant, pool_id).await?;
-        let mut user = self.user(&pool, username).await?;
-        for name in &names {
+        let user = self.user(&pool, username).await?;
+        self.remove_attributes(&pool, user, &names).await
+    }
+
+    /// Deletes attributes, refusing required, immutable and sign-in attributes.
+    pub(crate) async fn remove_attributes(
+        &self,
+        pool: &Pool,
+        mut user: User,
+        names: &[String],
+    ) -> Result<()> {
+        for name in names {
             let Some(attr) = attributes::find(&pool.config, name) else {
                 return Err(Error::invalid(format!(
                     "Invalid user attributes: {name}: Attribute does not exist in the schema."
@@ -624,12 +672,12 @@ impl Directory {
                 user.attributes.remove(&format!("{name}_verified"));
             }
         }
-        user.aliases = aliases_for(&pool, &user.attributes);
+        user.aliases = aliases_for(pool, &user.attributes);
         user.modified = self.now();
         self.store
             .update_user(&user, false)
             .await
-            .map_err(|e| self.conflict_error(&pool, e))?;
+            .map_err(|e| self.conflict_error(pool, e))?;
         Ok(())
     }
 
@@ -702,19 +750,7 @@ impl Directory {
     ) -> Result<CodeDelivery> {
         let pool = self.admin_pool(grant, pool_id).await?;
         let mut user = self.user(&pool, username).await?;
-        let dest = if flag(&user.attributes, "email_verified") {
-            user.attributes.get("email").map(|e| (Medium::Email, e.clone(), "email"))
-        } else {
-            None
-        }
-        .or_else(|| {
-            flag(&user.attributes, "phone_number_verified")
-                .then(|| user.attributes.get("phone_number").map(|p| (Medium::Sms, p.clone(), "phone_number")))
-                .flatten()
-        })
-        .ok_or_else(|| {
-            Error::invalid("Cannot reset password for the user as there is no registered/verified email or phone_number")
-        })?;
+        let dest = reset_destination(&user)?;
         if user.status != UserStatus::Unconfirmed {
             user.status = UserStatus::ResetRequired;
         }

@@ -1,0 +1,194 @@
+"""What users do to their own account through boto3: with an access token (UpdateUserAttributes,
+DeleteUserAttributes, GetUserAttributeVerificationCode, VerifyUserAttribute, ChangePassword,
+DeleteUser) and without one (ForgotPassword, ConfirmForgotPassword). Codes come from the
+development outbox."""
+
+import pytest
+from botocore.exceptions import ClientError
+
+from cognate_helpers import GOOD_PASSWORD, attrs_to_dict, error_code, latest_code, unique
+
+FLOWS = ["ALLOW_USER_PASSWORD_AUTH", "ALLOW_REFRESH_TOKEN_AUTH"]
+NEW_PASSWORD = "Another-Horse-7staple"
+
+
+@pytest.fixture
+def account(idp, unsigned_idp, make_pool, make_client):
+    """Factory: a signed-in user of an e-mail auto-verifying pool; returns ids and tokens."""
+
+    def factory(**client_kwargs):
+        pool = make_pool(AutoVerifiedAttributes=["email"])
+        client = make_client(pool["Id"], ExplicitAuthFlows=FLOWS, **client_kwargs)
+        username = unique("acct")
+        idp.admin_create_user(
+            UserPoolId=pool["Id"], Username=username, MessageAction="SUPPRESS",
+            UserAttributes=[{"Name": "email", "Value": f"{username}@example.com"},
+                            {"Name": "email_verified", "Value": "true"},
+                            {"Name": "given_name", "Value": "Ann"}],
+        )
+        idp.admin_set_user_password(UserPoolId=pool["Id"], Username=username, Password=GOOD_PASSWORD, Permanent=True)
+        s = {"pool_id": pool["Id"], "client_id": client["ClientId"], "username": username}
+        s.update(_sign_in(unsigned_idp, s)["AuthenticationResult"])
+        return s
+
+    return factory
+
+
+def _sign_in(unsigned_idp, s, password=GOOD_PASSWORD):
+    return unsigned_idp.initiate_auth(
+        ClientId=s["client_id"], AuthFlow="USER_PASSWORD_AUTH",
+        AuthParameters={"USERNAME": s["username"], "PASSWORD": password},
+    )
+
+
+def _attrs(unsigned_idp, s):
+    return attrs_to_dict(unsigned_idp.get_user(AccessToken=s["AccessToken"])["UserAttributes"])
+
+
+def test_a_changed_email_is_unverified_until_its_code_comes_back(endpoint, unsigned_idp, account):
+    s = account()
+    out = unsigned_idp.update_user_attributes(
+        AccessToken=s["AccessToken"],
+        UserAttributes=[{"Name": "email", "Value": "new@example.com"}, {"Name": "given_name", "Value": "Anna"}],
+    )
+    assert out["CodeDeliveryDetailsList"] == [
+        {"Destination": "n***@e***", "DeliveryMedium": "EMAIL", "AttributeName": "email"}]
+    attrs = _attrs(unsigned_idp, s)
+    assert attrs["email"] == "new@example.com" and attrs["email_verified"] == "false"
+    assert attrs["given_name"] == "Anna"
+
+    code = latest_code(endpoint, s["pool_id"], s["username"], kind="attribute_verification")
+    with pytest.raises(ClientError) as e:
+        unsigned_idp.verify_user_attribute(AccessToken=s["AccessToken"], AttributeName="email",
+                                           Code="000000" if code != "000000" else "111111")
+    assert error_code(e.value) == "CodeMismatchException"
+    unsigned_idp.verify_user_attribute(AccessToken=s["AccessToken"], AttributeName="email", Code=code)
+    assert _attrs(unsigned_idp, s)["email_verified"] == "true"
+    # The code is used up.
+    with pytest.raises(ClientError) as e:
+        unsigned_idp.verify_user_attribute(AccessToken=s["AccessToken"], AttributeName="email", Code=code)
+    assert error_code(e.value) in ("ExpiredCodeException", "CodeMismatchException")
+
+
+def test_a_verification_code_can_be_asked_for_again(endpoint, unsigned_idp, account):
+    s = account()
+    out = unsigned_idp.get_user_attribute_verification_code(AccessToken=s["AccessToken"], AttributeName="email")
+    assert out["CodeDeliveryDetails"]["DeliveryMedium"] == "EMAIL"
+    code = latest_code(endpoint, s["pool_id"], s["username"], kind="attribute_verification")
+    unsigned_idp.verify_user_attribute(AccessToken=s["AccessToken"], AttributeName="email", Code=code)
+    with pytest.raises(ClientError) as e:
+        unsigned_idp.get_user_attribute_verification_code(AccessToken=s["AccessToken"], AttributeName="given_name")
+    assert error_code(e.value) == "InvalidParameterException"
+
+
+def test_users_cannot_write_verification_flags_or_attributes_their_client_may_not(unsigned_idp, account):
+    s = account()
+    with pytest.raises(ClientError) as e:
+        unsigned_idp.update_user_attributes(
+            AccessToken=s["AccessToken"], UserAttributes=[{"Name": "email_verified", "Value": "true"}])
+    assert error_code(e.value) == "NotAuthorizedException"
+    assert e.value.response["Error"]["Message"] == "A client attempted to write unauthorized attribute"
+
+    limited = account(WriteAttributes=["given_name"])
+    unsigned_idp.update_user_attributes(
+        AccessToken=limited["AccessToken"], UserAttributes=[{"Name": "given_name", "Value": "Bo"}])
+    with pytest.raises(ClientError) as e:
+        unsigned_idp.update_user_attributes(
+            AccessToken=limited["AccessToken"], UserAttributes=[{"Name": "family_name", "Value": "X"}])
+    assert error_code(e.value) == "NotAuthorizedException"
+    attrs = _attrs(unsigned_idp, limited)
+    assert attrs["given_name"] == "Bo" and "family_name" not in attrs
+
+
+def test_delete_user_attributes(unsigned_idp, account):
+    s = account()
+    unsigned_idp.delete_user_attributes(AccessToken=s["AccessToken"], UserAttributeNames=["given_name"])
+    assert "given_name" not in _attrs(unsigned_idp, s)
+    with pytest.raises(ClientError) as e:
+        unsigned_idp.delete_user_attributes(AccessToken=s["AccessToken"], UserAttributeNames=["no_such"])
+    assert error_code(e.value) == "InvalidParameterException"
+
+
+def test_change_password_needs_the_current_one(unsigned_idp, account):
+    s = account()
+    with pytest.raises(ClientError) as e:
+        unsigned_idp.change_password(AccessToken=s["AccessToken"], PreviousPassword="Wrong-Pass-1",
+                                     ProposedPassword=NEW_PASSWORD)
+    assert error_code(e.value) == "NotAuthorizedException"
+    with pytest.raises(ClientError) as e:
+        unsigned_idp.change_password(AccessToken=s["AccessToken"], PreviousPassword=GOOD_PASSWORD,
+                                     ProposedPassword="short")
+    assert error_code(e.value) == "InvalidPasswordException"
+    unsigned_idp.change_password(AccessToken=s["AccessToken"], PreviousPassword=GOOD_PASSWORD,
+                                 ProposedPassword=NEW_PASSWORD)
+    assert _sign_in(unsigned_idp, s, NEW_PASSWORD)["AuthenticationResult"]
+    with pytest.raises(ClientError) as e:
+        _sign_in(unsigned_idp, s, GOOD_PASSWORD)
+    assert error_code(e.value) == "NotAuthorizedException"
+
+
+def test_delete_user_ends_the_account_and_its_tokens(unsigned_idp, account):
+    s = account()
+    unsigned_idp.delete_user(AccessToken=s["AccessToken"])
+    with pytest.raises(ClientError) as e:
+        unsigned_idp.get_user(AccessToken=s["AccessToken"])
+    assert error_code(e.value) in ("NotAuthorizedException", "UserNotFoundException")
+    with pytest.raises(ClientError) as e:
+        unsigned_idp.initiate_auth(ClientId=s["client_id"], AuthFlow="REFRESH_TOKEN_AUTH",
+                                   AuthParameters={"REFRESH_TOKEN": s["RefreshToken"]})
+    assert error_code(e.value) == "NotAuthorizedException"
+    with pytest.raises(ClientError) as e:
+        _sign_in(unsigned_idp, s)
+    assert error_code(e.value) in ("NotAuthorizedException", "UserNotFoundException")
+
+
+def test_forgot_password_then_confirm_with_the_code(endpoint, unsigned_idp, account):
+    s = account()
+    out = unsigned_idp.forgot_password(ClientId=s["client_id"], Username=s["username"])
+    assert out["CodeDeliveryDetails"]["DeliveryMedium"] == "EMAIL"
+    assert out["CodeDeliveryDetails"]["Destination"] == f"{s['username'][0]}***@e***"
+    # The old password keeps working until the reset is confirmed.
+    assert _sign_in(unsigned_idp, s)["AuthenticationResult"]
+    code = latest_code(endpoint, s["pool_id"], s["username"], kind="forgot_password")
+
+    def confirm(code, password):
+        unsigned_idp.confirm_forgot_password(ClientId=s["client_id"], Username=s["username"],
+                                             ConfirmationCode=code, Password=password)
+
+    with pytest.raises(ClientError) as e:
+        confirm("000000" if code != "000000" else "111111", NEW_PASSWORD)
+    assert error_code(e.value) == "CodeMismatchException"
+    # A password the policy refuses does not use the code up.
+    with pytest.raises(ClientError) as e:
+        confirm(code, "weak")
+    assert error_code(e.value) == "InvalidPasswordException"
+    confirm(code, NEW_PASSWORD)
+    assert _sign_in(unsigned_idp, s, NEW_PASSWORD)["AuthenticationResult"]
+    with pytest.raises(ClientError) as e:
+        _sign_in(unsigned_idp, s, GOOD_PASSWORD)
+    assert error_code(e.value) == "NotAuthorizedException"
+    with pytest.raises(ClientError) as e:
+        confirm(code, "Third-Horse-5battery")
+    assert error_code(e.value) in ("ExpiredCodeException", "CodeMismatchException")
+
+
+def test_forgot_password_for_unknown_users(idp, unsigned_idp, make_pool, make_client):
+    pool_id = make_pool()["Id"]
+    legacy = make_client(pool_id, PreventUserExistenceErrors="LEGACY")
+    with pytest.raises(ClientError) as e:
+        unsigned_idp.forgot_password(ClientId=legacy["ClientId"], Username="nobody-here")
+    assert error_code(e.value) == "UserNotFoundException"
+    hiding = make_client(pool_id, PreventUserExistenceErrors="ENABLED")
+    out = unsigned_idp.forgot_password(ClientId=hiding["ClientId"], Username="nobody-here")
+    assert out["CodeDeliveryDetails"] == {"Destination": "n***@e***", "DeliveryMedium": "EMAIL", "AttributeName": "email"}
+
+
+def test_forgot_password_needs_a_verified_destination(idp, unsigned_idp, make_pool, make_client):
+    pool_id = make_pool()["Id"]
+    client = make_client(pool_id)
+    username = unique("nover")
+    idp.admin_create_user(UserPoolId=pool_id, Username=username, MessageAction="SUPPRESS",
+                          UserAttributes=[{"Name": "email", "Value": f"{username}@example.com"}])
+    with pytest.raises(ClientError) as e:
+        unsigned_idp.forgot_password(ClientId=client["ClientId"], Username=username)
+    assert error_code(e.value) == "InvalidParameterException"
