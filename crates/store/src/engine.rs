@@ -15,7 +15,7 @@ use sqlx::sqlite::{
 use userpool::store::*;
 use userpool::{
     Aliases, Client, Group, Medium, Message, MessageKind, Millis, PasswordCredential, Pool,
-    ResourceServer, Store, StoredMessage, User, UserMfa, UserStatus,
+    ResourceServer, SignInFailures, Store, StoredMessage, User, UserMfa, UserStatus,
 };
 
 use crate::ConnectError;
@@ -23,7 +23,7 @@ use crate::migrate::{self, Migration};
 
 const USER_COLS: &str = "pool_id, username_key, username, sub, status, enabled, created_ms, modified_ms, \
      attributes, email, phone_number, email_alias, phone_alias, preferred_alias, password_hash, srp_salt, \
-     srp_verifier, password_expires_ms, mfa";
+     srp_verifier, password_expires_ms, mfa, failed_sign_ins, locked_until_ms";
 const GROUP_COLS: &str =
     "pool_id, name, description, role_arn, precedence, created_ms, modified_ms";
 
@@ -257,6 +257,10 @@ macro_rules! sql_store {
                     mfa: match row.try_get::<Option<String>, _>("mfa").map_err(g)? {
                         Some(json) => from_json("user mfa", &json)?,
                         None => UserMfa::default(),
+                    },
+                    failures: SignInFailures {
+                        count: u32::try_from(row.try_get::<i64, _>("failed_sign_ins").map_err(g)?).unwrap_or(u32::MAX),
+                        locked_until: row.try_get("locked_until_ms").map_err(g)?,
                     },
                 })
             }
@@ -1040,6 +1044,58 @@ macro_rules! sql_store {
                     .await
                     .map_err(unavailable)?;
                 Ok(done.rows_affected() > 0)
+            }
+
+            async fn count_sign_in_failure(
+                &self,
+                pool_id: &str,
+                sub: &str,
+                now: Millis,
+                forget_before: Millis,
+            ) -> StoreResult<u32> {
+                let row = sqlx::query(
+                    "UPDATE users SET failed_sign_ins = CASE WHEN last_failed_sign_in_ms IS NULL \
+                     OR last_failed_sign_in_ms < $4 THEN 1 ELSE failed_sign_ins + 1 END, \
+                     last_failed_sign_in_ms = $3 WHERE pool_id = $1 AND sub = $2 RETURNING failed_sign_ins",
+                )
+                .bind(pool_id)
+                .bind(sub)
+                .bind(now)
+                .bind(forget_before)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(unavailable)?;
+                match row {
+                    Some(r) => {
+                        let n: i64 = r.try_get("failed_sign_ins").map_err(|e| corrupt("user", e))?;
+                        Ok(u32::try_from(n).unwrap_or(u32::MAX))
+                    }
+                    None => Ok(0),
+                }
+            }
+
+            async fn lock_sign_ins(&self, pool_id: &str, sub: &str, until: Millis) -> StoreResult<()> {
+                sqlx::query("UPDATE users SET locked_until_ms = $3 WHERE pool_id = $1 AND sub = $2")
+                    .bind(pool_id)
+                    .bind(sub)
+                    .bind(until)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(unavailable)?;
+                Ok(())
+            }
+
+            async fn clear_sign_in_failures(&self, pool_id: &str, sub: &str) -> StoreResult<()> {
+                sqlx::query(
+                    "UPDATE users SET failed_sign_ins = 0, locked_until_ms = NULL, last_failed_sign_in_ms = NULL \
+                     WHERE pool_id = $1 AND sub = $2",
+                )
+                .bind(pool_id)
+                .bind(sub)
+                .execute(&self.pool)
+                .await
+                .map_err(unavailable)?;
+                Ok(())
             }
 
             async fn session_used(&self, id: &[u8]) -> StoreResult<bool> {

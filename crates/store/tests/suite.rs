@@ -159,6 +159,7 @@ both!(
     nodes_making_first_keys_at_once_make_one_pair,
     expired_sign_in_state_is_purged,
     user_mfa_settings_round_trip_and_totp_steps_are_used_once,
+    sign_in_failures_count_lock_and_are_forgotten,
 );
 
 fn pool_input(name: &str) -> PoolInput {
@@ -1004,5 +1005,75 @@ async fn user_mfa_settings_round_trip_and_totp_steps_are_used_once(e: Env) {
             .use_totp_step(&pool.id, "no-such-sub", 500)
             .await
             .unwrap()
+    );
+}
+
+async fn sign_in_failures_count_lock_and_are_forgotten(e: Env) {
+    let (pool, client) = make_pool(&e, pool_input("lockout")).await;
+    e.dir
+        .sign_up(sign_up(&client, "locky", "l@example.com"))
+        .await
+        .unwrap();
+    let find = || e.store.find_user(&pool.id, UserKey::Username("locky"));
+    let sub = find().await.unwrap().unwrap().sub;
+    let minute = 60_000;
+    for expected in 1..=3 {
+        let n = e
+            .store
+            .count_sign_in_failure(&pool.id, &sub, T0 + expected, T0 - 15 * minute)
+            .await
+            .unwrap();
+        assert_eq!(n, expected as u32);
+    }
+    e.store
+        .lock_sign_ins(&pool.id, &sub, T0 + 1_000)
+        .await
+        .unwrap();
+    let user = find().await.unwrap().unwrap();
+    assert_eq!(
+        user.failures,
+        SignInFailures {
+            count: 3,
+            locked_until: Some(T0 + 1_000)
+        }
+    );
+    // A user write (say, an attribute change) leaves the counter alone.
+    assert!(e.store.update_user(&user, false).await.unwrap());
+    assert_eq!(find().await.unwrap().unwrap().failures.count, 3);
+    // A failure after the last one is forgotten starts the count again.
+    let later = T0 + 20 * minute;
+    let n = e
+        .store
+        .count_sign_in_failure(&pool.id, &sub, later, later - 15 * minute)
+        .await
+        .unwrap();
+    assert_eq!(n, 1);
+    e.store
+        .clear_sign_in_failures(&pool.id, &sub)
+        .await
+        .unwrap();
+    assert_eq!(
+        find().await.unwrap().unwrap().failures,
+        SignInFailures::default()
+    );
+    // Parallel failures are all counted.
+    let tries = (0..6).map(|_| {
+        e.store
+            .count_sign_in_failure(&pool.id, &sub, later, later - 15 * minute)
+    });
+    futures::future::join_all(tries)
+        .await
+        .into_iter()
+        .for_each(|r| {
+            r.unwrap();
+        });
+    assert_eq!(find().await.unwrap().unwrap().failures.count, 6);
+    // Unknown users count nothing.
+    assert_eq!(
+        e.store
+            .count_sign_in_failure(&pool.id, "nobody", later, 0)
+            .await
+            .unwrap(),
+        0
     );
 }

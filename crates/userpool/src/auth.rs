@@ -152,7 +152,9 @@ impl Directory {
         let Some(credential) = &user.password else {
             return Err(incorrect());
         };
+        self.check_not_locked(&user)?;
         if !self.hasher.verify(password, &credential.hash).await? {
+            self.sign_in_failed(&user).await?;
             return Err(incorrect());
         }
         self.after_credential(&pool, &client, &user).await
@@ -291,6 +293,7 @@ impl Directory {
         let (origin_jti, auth_time, refresh) = match family {
             Some(f) => (f.origin_jti.clone(), f.auth_time, None),
             None => {
+                self.sign_in_succeeded(user).await?;
                 let token = URL_SAFE_NO_PAD.encode(self.random_bytes::<48>());
                 let origin_jti = self.new_uuid();
                 self.store

@@ -18,6 +18,7 @@ mod filter;
 mod groups;
 mod ids;
 pub mod keys;
+mod lockout;
 mod mfa;
 pub mod model;
 mod paging;

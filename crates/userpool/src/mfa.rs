@@ -371,10 +371,16 @@ impl Directory {
             .ok_or_else(|| Error::invalid(format!("Missing required parameter {field}")))?;
         let user = self.session_user(pool, session).await?;
         self.check_may_sign_in(&user)?;
+        self.check_not_locked(&user)?;
         match method {
             MfaMethod::SoftwareToken => {
                 let secret = self.totp_secret(&user, user.mfa.totp_secret.as_deref())?;
-                self.use_totp(&user, &secret, code).await?;
+                if let Err(e) = self.use_totp(&user, &secret, code).await {
+                    if matches!(e, Error::MfaCodeMismatch) {
+                        self.sign_in_failed(&user).await?;
+                    }
+                    return Err(e);
+                }
                 self.spend_session(session).await?;
                 Ok(AuthOutcome::Tokens(
                     self.mint(pool, client, &user, None).await?,
@@ -670,6 +676,7 @@ mod tests {
             aliases: Aliases::default(),
             password: None,
             mfa,
+            failures: SignInFailures::default(),
         }
     }
 

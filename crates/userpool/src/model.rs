@@ -320,6 +320,15 @@ pub struct User {
     pub aliases: Aliases,
     pub password: Option<PasswordCredential>,
     pub mfa: UserMfa,
+    /// Read with the user; written only through the store's sign-in-failure methods.
+    pub failures: SignInFailures,
+}
+
+/// Failed sign-ins counted towards the lockout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SignInFailures {
+    pub count: u32,
+    pub locked_until: Option<Millis>,
 }
 
 impl User {

@@ -188,6 +188,7 @@ impl Directory {
             .await?
             .ok_or_else(incorrect)?;
         let cred = user.password.as_ref().ok_or_else(incorrect)?;
+        self.check_not_locked(&user)?;
         let verifier = self
             .vault
             .open(&cred.srp_verifier_sealed, &srp_context(&pool.id, &user.sub))?;
@@ -208,6 +209,7 @@ impl Directory {
         let expected = srp::claim_signature(&key, pool.srp_name(), &st.username, &block, timestamp);
         let given = STANDARD.decode(signature).map_err(|_| incorrect())?;
         if !crate::ct_eq(&expected, &given) {
+            self.sign_in_failed(&user).await?;
             return Err(incorrect());
         }
         self.after_credential(pool, client, &user).await

@@ -287,6 +287,21 @@ pub trait Store: Send + Sync + 'static {
     /// and refresh-token families expired before `families_before`; how many rows.
     async fn purge_expired(&self, now: Millis, families_before: Millis) -> StoreResult<u64>;
 
+    // Lockout
+    /// Counts a failed sign-in of the user at `now` and returns the count, which starts again
+    /// at one when the previous failure was before `forget_before`.
+    async fn count_sign_in_failure(
+        &self,
+        pool_id: &str,
+        sub: &str,
+        now: Millis,
+        forget_before: Millis,
+    ) -> StoreResult<u32>;
+    /// Refuses the user's sign-ins until `until`.
+    async fn lock_sign_ins(&self, pool_id: &str, sub: &str, until: Millis) -> StoreResult<()>;
+    /// Forgets the user's failed sign-ins (after a complete sign-in).
+    async fn clear_sign_in_failures(&self, pool_id: &str, sub: &str) -> StoreResult<()>;
+
     // Challenge sessions
     /// Marks a session used; false when it already was (sessions are single use).
     async fn use_session(&self, id: &[u8], expires: Millis) -> StoreResult<bool>;

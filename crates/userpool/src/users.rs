@@ -270,6 +270,7 @@ impl Directory {
             attributes,
             password: None,
             mfa: UserMfa::default(),
+            failures: SignInFailures::default(),
         }
     }
 

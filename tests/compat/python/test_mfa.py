@@ -251,3 +251,21 @@ def test_preferences_need_the_factor(idp, mfa_pool):
             idp.admin_set_user_mfa_preference(UserPoolId=s["pool_id"], Username=s["username"], **settings)
         assert error_code(e.value) == "InvalidParameterException"
     assert "UserMFASettingList" not in idp.admin_get_user(UserPoolId=s["pool_id"], Username=s["username"])
+
+
+def test_wrong_authenticator_codes_count_towards_the_lockout(unsigned_idp, mfa_pool):
+    s = mfa_pool("OPTIONAL", **TOTP_ONLY)
+    access, secret = _enrol_with_access_token(unsigned_idp, s)
+    unsigned_idp.set_user_mfa_preference(AccessToken=access, SoftwareTokenMfaSettings={"Enabled": True})
+    session = _sign_in(unsigned_idp, s)["Session"]
+    for _ in range(5):
+        with pytest.raises(ClientError) as e:
+            _answer(unsigned_idp, s, "SOFTWARE_TOKEN_MFA", session, SOFTWARE_TOKEN_MFA_CODE=_code(secret, -3))
+        assert error_code(e.value) == "CodeMismatchException"
+    with pytest.raises(ClientError) as e:
+        _answer(unsigned_idp, s, "SOFTWARE_TOKEN_MFA", session, SOFTWARE_TOKEN_MFA_CODE=_code(secret, 1))
+    assert e.value.response["Error"]["Message"] == "Password attempts exceeded"
+    # The password step is locked too.
+    with pytest.raises(ClientError) as e:
+        _sign_in(unsigned_idp, s)
+    assert e.value.response["Error"]["Message"] == "Password attempts exceeded"

@@ -326,3 +326,30 @@ def test_tokens_signed_before_a_key_rotation_keep_verifying(endpoint, server, un
         _verify(endpoint, signin, r["AccessToken"], "access")
         _verify(endpoint, signin, r["IdToken"], "id")
     assert unsigned_idp.get_user(AccessToken=before["AccessToken"])["Username"] == signin["username"]
+
+
+def test_five_wrong_passwords_lock_the_user_out_for_a_doubling_time(unsigned_idp, signin):
+    for _ in range(5):
+        with pytest.raises(ClientError) as e:
+            _password_auth(unsigned_idp, signin, "Wrong-Password-1")
+        assert e.value.response["Error"]["Message"] == "Incorrect username or password."
+    # Locked for one second: even the right password is refused, without counting.
+    with pytest.raises(ClientError) as e:
+        _password_auth(unsigned_idp, signin)
+    assert error_code(e.value) == "NotAuthorizedException"
+    assert e.value.response["Error"]["Message"] == "Password attempts exceeded"
+    time.sleep(1.2)
+    # A sixth failure after the lockout locks for two seconds.
+    with pytest.raises(ClientError):
+        _password_auth(unsigned_idp, signin, "Wrong-Password-1")
+    time.sleep(1.2)
+    with pytest.raises(ClientError) as e:
+        _password_auth(unsigned_idp, signin)
+    assert e.value.response["Error"]["Message"] == "Password attempts exceeded"
+    time.sleep(1.0)
+    assert _password_auth(unsigned_idp, signin)["AuthenticationResult"]
+    # The successful sign-in reset the count: four failures do not lock.
+    for _ in range(4):
+        with pytest.raises(ClientError):
+            _password_auth(unsigned_idp, signin, "Wrong-Password-1")
+    assert _password_auth(unsigned_idp, signin)["AuthenticationResult"]
