@@ -123,6 +123,30 @@ pub async fn admin_user_global_sign_out(dir: &Directory, grant: &AdminGrant, bod
 }
 
 #[derive(Deserialize)]
+struct RefreshIn {
+    RefreshToken: String,
+    ClientId: String,
+    ClientSecret: Option<String>,
+}
+
+pub async fn get_tokens_from_refresh_token(dir: &Directory, body: &[u8]) -> Out {
+    let req: RefreshIn = decode(body)?;
+    input::len("RefreshToken", &req.RefreshToken, 1, 8192, true)?;
+    input::client_id(&req.ClientId)?;
+    if let Some(s) = &req.ClientSecret {
+        input::len("ClientSecret", s, 24, 64, true)?;
+    }
+    let t = dir
+        .get_tokens_from_refresh_token(
+            &req.RefreshToken,
+            &req.ClientId,
+            req.ClientSecret.as_deref(),
+        )
+        .await?;
+    Ok(result(AuthOutcome::Tokens(t)))
+}
+
+#[derive(Deserialize)]
 struct RevokeTokenIn {
     Token: String,
     ClientId: String,

@@ -52,6 +52,7 @@ impl From<Error> for WireError {
             Error::UserNotConfirmed => "UserNotConfirmedException",
             Error::UnsupportedOperation(_) => "UnsupportedOperationException",
             Error::UnsupportedTokenType(_) => "UnsupportedTokenTypeException",
+            Error::RefreshTokenReuse(_) => "RefreshTokenReuseException",
             Error::PasswordResetRequired => "PasswordResetRequiredException",
             Error::UsernameExists(_) => "UsernameExistsException",
             Error::AliasExists(_) => "AliasExistsException",

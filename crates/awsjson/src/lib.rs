@@ -218,6 +218,7 @@ impl Api {
             "GetUser" => auth::get_user(dir, body).await,
             "GlobalSignOut" => auth::global_sign_out(dir, body).await,
             "RevokeToken" => auth::revoke_token(dir, body).await,
+            "GetTokensFromRefreshToken" => auth::get_tokens_from_refresh_token(dir, body).await,
             "RespondToAuthChallenge" => auth::respond_to_auth_challenge(dir, body).await,
             "AssociateSoftwareToken" => mfa::associate_software_token(dir, body).await,
             "VerifySoftwareToken" => mfa::verify_software_token(dir, body).await,

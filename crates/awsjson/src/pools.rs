@@ -493,6 +493,7 @@ fn client_input(c: ClientIn) -> Result<ClientInput, WireError> {
         echoed.insert("AnalyticsConfiguration".into(), a);
     }
     if let Some(r) = c.RefreshTokenRotation {
+        check_rotation(&r)?;
         echoed.insert("RefreshTokenRotation".into(), r);
     }
     Ok(ClientInput {
@@ -700,4 +701,24 @@ pub async fn list_resource_servers(dir: &Directory, grant: &AdminGrant, body: &[
         "ResourceServers": page.items.iter().map(shapes::resource_server).collect::<Vec<_>>(),
         "NextToken": page.next,
     }))
+}
+
+/// RefreshTokenRotation: `Feature` ENABLED or DISABLED, `RetryGracePeriodSeconds` 0 to 60.
+fn check_rotation(r: &Value) -> Result<(), WireError> {
+    let feature = r
+        .get("Feature")
+        .and_then(Value::as_str)
+        .ok_or_else(|| input::missing("RefreshTokenRotation.Feature"))?;
+    input::one_of(
+        "RefreshTokenRotation.Feature",
+        feature,
+        &["ENABLED", "DISABLED"],
+    )?;
+    if let Some(g) = r.get("RetryGracePeriodSeconds") {
+        let g = g.as_i64().ok_or_else(|| {
+            WireError::serialization("RetryGracePeriodSeconds must be an integer")
+        })?;
+        input::range("RefreshTokenRotation.RetryGracePeriodSeconds", g, 0, 60)?;
+    }
+    Ok(())
 }

@@ -375,6 +375,8 @@ macro_rules! sql_store {
                     created: r.try_get("created_ms").map_err(g)?,
                     expires: r.try_get("expires_ms").map_err(g)?,
                     revoked: r.try_get("revoked_ms").map_err(g)?,
+                    previous_hash: r.try_get("previous_hash").map_err(g)?,
+                    previous_until: r.try_get("previous_until_ms").map_err(g)?,
                 })
             }
 
@@ -980,12 +982,34 @@ macro_rules! sql_store {
             }
 
             async fn find_refresh_token(&self, token_hash: &[u8]) -> StoreResult<Option<RefreshToken>> {
-                let row = sqlx::query("SELECT * FROM refresh_tokens WHERE token_hash = $1")
+                let row = sqlx::query("SELECT * FROM refresh_tokens WHERE token_hash = $1 OR previous_hash = $1")
                     .bind(token_hash)
                     .fetch_optional(&self.pool)
                     .await
                     .map_err(unavailable)?;
                 row.as_ref().map(Self::refresh_from).transpose()
+            }
+
+            async fn rotate_refresh_token(
+                &self,
+                origin_jti: &str,
+                current: &[u8],
+                new: &[u8],
+                (previous, until): (&[u8], Millis),
+            ) -> StoreResult<bool> {
+                let done = sqlx::query(
+                    "UPDATE refresh_tokens SET token_hash = $3, previous_hash = $4, previous_until_ms = $5 \
+                     WHERE origin_jti = $1 AND token_hash = $2 AND revoked_ms IS NULL",
+                )
+                .bind(origin_jti)
+                .bind(current)
+                .bind(new)
+                .bind(previous)
+                .bind(until)
+                .execute(&self.pool)
+                .await
+                .map_err(unavailable)?;
+                Ok(done.rows_affected() > 0)
             }
 
             async fn revoke_refresh_tokens(&self, pool_id: &str, sub: &str, now: Millis) -> StoreResult<u64> {

@@ -21,7 +21,7 @@ pub(crate) const SQLITE: &[Migration] = &[
     },
     Migration {
         version: 4,
-        sql: include_str!("../migrations/sqlite/0004_mfa.sql"),
+        sql: include_str!("../migrations/sqlite/0004_mfa_lockout_rotation.sql"),
     },
 ];
 
@@ -40,7 +40,7 @@ pub(crate) const POSTGRES: &[Migration] = &[
     },
     Migration {
         version: 4,
-        sql: include_str!("../migrations/postgres/0004_mfa.sql"),
+        sql: include_str!("../migrations/postgres/0004_mfa_lockout_rotation.sql"),
     },
 ];
 

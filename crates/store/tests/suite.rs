@@ -160,6 +160,7 @@ both!(
     expired_sign_in_state_is_purged,
     user_mfa_settings_round_trip_and_totp_steps_are_used_once,
     sign_in_failures_count_lock_and_are_forgotten,
+    refresh_tokens_rotate_once_and_the_previous_one_is_found,
 );
 
 fn pool_input(name: &str) -> PoolInput {
@@ -949,6 +950,8 @@ async fn expired_sign_in_state_is_purged(e: Env) {
         created: 0,
         expires,
         revoked: None,
+        previous_hash: None,
+        previous_until: None,
     };
     let day = 86_400_000;
     e.store
@@ -1075,5 +1078,51 @@ async fn sign_in_failures_count_lock_and_are_forgotten(e: Env) {
             .await
             .unwrap(),
         0
+    );
+}
+
+async fn refresh_tokens_rotate_once_and_the_previous_one_is_found(e: Env) {
+    let (pool, client) = make_pool(&e, pool_input("rotate")).await;
+    let family = RefreshToken {
+        token_hash: b"h1".to_vec(),
+        origin_jti: "jti-rot".into(),
+        pool_id: pool.id.clone(),
+        client_id: client.client_id.clone(),
+        sub: "sub-r".into(),
+        auth_time: 0,
+        created: T0,
+        expires: T0 + 60_000,
+        revoked: None,
+        previous_hash: None,
+        previous_until: None,
+    };
+    e.store.insert_refresh_token(&family).await.unwrap();
+    assert!(
+        e.store
+            .rotate_refresh_token("jti-rot", b"h1", b"h2", (b"h1", T0 + 5))
+            .await
+            .unwrap()
+    );
+    // Rotating from a token that is no longer current fails: one of two racing rotations wins.
+    assert!(
+        !e.store
+            .rotate_refresh_token("jti-rot", b"h1", b"h3", (b"h1", T0 + 5))
+            .await
+            .unwrap()
+    );
+    let by_new = e.store.find_refresh_token(b"h2").await.unwrap().unwrap();
+    let by_old = e.store.find_refresh_token(b"h1").await.unwrap().unwrap();
+    assert_eq!(by_new, by_old);
+    assert_eq!(by_new.token_hash, b"h2");
+    assert_eq!(by_new.previous_hash.as_deref(), Some(&b"h1"[..]));
+    assert_eq!(by_new.previous_until, Some(T0 + 5));
+    assert!(e.store.find_refresh_token(b"h3").await.unwrap().is_none());
+    // A revoked family does not rotate.
+    assert!(e.store.revoke_refresh_token(b"h2", T0).await.unwrap());
+    assert!(
+        !e.store
+            .rotate_refresh_token("jti-rot", b"h2", b"h4", (b"h2", T0 + 5))
+            .await
+            .unwrap()
     );
 }

@@ -224,6 +224,17 @@ impl Directory {
         let (client, pool) = self
             .auth_client(pool_id, req, &family.sub, "REFRESH_TOKEN_AUTH")
             .await?;
+        if rotation_grace(&client).is_some() {
+            return Err(Error::not_authorized(
+                "Refresh token rotation is enabled for this client: use GetTokensFromRefreshToken.",
+            ));
+        }
+        let user = self.live_family_user(&pool, &family).await?;
+        self.mint(&pool, &client, &user, Some(&family)).await
+    }
+
+    /// The user of a refresh-token family that is neither revoked nor expired.
+    async fn live_family_user(&self, pool: &Pool, family: &RefreshToken) -> Result<User> {
         if family.revoked.is_some() {
             return Err(Error::not_authorized("Refresh Token has been revoked"));
         }
@@ -234,11 +245,71 @@ impl Directory {
             .store
             .find_user(&pool.id, crate::store::UserKey::Sub(&family.sub))
             .await?
-            .ok_or_else(invalid)?;
+            .ok_or_else(|| Error::not_authorized("Invalid Refresh Token"))?;
         if !user.enabled {
             return Err(Error::not_authorized("User is disabled."));
         }
-        self.mint(&pool, &client, &user, Some(&family)).await
+        Ok(user)
+    }
+
+    /// GetTokensFromRefreshToken: new ID and access tokens, and, where the client rotates
+    /// refresh tokens, a new refresh token for the rest of the family's lifetime. The replaced
+    /// token works again only within the client's grace period (a retry that lost its answer).
+    pub async fn get_tokens_from_refresh_token(
+        &self,
+        token: &str,
+        client_id: &str,
+        client_secret: Option<&str>,
+    ) -> Result<Tokens> {
+        let client = self.client_with_secret(client_id, client_secret).await?;
+        let invalid = || Error::not_authorized("Invalid Refresh Token");
+        let hash = self.refresh_hash(token);
+        let family = self
+            .store
+            .find_refresh_token(&hash)
+            .await?
+            .ok_or_else(invalid)?;
+        if family.client_id != client.client_id {
+            return Err(invalid());
+        }
+        let pool = self.pool(&client.pool_id).await?;
+        let user = self.live_family_user(&pool, &family).await?;
+        let is_current = crate::ct_eq(&family.token_hash, &hash);
+        let Some(grace) = rotation_grace(&client) else {
+            if !is_current {
+                return Err(invalid());
+            }
+            return self.mint(&pool, &client, &user, Some(&family)).await;
+        };
+        let now = self.now();
+        let previous = if is_current {
+            (hash.clone(), now + grace * 1000)
+        } else {
+            match (&family.previous_hash, family.previous_until) {
+                (Some(p), Some(until)) if until > now => (p.clone(), until),
+                _ => {
+                    return Err(Error::RefreshTokenReuse(
+                        "Refresh token has been used already.".into(),
+                    ));
+                }
+            }
+        };
+        let new_token = URL_SAFE_NO_PAD.encode(self.random_bytes::<48>());
+        let rotated = self
+            .store
+            .rotate_refresh_token(
+                &family.origin_jti,
+                &family.token_hash,
+                &self.refresh_hash(&new_token),
+                (&previous.0, previous.1),
+            )
+            .await?;
+        if !rotated {
+            return Err(invalid());
+        }
+        let mut tokens = self.mint(&pool, &client, &user, Some(&family)).await?;
+        tokens.refresh = Some(new_token);
+        Ok(tokens)
     }
 
     fn refresh_hash(&self, token: &str) -> Vec<u8> {
@@ -307,6 +378,8 @@ impl Directory {
                         created: now,
                         expires: now + refresh_ttl * 1000,
                         revoked: None,
+                        previous_hash: None,
+                        previous_until: None,
                     })
                     .await?;
                 (origin_jti, now_s, Some(token))
@@ -449,16 +522,7 @@ impl Directory {
         client_id: &str,
         client_secret: Option<&str>,
     ) -> Result<()> {
-        let client = self.store.get_client(client_id).await?.ok_or_else(|| {
-            Error::not_found(format!("User pool client {client_id} does not exist."))
-        })?;
-        if let Some(secret) = &client.secret
-            && !client_secret.is_some_and(|given| crate::ct_eq(given.as_bytes(), secret.as_bytes()))
-        {
-            return Err(Error::not_authorized(format!(
-                "Client {client_id} is configured for secret but secret was not received or is wrong"
-            )));
-        }
+        let client = self.client_with_secret(client_id, client_secret).await?;
         if !client.config.enable_token_revocation {
             return Err(Error::UnsupportedOperation(
                 "Token revocation is not enabled for this client.".into(),
@@ -473,15 +537,50 @@ impl Directory {
         if let Some(family) = self.store.find_refresh_token(&hash).await?
             && family.client_id == client.client_id
         {
-            self.store.revoke_refresh_token(&hash, self.now()).await?;
+            self.store
+                .revoke_refresh_token(&family.token_hash, self.now())
+                .await?;
         }
         Ok(())
+    }
+
+    /// The app client, checking its secret (sent as such, not as a SECRET_HASH) if it has one.
+    async fn client_with_secret(
+        &self,
+        client_id: &str,
+        client_secret: Option<&str>,
+    ) -> Result<Client> {
+        let client = self.store.get_client(client_id).await?.ok_or_else(|| {
+            Error::not_found(format!("User pool client {client_id} does not exist."))
+        })?;
+        if let Some(secret) = &client.secret
+            && !client_secret.is_some_and(|given| crate::ct_eq(given.as_bytes(), secret.as_bytes()))
+        {
+            return Err(Error::not_authorized(format!(
+                "Client {client_id} is configured for secret but secret was not received or is wrong"
+            )));
+        }
+        Ok(client)
     }
 
     /// GetUser: the signed-in user, by access token.
     pub async fn get_user(&self, access_token: &str) -> Result<User> {
         Ok(self.access_token_user(access_token).await?.1)
     }
+}
+
+/// The grace period (seconds) of a client that rotates refresh tokens; `None` when it does not.
+fn rotation_grace(client: &Client) -> Option<i64> {
+    let r = client.config.echoed.get("RefreshTokenRotation")?;
+    if r.get("Feature").and_then(|f| f.as_str()) != Some("ENABLED") {
+        return None;
+    }
+    Some(
+        r.get("RetryGracePeriodSeconds")
+            .and_then(|g| g.as_i64())
+            .unwrap_or(0)
+            .clamp(0, 60),
+    )
 }
 
 /// Whether the client's ExplicitAuthFlows allow `flow` (empty: Cognito's default set).

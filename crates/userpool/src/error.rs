@@ -58,6 +58,8 @@ pub enum Error {
     UnsupportedOperation(String),
     #[error("{0}")]
     UnsupportedTokenType(String),
+    #[error("{0}")]
+    RefreshTokenReuse(String),
     /// A fault of the server or its database; the message is for the log, not the client.
     #[error("internal error: {0}")]
     Internal(String),

@@ -143,6 +143,9 @@ pub struct RefreshToken {
     pub created: Millis,
     pub expires: Millis,
     pub revoked: Option<Millis>,
+    /// The token a rotation replaced, and until when it still works.
+    pub previous_hash: Option<Vec<u8>>,
+    pub previous_until: Option<Millis>,
 }
 
 /// A pool's signing key as stored: the private half sealed with the master key.
@@ -270,7 +273,17 @@ pub trait Store: Send + Sync + 'static {
 
     // Refresh tokens
     async fn insert_refresh_token(&self, token: &RefreshToken) -> StoreResult<()>;
+    /// The family whose current token, or whose token before the last rotation, has this hash.
     async fn find_refresh_token(&self, token_hash: &[u8]) -> StoreResult<Option<RefreshToken>>;
+    /// Replaces the family's current token `current` by `new`, recording `previous` (a hash
+    /// and its deadline); false when `current` is no longer current or the family is revoked.
+    async fn rotate_refresh_token(
+        &self,
+        origin_jti: &str,
+        current: &[u8],
+        new: &[u8],
+        previous: (&[u8], Millis),
+    ) -> StoreResult<bool>;
     /// Revokes every refresh-token family of the user (GlobalSignOut); how many.
     async fn revoke_refresh_tokens(
         &self,

@@ -353,3 +353,73 @@ def test_five_wrong_passwords_lock_the_user_out_for_a_doubling_time(unsigned_idp
         with pytest.raises(ClientError):
             _password_auth(unsigned_idp, signin, "Wrong-Password-1")
     assert _password_auth(unsigned_idp, signin)["AuthenticationResult"]
+
+
+def _rotating_client(idp, make_client, pool_id, grace):
+    return make_client(pool_id, ExplicitAuthFlows=FLOWS,
+                       RefreshTokenRotation={"Feature": "ENABLED", "RetryGracePeriodSeconds": grace})
+
+
+def _first_refresh_token(unsigned_idp, signin, client_id):
+    res = unsigned_idp.initiate_auth(
+        ClientId=client_id, AuthFlow="USER_PASSWORD_AUTH",
+        AuthParameters={"USERNAME": signin["username"], "PASSWORD": GOOD_PASSWORD})
+    return res["AuthenticationResult"]["RefreshToken"]
+
+
+def test_get_tokens_from_refresh_token_without_rotation(unsigned_idp, signin):
+    refresh = _password_auth(unsigned_idp, signin)["AuthenticationResult"]["RefreshToken"]
+    out = unsigned_idp.get_tokens_from_refresh_token(RefreshToken=refresh, ClientId=signin["client_id"])
+    r = out["AuthenticationResult"]
+    assert r["AccessToken"] and r["IdToken"] and "RefreshToken" not in r
+    # Still the same token: it keeps working.
+    assert unsigned_idp.get_tokens_from_refresh_token(RefreshToken=refresh, ClientId=signin["client_id"])
+
+
+def test_rotation_replaces_the_refresh_token_and_refuses_the_old_one(idp, unsigned_idp, make_client, signin):
+    client_id = _rotating_client(idp, make_client, signin["pool_id"], 0)["ClientId"]
+    assert idp.describe_user_pool_client(UserPoolId=signin["pool_id"], ClientId=client_id)[
+        "UserPoolClient"]["RefreshTokenRotation"] == {"Feature": "ENABLED", "RetryGracePeriodSeconds": 0}
+    first = _first_refresh_token(unsigned_idp, signin, client_id)
+    with pytest.raises(ClientError) as e:
+        unsigned_idp.initiate_auth(ClientId=client_id, AuthFlow="REFRESH_TOKEN_AUTH",
+                                   AuthParameters={"REFRESH_TOKEN": first})
+    assert error_code(e.value) == "NotAuthorizedException"
+    second = unsigned_idp.get_tokens_from_refresh_token(RefreshToken=first, ClientId=client_id)[
+        "AuthenticationResult"]["RefreshToken"]
+    assert second != first
+    with pytest.raises(ClientError) as e:
+        unsigned_idp.get_tokens_from_refresh_token(RefreshToken=first, ClientId=client_id)
+    assert error_code(e.value) == "RefreshTokenReuseException"
+    third = unsigned_idp.get_tokens_from_refresh_token(RefreshToken=second, ClientId=client_id)
+    assert third["AuthenticationResult"]["RefreshToken"] not in (first, second)
+    # Revoking the current token ends the family.
+    unsigned_idp.revoke_token(Token=third["AuthenticationResult"]["RefreshToken"], ClientId=client_id)
+    with pytest.raises(ClientError) as e:
+        unsigned_idp.get_tokens_from_refresh_token(
+            RefreshToken=third["AuthenticationResult"]["RefreshToken"], ClientId=client_id)
+    assert error_code(e.value) == "NotAuthorizedException"
+    with pytest.raises(ClientError) as e:
+        unsigned_idp.get_user(AccessToken=third["AuthenticationResult"]["AccessToken"])
+    assert error_code(e.value) == "NotAuthorizedException"
+
+
+def test_rotation_grace_lets_a_lost_answer_be_retried(idp, unsigned_idp, make_client, signin):
+    client_id = _rotating_client(idp, make_client, signin["pool_id"], 30)["ClientId"]
+    first = _first_refresh_token(unsigned_idp, signin, client_id)
+    lost = unsigned_idp.get_tokens_from_refresh_token(RefreshToken=first, ClientId=client_id)[
+        "AuthenticationResult"]["RefreshToken"]
+    retried = unsigned_idp.get_tokens_from_refresh_token(RefreshToken=first, ClientId=client_id)[
+        "AuthenticationResult"]["RefreshToken"]
+    assert retried not in (first, lost)
+    # The answer that was lost is superseded; the retry's token is the family's token now.
+    with pytest.raises(ClientError):
+        unsigned_idp.get_tokens_from_refresh_token(RefreshToken=lost, ClientId=client_id)
+    assert unsigned_idp.get_tokens_from_refresh_token(RefreshToken=retried, ClientId=client_id)
+
+
+def test_rotation_settings_are_checked(idp, make_client, signin):
+    for bad in ({"Feature": "SOMETIMES"}, {"Feature": "ENABLED", "RetryGracePeriodSeconds": 61}):
+        with pytest.raises(ClientError) as e:
+            make_client(signin["pool_id"], RefreshTokenRotation=bad)
+        assert error_code(e.value) == "InvalidParameterException"
