@@ -1,5 +1,5 @@
-//! Development hooks, mounted only while the outbox sender is on: the outbox itself and a way to
-//! make a user's codes expired.
+//! Development hooks, mounted only while the outbox sender is on: the outbox itself, a way to
+//! make a user's codes expired, and a way to move the server's clock forward.
 
 use std::sync::Arc;
 
@@ -10,7 +10,9 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
-use userpool::{Directory, Error};
+use userpool::{Clock, Directory, Error};
+
+use crate::system::SystemClock;
 
 #[derive(Deserialize)]
 struct MessagesQuery {
@@ -24,11 +26,29 @@ struct ExpireBody {
     username: String,
 }
 
-pub fn router(dir: Arc<Directory>) -> Router {
+#[derive(Deserialize)]
+struct AdvanceBody {
+    seconds: u32,
+}
+
+pub fn router(dir: Arc<Directory>, clock: Arc<SystemClock>) -> Router {
     Router::new()
         .route("/_cognate/messages", get(messages))
         .route("/_cognate/expire_codes", post(expire_codes))
         .with_state(dir)
+        .merge(
+            Router::new()
+                .route("/_cognate/clock/advance", post(advance_clock))
+                .with_state(clock),
+        )
+}
+
+async fn advance_clock(
+    State(clock): State<Arc<SystemClock>>,
+    Json(body): Json<AdvanceBody>,
+) -> Response {
+    clock.advance(i64::from(body.seconds) * 1000);
+    Json(json!({ "now_ms": clock.now() })).into_response()
 }
 
 fn failure(e: Error) -> Response {

@@ -43,6 +43,7 @@ fn directory(
     store: Arc<dyn Store>,
     vault: Arc<vault::Vault>,
     sender: Arc<dyn MessageSender>,
+    clock: Arc<SystemClock>,
 ) -> Arc<Directory> {
     let profile = if settings.development_hashing {
         HashProfile::DEVELOPMENT
@@ -55,7 +56,7 @@ fn directory(
     Arc::new(Directory::new(Deps {
         store,
         sender,
-        clock: Arc::new(SystemClock),
+        clock,
         random: Arc::new(SystemRandom),
         hasher: PasswordHasher::new(profile, cores, HASH_QUEUE),
         vault,
@@ -67,7 +68,8 @@ fn directory(
 /// `cognate keys rotate`: new keys for one pool, signing after `lead` ms.
 pub async fn rotate_keys(settings: &Settings, pool_id: &str, lead: i64) -> Result<()> {
     let (store, vault) = open_store(settings).await?;
-    let directory = directory(settings, store, vault, Arc::new(messages::LogSender));
+    let clock = Arc::new(SystemClock::default());
+    let directory = directory(settings, store, vault, Arc::new(messages::LogSender), clock);
     directory
         .rotate_keys(pool_id, lead)
         .await
@@ -87,7 +89,7 @@ pub async fn build(settings: &Settings) -> Result<Router> {
     if keys.is_empty() {
         keys.push(secrets::generated_admin_key(&settings.data_dir)?);
     }
-    let clock = Arc::new(SystemClock);
+    let clock = Arc::new(SystemClock::default());
     let sender: Arc<dyn MessageSender> = match settings.sender {
         Sender::Outbox => {
             tracing::warn!(
@@ -119,7 +121,7 @@ pub async fn build(settings: &Settings) -> Result<Router> {
             "password hashing: DEVELOPMENT profile (cheap argon2id); never use it for real passwords"
         );
     }
-    let directory = directory(settings, store.clone(), vault, sender);
+    let directory = directory(settings, store.clone(), vault, sender, clock.clone());
     let api = Arc::new(awsjson::Api {
         directory: directory.clone(),
         keys: keys
@@ -130,7 +132,7 @@ pub async fn build(settings: &Settings) -> Result<Router> {
                 pools: k.pools,
             })
             .collect(),
-        clock,
+        clock: clock.clone(),
         region: settings.region.clone(),
         body_limit: settings.body_limit,
     });
@@ -151,7 +153,7 @@ pub async fn build(settings: &Settings) -> Result<Router> {
                 .with_state(store.clone()),
         );
     if settings.sender == Sender::Outbox {
-        app = app.merge(crate::dev::router(directory));
+        app = app.merge(crate::dev::router(directory, clock));
     }
     let app = app
         .layer(CatchPanicLayer::custom(|_| panic_response()))

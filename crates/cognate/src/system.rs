@@ -1,17 +1,31 @@
 //! The real clock and random source; the only place besides `main` that touches the system.
 
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use userpool::{Clock, Millis, Random};
 
-pub struct SystemClock;
+/// The system's time, plus an offset that only the development hooks move (so tests can see
+/// sessions, codes and lockouts expire without waiting).
+#[derive(Default)]
+pub struct SystemClock {
+    offset: AtomicI64,
+}
+
+impl SystemClock {
+    /// Moves this server's time forward by `ms`.
+    pub fn advance(&self, ms: Millis) {
+        self.offset.fetch_add(ms.max(0), Ordering::SeqCst);
+    }
+}
 
 impl Clock for SystemClock {
     fn now(&self) -> Millis {
-        SystemTime::now()
+        let real = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_millis() as Millis)
-            .unwrap_or(0)
+            .unwrap_or(0);
+        real.saturating_add(self.offset.load(Ordering::SeqCst))
     }
 }
 
