@@ -12,6 +12,7 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
     SqliteSynchronous,
 };
+use userpool::recent::TtlCache;
 use userpool::store::*;
 use userpool::{
     Aliases, Client, Group, Medium, Message, MessageKind, Millis, PasswordCredential, Pool,
@@ -383,12 +384,16 @@ macro_rules! sql_store {
             async fn save_user(&self, user: &User, take_aliases: bool, insert: bool) -> StoreResult<bool> {
                 if !take_aliases {
                     // One statement is atomic on its own: no transaction round trips needed.
-                    return Self::write_user(&self.pool, user, insert).await;
+                    let done = Self::write_user(&self.pool, user, insert).await;
+                    self.recent.forget_user(&user.pool_id, &user.sub);
+                    return done;
                 }
                 let mut tx = self.pool.begin_with($begin).await.map_err(unavailable)?;
                 Self::release_aliases(&mut tx, user).await?;
                 let done = Self::write_user(&mut *tx, user, insert).await?;
                 tx.commit().await.map_err(unavailable)?;
+                // Other users lost their aliases too.
+                self.recent.users.clear();
                 Ok(done)
             }
 
@@ -476,7 +481,9 @@ macro_rules! sql_store {
 
             async fn delete_pool(&self, id: &str) -> StoreResult<bool> {
                 // Everything in the pool goes with it (ON DELETE CASCADE).
-                self.delete_where("DELETE FROM pools WHERE id = $1", &[id]).await
+                let done = self.delete_where("DELETE FROM pools WHERE id = $1", &[id]).await;
+                self.recent.clear();
+                done
             }
 
             async fn count_users(&self, pool_id: &str) -> StoreResult<u64> {
@@ -569,6 +576,16 @@ macro_rules! sql_store {
                 row.as_ref().map(Self::user_from).transpose()
             }
 
+            async fn find_user_recent(&self, pool_id: &str, sub: &str) -> StoreResult<Option<User>> {
+                let key = (pool_id.to_string(), sub.to_string());
+                if let Some(hit) = self.recent.users.get(&key) {
+                    return Ok(hit);
+                }
+                let user = self.find_user(pool_id, UserKey::Sub(sub)).await?;
+                self.recent.users.insert(key, user.clone());
+                Ok(user)
+            }
+
             async fn update_user(&self, user: &User, take_aliases: bool) -> StoreResult<bool> {
                 self.save_user(user, take_aliases, false).await
             }
@@ -585,6 +602,7 @@ macro_rules! sql_store {
                     sqlx::query(sql).bind(pool_id).bind(sub).execute(&mut *tx).await.map_err(unavailable)?;
                 }
                 tx.commit().await.map_err(unavailable)?;
+                self.recent.forget_user(pool_id, sub);
                 Ok(done.rows_affected() > 0)
             }
 
@@ -692,6 +710,12 @@ macro_rules! sql_store {
                     }
                 }
                 tx.commit().await.map_err(unavailable)?;
+                if let Some(user) = a.then_store {
+                    if a.take_aliases {
+                        self.recent.users.clear();
+                    }
+                    self.recent.forget_user(&user.pool_id, &user.sub);
+                }
                 Ok(outcome)
             }
 
@@ -978,6 +1002,7 @@ macro_rules! sql_store {
                 .execute(&self.pool)
                 .await
                 .map_err(unavailable)?;
+                self.recent.families.remove(&t.origin_jti);
                 Ok(())
             }
 
@@ -1009,6 +1034,7 @@ macro_rules! sql_store {
                 .execute(&self.pool)
                 .await
                 .map_err(unavailable)?;
+                self.recent.families.remove(&origin_jti.to_string());
                 Ok(done.rows_affected() > 0)
             }
 
@@ -1022,6 +1048,7 @@ macro_rules! sql_store {
                 .execute(&self.pool)
                 .await
                 .map_err(unavailable)?;
+                self.recent.families.clear();
                 Ok(done.rows_affected())
             }
 
@@ -1034,6 +1061,7 @@ macro_rules! sql_store {
                 .execute(&self.pool)
                 .await
                 .map_err(unavailable)?;
+                self.recent.families.clear();
                 Ok(done.rows_affected() > 0)
             }
 
@@ -1044,6 +1072,15 @@ macro_rules! sql_store {
                     .await
                     .map_err(unavailable)?;
                 row.as_ref().map(Self::refresh_from).transpose()
+            }
+
+            async fn refresh_family_recent(&self, origin_jti: &str) -> StoreResult<Option<RefreshToken>> {
+                if let Some(hit) = self.recent.families.get(&origin_jti.to_string()) {
+                    return Ok(hit);
+                }
+                let family = self.refresh_family(origin_jti).await?;
+                self.recent.families.insert(origin_jti.to_string(), family.clone());
+                Ok(family)
             }
 
             async fn purge_expired(&self, now: Millis, families_before: Millis) -> StoreResult<u64> {
@@ -1057,6 +1094,7 @@ macro_rules! sql_store {
                     .execute(&self.pool)
                     .await
                     .map_err(unavailable)?;
+                self.recent.families.clear();
                 Ok(sessions.rows_affected() + families.rows_affected())
             }
 
@@ -1089,6 +1127,7 @@ macro_rules! sql_store {
                 .fetch_optional(&self.pool)
                 .await
                 .map_err(unavailable)?;
+                self.recent.forget_user(pool_id, sub);
                 match row {
                     Some(r) => {
                         let n: i64 = r.try_get("failed_sign_ins").map_err(|e| corrupt("user", e))?;
@@ -1106,6 +1145,7 @@ macro_rules! sql_store {
                     .execute(&self.pool)
                     .await
                     .map_err(unavailable)?;
+                self.recent.forget_user(pool_id, sub);
                 Ok(())
             }
 
@@ -1119,6 +1159,7 @@ macro_rules! sql_store {
                 .execute(&self.pool)
                 .await
                 .map_err(unavailable)?;
+                self.recent.forget_user(pool_id, sub);
                 Ok(())
             }
 
@@ -1222,9 +1263,37 @@ impl PoolDb for PgPool {
     type Db = sqlx::Postgres;
 }
 
+/// This node's caches behind the `*_recent` lookups. Entries live [`RECENT_TTL`], so another
+/// node's writes show within that time; this node's own writes drop the entries they change.
+struct Recent {
+    users: TtlCache<(String, String), Option<User>>,
+    families: TtlCache<String, Option<RefreshToken>>,
+}
+
+impl Default for Recent {
+    fn default() -> Self {
+        Self {
+            users: TtlCache::new(RECENT_TTL, 100_000),
+            families: TtlCache::new(RECENT_TTL, 100_000),
+        }
+    }
+}
+
+impl Recent {
+    fn forget_user(&self, pool_id: &str, sub: &str) {
+        self.users.remove(&(pool_id.to_string(), sub.to_string()));
+    }
+
+    fn clear(&self) {
+        self.users.clear();
+        self.families.clear();
+    }
+}
+
 /// The embedded store: one SQLite file in write-ahead-log mode.
 pub struct SqliteStore {
     pool: SqlitePool,
+    recent: Recent,
 }
 
 impl SqliteStore {
@@ -1245,7 +1314,10 @@ impl SqliteStore {
             .connect_with(options)
             .await
             .map_err(|e| ConnectError::Open(e.to_string()))?;
-        let store = Self { pool };
+        let store = Self {
+            pool,
+            recent: Recent::default(),
+        };
         store.migrate(migrate::SQLITE).await?;
         store
             .optimize()
@@ -1294,6 +1366,7 @@ impl SqliteStore {
 /// The shared store: PostgreSQL, for several Cognate nodes on one database.
 pub struct PostgresStore {
     pool: PgPool,
+    recent: Recent,
 }
 
 impl PostgresStore {
@@ -1325,7 +1398,10 @@ impl PostgresStore {
                 .await
                 .map_err(|e| ConnectError::Migrate(e.to_string()))?;
         }
-        let store = Self { pool };
+        let store = Self {
+            pool,
+            recent: Recent::default(),
+        };
         store.migrate(migrate::POSTGRES).await?;
         Ok(store)
     }

@@ -37,6 +37,33 @@ pub(crate) struct TokenHolder {
     pub client_id: String,
 }
 
+/// What a verified access token says, as the token cache keeps it.
+#[derive(Debug, Clone)]
+pub(crate) struct VerifiedAccess {
+    pub pool_id: String,
+    pub sub: String,
+    pub origin_jti: String,
+    pub client_id: String,
+    /// Epoch seconds.
+    pub exp: i64,
+}
+
+/// The cache key of a verified token: SHA-256 of the whole compact JWS.
+fn token_digest(token: &str) -> [u8; 32] {
+    let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes());
+    let mut out = [0u8; 32];
+    out.copy_from_slice(d.as_ref());
+    out
+}
+
+fn invalid_access() -> Error {
+    Error::not_authorized("Invalid Access Token")
+}
+
+fn revoked_access() -> Error {
+    Error::not_authorized("Access Token has been revoked")
+}
+
 /// The scope of tokens from the API (not the OAuth endpoints).
 const API_SCOPE: &str = "aws.cognito.signin.user.admin";
 
@@ -437,7 +464,44 @@ impl Directory {
 
     /// [`Self::access_token_user`], with the app client the token was issued to.
     pub(crate) async fn token_holder(&self, token: &str) -> Result<TokenHolder> {
-        let invalid = || Error::not_authorized("Invalid Access Token");
+        let access = self.verified_access(token).await?;
+        match self.store.refresh_family(&access.origin_jti).await? {
+            Some(f) if f.revoked.is_none() => {}
+            _ => return Err(revoked_access()),
+        }
+        let pool = self
+            .store
+            .get_pool(&access.pool_id)
+            .await?
+            .ok_or_else(invalid_access)?;
+        let user = self
+            .store
+            .find_user(&pool.id, crate::store::UserKey::Sub(&access.sub))
+            .await?
+            .ok_or(Error::UserNotFound)?;
+        if !user.enabled {
+            return Err(Error::not_authorized("User is disabled."));
+        }
+        Ok(TokenHolder {
+            pool,
+            user,
+            client_id: access.client_id,
+        })
+    }
+
+    /// The claims of a genuine, unexpired access token of an existing pool. A token verified
+    /// before is recognised by its digest (its expiry is still checked), so a client calling
+    /// again with the same token costs no RSA verification.
+    async fn verified_access(&self, token: &str) -> Result<VerifiedAccess> {
+        let digest = token_digest(token);
+        let now_s = self.now() / 1000;
+        if let Some(v) = self.verified.get(&digest) {
+            if v.exp <= now_s {
+                return Err(Error::not_authorized("Access Token has expired"));
+            }
+            return Ok(v);
+        }
+        let invalid = invalid_access;
         let claims = tokens::unverified_claims(token).map_err(|_| invalid())?;
         let iss = claims
             .get("iss")
@@ -446,9 +510,12 @@ impl Directory {
         let pool_id = iss
             .strip_prefix(&format!("{}/", self.issuer_base.trim_end_matches('/')))
             .ok_or_else(invalid)?;
-        let pool = self.store.get_pool(pool_id).await?.ok_or_else(invalid)?;
-        let keys = self.keys.keys(&pool.id).await?;
-        let claims = match keys.verifier.verify(token, self.now() / 1000) {
+        // Only pools that exist have keys (the key ring would make a missing pool's first keys).
+        if self.store.get_pool(pool_id).await?.is_none() {
+            return Err(invalid());
+        }
+        let keys = self.keys.keys(pool_id).await?;
+        let claims = match keys.verifier.verify(token, now_s) {
             Ok(c) => c,
             Err(tokens::Error::Expired) => {
                 return Err(Error::not_authorized("Access Token has expired"));
@@ -458,36 +525,25 @@ impl Directory {
         if claims.get("token_use").and_then(|v| v.as_str()) != Some("access") {
             return Err(invalid());
         }
-        let origin = claims
-            .get("origin_jti")
-            .and_then(|v| v.as_str())
-            .ok_or_else(invalid)?;
-        match self.store.refresh_family(origin).await? {
-            Some(f) if f.revoked.is_none() => {}
-            _ => return Err(Error::not_authorized("Access Token has been revoked")),
-        }
-        let sub = claims
-            .get("sub")
-            .and_then(|v| v.as_str())
-            .ok_or_else(invalid)?;
-        let user = self
-            .store
-            .find_user(&pool.id, crate::store::UserKey::Sub(sub))
-            .await?
-            .ok_or(Error::UserNotFound)?;
-        if !user.enabled {
-            return Err(Error::not_authorized("User is disabled."));
-        }
-        let client_id = claims
-            .get("client_id")
-            .and_then(|v| v.as_str())
-            .ok_or_else(invalid)?
-            .to_string();
-        Ok(TokenHolder {
-            pool,
-            user,
-            client_id,
-        })
+        let text = |name: &str| {
+            claims
+                .get(name)
+                .and_then(|v| v.as_str())
+                .map(str::to_string)
+                .ok_or_else(invalid)
+        };
+        let access = VerifiedAccess {
+            pool_id: pool_id.to_string(),
+            sub: text("sub")?,
+            origin_jti: text("origin_jti")?,
+            client_id: text("client_id")?,
+            exp: claims
+                .get("exp")
+                .and_then(|v| v.as_i64())
+                .ok_or_else(invalid)?,
+        };
+        self.verified.insert(digest, access.clone());
+        Ok(access)
     }
 
     /// GlobalSignOut: every refresh token of the user dies, and with them the access tokens
@@ -563,9 +619,24 @@ impl Directory {
         Ok(client)
     }
 
-    /// GetUser: the signed-in user, by access token.
+    /// GetUser: the signed-in user, by access token. Nothing is written from this read, so it
+    /// may use the store's recent reads: a sign-out, revocation or change made on another node
+    /// shows within [`crate::store::RECENT_TTL`].
     pub async fn get_user(&self, access_token: &str) -> Result<User> {
-        Ok(self.access_token_user(access_token).await?.1)
+        let access = self.verified_access(access_token).await?;
+        match self.store.refresh_family_recent(&access.origin_jti).await? {
+            Some(f) if f.revoked.is_none() => {}
+            _ => return Err(revoked_access()),
+        }
+        let user = self
+            .store
+            .find_user_recent(&access.pool_id, &access.sub)
+            .await?
+            .ok_or(Error::UserNotFound)?;
+        if !user.enabled {
+            return Err(Error::not_authorized("User is disabled."));
+        }
+        Ok(user)
     }
 }
 

@@ -25,6 +25,7 @@ mod paging;
 pub mod password;
 mod pools;
 pub mod ports;
+pub mod recent;
 mod resource_servers;
 mod signing;
 mod srp_auth;
@@ -122,6 +123,8 @@ pub struct Directory {
     hasher: PasswordHasher,
     vault: Arc<Vault>,
     keys: keys::KeyRing,
+    /// Access tokens whose signature was verified, by digest.
+    verified: recent::TtlCache<[u8; 32], auth::VerifiedAccess>,
     code_key: [u8; 32],
     refresh_key: [u8; 32],
     account_id: String,
@@ -140,6 +143,7 @@ impl Directory {
         );
         Self {
             keys,
+            verified: recent::TtlCache::new(std::time::Duration::from_secs(300), 100_000),
             store: deps.store,
             sender: deps.sender,
             clock: deps.clock,

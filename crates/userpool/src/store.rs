@@ -6,6 +6,10 @@ use async_trait::async_trait;
 
 use crate::model::*;
 
+/// How old a `*_recent` read may be: what another node wrote shows within this time (sign-outs
+/// and revocations included, well inside the one second the nodes promise each other).
+pub const RECENT_TTL: std::time::Duration = std::time::Duration::from_millis(500);
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum UniqueKey {
     Pool,
@@ -198,6 +202,9 @@ pub trait Store: Send + Sync + 'static {
     /// (ForceAliasCreation), in the same transaction.
     async fn insert_user(&self, user: &User, take_aliases: bool) -> StoreResult<()>;
     async fn find_user(&self, pool_id: &str, key: UserKey<'_>) -> StoreResult<Option<User>>;
+    /// The user by sub as it was at most [`RECENT_TTL`] ago (a per-node cache; this node's own
+    /// writes show at once). For reads nothing is written from, such as GetUser.
+    async fn find_user_recent(&self, pool_id: &str, sub: &str) -> StoreResult<Option<User>>;
     /// Replaces the user found by `sub`; aliases may conflict (see `insert_user`).
     async fn update_user(&self, user: &User, take_aliases: bool) -> StoreResult<bool>;
     /// Deletes the user with its codes and group memberships.
@@ -295,6 +302,9 @@ pub trait Store: Send + Sync + 'static {
     async fn revoke_refresh_token(&self, token_hash: &[u8], now: Millis) -> StoreResult<bool>;
     /// The family whose id is `origin_jti` (to check an access token against revocation).
     async fn refresh_family(&self, origin_jti: &str) -> StoreResult<Option<RefreshToken>>;
+    /// [`Store::refresh_family`] as it was at most [`RECENT_TTL`] ago: a revocation on another
+    /// node shows within that time, one on this node at once.
+    async fn refresh_family_recent(&self, origin_jti: &str) -> StoreResult<Option<RefreshToken>>;
 
     /// Deletes sign-in state nobody can use any more: used-session records past their expiry
     /// and refresh-token families expired before `families_before`; how many rows.

@@ -1,0 +1,133 @@
+"""Several nodes behave as one: two Cognate servers on one PostgreSQL (a schema of their own), with
+the same master key. Whatever one node signs out, revokes or disables, the other honours within
+one second, although it answers GetUser from its caches."""
+
+import base64
+import os
+import subprocess
+import time
+import uuid
+
+import boto3
+import botocore
+import pytest
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+from cognate_helpers import ACCESS_KEY_ID, GOOD_PASSWORD, NO_RETRY, REGION, SECRET_ACCESS_KEY, error_code, unique
+from conftest import launch_server
+
+PG_URL = os.environ.get("COGNATE_TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/test")
+PROPAGATION_S = 1.0
+
+
+def _postgres_reachable():
+    try:
+        return subprocess.run(["pg_isready", "-q", "-d", PG_URL], timeout=10).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+@pytest.fixture(scope="module")
+def nodes():
+    if not _postgres_reachable():
+        if os.environ.get("CI"):
+            pytest.fail(f"PostgreSQL at {PG_URL} is required in CI", pytrace=False)
+        pytest.skip(f"PostgreSQL at {PG_URL} is not reachable")
+    schema = f"twonodes_{uuid.uuid4().hex[:10]}"
+    sep = "&" if "?" in PG_URL else "?"
+    url = f"{PG_URL}{sep}schema={schema}"
+    key = base64.b64encode(os.urandom(32)).decode()
+    # Behind one load balancer the nodes share the issuer (the balancer's URL) and the master key.
+    env = {"COGNATE_MASTER_KEY": key, "COGNATE_ISSUER_BASE": "http://cognate.nodes.test"}
+    old = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        a = launch_server(extra_args=("--database", url))
+        b = launch_server(extra_args=("--database", url))
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    clients = []
+    for node in (a, b):
+        kw = dict(endpoint_url=node.endpoint, region_name=REGION)
+        admin = boto3.session.Session().client(
+            "cognito-idp", aws_access_key_id=ACCESS_KEY_ID, aws_secret_access_key=SECRET_ACCESS_KEY,
+            config=NO_RETRY, **kw)
+        public = boto3.session.Session().client(
+            "cognito-idp", config=NO_RETRY.merge(Config(signature_version=botocore.UNSIGNED)), **kw)
+        clients.append((admin, public))
+    yield clients
+    a.stop()
+    b.stop()
+    subprocess.run(["psql", PG_URL, "-q", "-c", f"DROP SCHEMA IF EXISTS {schema} CASCADE"], check=False)
+
+
+@pytest.fixture
+def signed_in(nodes):
+    """A user signed in on node A, whose token node B has already served (its caches are warm)."""
+    (admin_a, public_a), (_, public_b) = nodes
+    pool_id = admin_a.create_user_pool(PoolName=unique("nodes"))["UserPool"]["Id"]
+    client_id = admin_a.create_user_pool_client(
+        UserPoolId=pool_id, ClientName="c",
+        ExplicitAuthFlows=["ALLOW_USER_PASSWORD_AUTH", "ALLOW_REFRESH_TOKEN_AUTH"])["UserPoolClient"]["ClientId"]
+    name = unique("n")
+    admin_a.admin_create_user(UserPoolId=pool_id, Username=name, MessageAction="SUPPRESS")
+    admin_a.admin_set_user_password(UserPoolId=pool_id, Username=name, Password=GOOD_PASSWORD, Permanent=True)
+    tokens = public_a.initiate_auth(ClientId=client_id, AuthFlow="USER_PASSWORD_AUTH",
+                                    AuthParameters={"USERNAME": name, "PASSWORD": GOOD_PASSWORD})["AuthenticationResult"]
+    for _ in range(3):
+        assert public_b.get_user(AccessToken=tokens["AccessToken"])["Username"] == name
+    return {"pool_id": pool_id, "client_id": client_id, "username": name, **tokens}
+
+
+def _refused_on_b_within(public_b, token, limit):
+    """Seconds until node B refuses `token` (polled every 20 ms); fails past `limit`."""
+    started = time.monotonic()
+    while True:
+        try:
+            public_b.get_user(AccessToken=token)
+        except ClientError as e:
+            assert error_code(e) == "NotAuthorizedException", e.response
+            return time.monotonic() - started
+        elapsed = time.monotonic() - started
+        assert elapsed <= limit, f"node B still accepts the token after {elapsed:.2f} s"
+        time.sleep(0.02)
+
+
+def test_a_global_sign_out_on_one_node_is_honoured_by_the_other_within_a_second(nodes, signed_in):
+    (_, public_a), (_, public_b) = nodes
+    public_a.global_sign_out(AccessToken=signed_in["AccessToken"])
+    took = _refused_on_b_within(public_b, signed_in["AccessToken"], PROPAGATION_S)
+    print(f"global sign-out seen by node B after {took:.3f} s")
+    with pytest.raises(ClientError):
+        public_b.initiate_auth(ClientId=signed_in["client_id"], AuthFlow="REFRESH_TOKEN_AUTH",
+                               AuthParameters={"REFRESH_TOKEN": signed_in["RefreshToken"]})
+
+
+def test_a_revoked_refresh_token_ends_access_on_the_other_node_within_a_second(nodes, signed_in):
+    (_, public_a), (_, public_b) = nodes
+    public_a.revoke_token(Token=signed_in["RefreshToken"], ClientId=signed_in["client_id"])
+    _refused_on_b_within(public_b, signed_in["AccessToken"], PROPAGATION_S)
+
+
+def test_a_disabled_user_is_refused_by_the_other_node_within_a_second(nodes, signed_in):
+    (admin_a, _), (_, public_b) = nodes
+    admin_a.admin_disable_user(UserPoolId=signed_in["pool_id"], Username=signed_in["username"])
+    _refused_on_b_within(public_b, signed_in["AccessToken"], PROPAGATION_S)
+
+
+def test_an_attribute_change_on_one_node_shows_on_the_other(nodes, signed_in):
+    (admin_a, _), (_, public_b) = nodes
+    admin_a.admin_update_user_attributes(UserPoolId=signed_in["pool_id"], Username=signed_in["username"],
+                                         UserAttributes=[{"Name": "given_name", "Value": "Changed"}])
+    started = time.monotonic()
+    while True:
+        attrs = {a["Name"]: a["Value"] for a in public_b.get_user(AccessToken=signed_in["AccessToken"])["UserAttributes"]}
+        if attrs.get("given_name") == "Changed":
+            break
+        assert time.monotonic() - started <= PROPAGATION_S
+        time.sleep(0.02)
