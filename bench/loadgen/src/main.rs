@@ -1,7 +1,10 @@
 //! The load generator of the directory benchmark (`bench/directory/run.sh`): drives one
 //! Cognito-compatible server (Cognate, moto, cognito-local) with signed AWS JSON requests from
 //! many concurrent connections and prints one JSON line per measurement. `floor` measures what
-//! this machine can do at best: argon2id hashes and SRP verifiers per second on every core.
+//! this machine can do at best: argon2id hashes, SRP verifiers and RS256 signatures per second on
+//! every core, and the CPU one server-side SRP sign-in needs. `signin` drives the sign-in flows.
+
+mod signin;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -44,6 +47,29 @@ enum Cmd {
         #[arg(long)]
         after_size: Option<String>,
     },
+    /// Sign-in flows (password, refresh, getuser, srp), each for a fixed time.
+    Signin {
+        #[arg(long)]
+        endpoint: String,
+        #[arg(long, value_delimiter = ',')]
+        flows: Vec<String>,
+        /// Users who sign in.
+        #[arg(long, default_value_t = 100)]
+        users: usize,
+        /// Users in the pool in all (the rest only sit there).
+        #[arg(long, default_value_t = 100)]
+        size: usize,
+        #[arg(long, default_value_t = 10.0)]
+        seconds: f64,
+        #[arg(long, default_value_t = 8)]
+        concurrency: usize,
+        /// The server's pid, to report its CPU per request.
+        #[arg(long)]
+        cpu_pid: Option<u32>,
+        /// Wait after a TooManyRequestsException before the next call, in milliseconds.
+        #[arg(long, default_value_t = 100)]
+        backoff_ms: u64,
+    },
     /// AdminCreateUser and SignUp throughput into a fresh pool.
     Writes {
         #[arg(long)]
@@ -58,6 +84,7 @@ enum Cmd {
 const KEY: &str = "AKIDBENCHMARK";
 const SECRET: &str = "benchmark-secret";
 
+#[derive(Clone)]
 struct Target {
     http: reqwest::Client,
     endpoint: String,
@@ -79,6 +106,27 @@ impl Target {
             endpoint: endpoint.trim_end_matches('/').to_string(),
             host,
         })
+    }
+
+    /// A public action (InitiateAuth, GetUser, ...): unsigned, as apps send them.
+    async fn call_public(&self, action: &str, body: &Value) -> Result<Value> {
+        let res = self
+            .http
+            .post(format!("{}/", self.endpoint))
+            .header("content-type", "application/x-amz-json-1.1")
+            .header(
+                "x-amz-target",
+                format!("AWSCognitoIdentityProviderService.{action}"),
+            )
+            .body(body.to_string())
+            .send()
+            .await?;
+        let status = res.status();
+        let text = res.text().await?;
+        if !status.is_success() {
+            bail!("{action}: {status} {text}");
+        }
+        Ok(serde_json::from_str(&text)?)
     }
 
     async fn call(&self, action: &str, body: &Value) -> Result<Value> {
@@ -408,6 +456,41 @@ fn argon2_job(i: u64) {
     });
 }
 
+static RSA: std::sync::LazyLock<Option<aws_lc_rs::rsa::KeyPair>> = std::sync::LazyLock::new(|| {
+    aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).ok()
+});
+
+/// One RS256 signature over a token-sized message (what each ID or access token costs).
+fn rs256_job(i: u64) {
+    let Some(key) = RSA.as_ref() else { return };
+    let msg = format!("{i:0>700}");
+    let mut sig = vec![0u8; key.public_modulus_len()];
+    let rng = aws_lc_rs::rand::SystemRandom::new();
+    let _ = key.sign(
+        &aws_lc_rs::signature::RSA_PKCS1_SHA256,
+        &rng,
+        msg.as_bytes(),
+        &mut sig,
+    );
+}
+
+/// CPU milliseconds of the server's part of one SRP sign-in, on one thread: B, the session key
+/// (its modular exponentiations) and the two token signatures.
+fn srp_server_ms(rounds: u32) -> f64 {
+    let v = srp::verifier("Pool", "user", "password", &[9u8; 16]);
+    let a = srp::verifier("Pool", "client", "secret", &[3u8; 16]);
+    let started = Instant::now();
+    for i in 0..rounds {
+        let b = [i as u8 | 1; 32];
+        if let Some(big_b) = srp::server_public(&v, &b) {
+            let _ = srp::session_key(&a, &big_b, &b, &v);
+        }
+        rs256_job(u64::from(i));
+        rs256_job(u64::from(i) + 1);
+    }
+    started.elapsed().as_secs_f64() * 1000.0 / f64::from(rounds.max(1))
+}
+
 fn srp_job(i: u64) {
     let _ = srp::verifier("Pool", "user", &format!("password{i}"), &[9u8; 16]);
 }
@@ -418,9 +501,18 @@ fn main() -> Result<()> {
         Cmd::Floor { seconds } => {
             let argon2 = saturate(seconds, argon2_job);
             let srp = saturate(seconds / 2.0, srp_job);
+            let _ = RSA.as_ref();
+            let rs256 = saturate(seconds / 2.0, rs256_job);
+            let srp_server = srp_server_ms(40);
             println!(
                 "{}",
-                json!({ "measure": "floor", "argon2id_per_s": argon2, "srp_verifier_per_s": srp })
+                json!({
+                    "measure": "floor",
+                    "argon2id_per_s": argon2,
+                    "srp_verifier_per_s": srp,
+                    "rs256_sign_per_s": rs256,
+                    "srp_server_ms": srp_server,
+                })
             );
             Ok(())
         }
@@ -439,6 +531,25 @@ fn main() -> Result<()> {
             concurrency,
             after_size.as_deref(),
         )),
+        Cmd::Signin {
+            endpoint,
+            flows,
+            users,
+            size,
+            seconds,
+            concurrency,
+            cpu_pid,
+            backoff_ms,
+        } => tokio::runtime::Runtime::new()?.block_on(signin::run(signin::Args {
+            backoff: Duration::from_millis(backoff_ms),
+            cpu_pid,
+            endpoint,
+            flows,
+            users,
+            size,
+            seconds,
+            concurrency,
+        })),
         Cmd::Writes {
             endpoint,
             count,

@@ -19,7 +19,7 @@ use crate::system::{SystemClock, SystemRandom};
 use crate::{secrets, wellknown};
 
 /// Hash jobs allowed to wait for a core before new ones are refused with TooManyRequests.
-const HASH_QUEUE: usize = 64;
+const HASH_QUEUE: usize = 16;
 
 /// The database, opened and migrated, and the master key, checked against what it holds.
 async fn open_store(settings: &Settings) -> Result<(Arc<dyn Store>, Arc<vault::Vault>)> {

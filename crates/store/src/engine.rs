@@ -445,6 +445,7 @@ macro_rules! sql_store {
                 .execute(&self.pool)
                 .await
                 .map_err(|e| classify(e, UniqueKey::Pool))?;
+                self.recent.pools.remove(&pool.id);
                 Ok(())
             }
 
@@ -455,6 +456,16 @@ macro_rules! sql_store {
                     .await
                     .map_err(unavailable)?;
                 row.as_ref().map(Self::pool_from).transpose()
+            }
+
+            async fn get_pool_recent(&self, id: &str) -> StoreResult<Option<Pool>> {
+                let key = id.to_string();
+                if let Some(hit) = self.recent.pools.get(&key) {
+                    return Ok(hit);
+                }
+                let pool = self.get_pool(id).await?;
+                self.recent.pools.insert(key, pool.clone());
+                Ok(pool)
             }
 
             async fn list_pools(&self, after: Option<&str>, limit: u32) -> StoreResult<Vec<Pool>> {
@@ -476,6 +487,7 @@ macro_rules! sql_store {
                     .execute(&self.pool)
                     .await
                     .map_err(unavailable)?;
+                self.recent.pools.remove(&pool.id);
                 Ok(done.rows_affected() > 0)
             }
 
@@ -510,7 +522,18 @@ macro_rules! sql_store {
                 .execute(&self.pool)
                 .await
                 .map_err(|e| classify(e, UniqueKey::Client))?;
+                self.recent.clients.remove(&c.client_id);
                 Ok(())
+            }
+
+            async fn get_client_recent(&self, client_id: &str) -> StoreResult<Option<Client>> {
+                let key = client_id.to_string();
+                if let Some(hit) = self.recent.clients.get(&key) {
+                    return Ok(hit);
+                }
+                let client = self.get_client(client_id).await?;
+                self.recent.clients.insert(key, client.clone());
+                Ok(client)
             }
 
             async fn get_client(&self, client_id: &str) -> StoreResult<Option<Client>> {
@@ -546,12 +569,16 @@ macro_rules! sql_store {
                 .execute(&self.pool)
                 .await
                 .map_err(unavailable)?;
+                self.recent.clients.remove(&c.client_id);
                 Ok(done.rows_affected() > 0)
             }
 
             async fn delete_client(&self, pool_id: &str, client_id: &str) -> StoreResult<bool> {
-                self.delete_where("DELETE FROM clients WHERE pool_id = $1 AND client_id = $2", &[pool_id, client_id])
-                    .await
+                let done = self
+                    .delete_where("DELETE FROM clients WHERE pool_id = $1 AND client_id = $2", &[pool_id, client_id])
+                    .await;
+                self.recent.clients.remove(&client_id.to_string());
+                done
             }
 
             async fn insert_user(&self, user: &User, take_aliases: bool) -> StoreResult<()> {
@@ -603,6 +630,7 @@ macro_rules! sql_store {
                 }
                 tx.commit().await.map_err(unavailable)?;
                 self.recent.forget_user(pool_id, sub);
+                self.recent.forget_groups(pool_id, sub);
                 Ok(done.rows_affected() > 0)
             }
 
@@ -781,6 +809,8 @@ macro_rules! sql_store {
                 .execute(&self.pool)
                 .await
                 .map_err(unavailable)?;
+                // Every member's cached groups hold this group's precedence and role.
+                self.recent.groups.clear();
                 Ok(done.rows_affected() > 0)
             }
 
@@ -799,6 +829,7 @@ macro_rules! sql_store {
                     .await
                     .map_err(unavailable)?;
                 tx.commit().await.map_err(unavailable)?;
+                self.recent.groups.clear();
                 Ok(done.rows_affected() > 0)
             }
 
@@ -812,13 +843,27 @@ macro_rules! sql_store {
                 .execute(&self.pool)
                 .await
                 .map_err(unavailable)?;
+                self.recent.forget_groups(pool_id, sub);
                 Ok(())
             }
 
             async fn remove_member(&self, pool_id: &str, group: &str, sub: &str) -> StoreResult<()> {
-                self.delete_where("DELETE FROM memberships WHERE pool_id = $1 AND group_name = $2 AND sub = $3", &[pool_id, group, sub])
+                let done = self
+                    .delete_where("DELETE FROM memberships WHERE pool_id = $1 AND group_name = $2 AND sub = $3", &[pool_id, group, sub])
                     .await
-                    .map(|_| ())
+                    .map(|_| ());
+                self.recent.forget_groups(pool_id, sub);
+                done
+            }
+
+            async fn all_groups_of_user_recent(&self, pool_id: &str, sub: &str) -> StoreResult<Vec<Group>> {
+                let key = (pool_id.to_string(), sub.to_string());
+                if let Some(hit) = self.recent.groups.get(&key) {
+                    return Ok(hit);
+                }
+                let groups = self.groups_of_user(pool_id, sub, None, MAX_GROUPS_OF_USER).await?;
+                self.recent.groups.insert(key, groups.clone());
+                Ok(groups)
             }
 
             async fn groups_of_user(&self, pool_id: &str, sub: &str, after: Option<&str>, limit: u32) -> StoreResult<Vec<Group>> {
@@ -1268,6 +1313,9 @@ impl PoolDb for PgPool {
 struct Recent {
     users: TtlCache<(String, String), Option<User>>,
     families: TtlCache<String, Option<RefreshToken>>,
+    clients: TtlCache<String, Option<Client>>,
+    pools: TtlCache<String, Option<Pool>>,
+    groups: TtlCache<(String, String), Vec<Group>>,
 }
 
 impl Default for Recent {
@@ -1275,6 +1323,9 @@ impl Default for Recent {
         Self {
             users: TtlCache::new(RECENT_TTL, 100_000),
             families: TtlCache::new(RECENT_TTL, 100_000),
+            clients: TtlCache::new(RECENT_TTL, 10_000),
+            pools: TtlCache::new(RECENT_TTL, 10_000),
+            groups: TtlCache::new(RECENT_TTL, 100_000),
         }
     }
 }
@@ -1284,9 +1335,16 @@ impl Recent {
         self.users.remove(&(pool_id.to_string(), sub.to_string()));
     }
 
+    fn forget_groups(&self, pool_id: &str, sub: &str) {
+        self.groups.remove(&(pool_id.to_string(), sub.to_string()));
+    }
+
     fn clear(&self) {
         self.users.clear();
         self.families.clear();
+        self.clients.clear();
+        self.pools.clear();
+        self.groups.clear();
     }
 }
 

@@ -140,13 +140,7 @@ impl Directory {
                 req.client_id
             )));
         }
-        if !flow_allowed(&client, flow) {
-            return Err(Error::invalid(if flow == "ADMIN_USER_PASSWORD_AUTH" {
-                "Auth flow not enabled for this client".to_string()
-            } else {
-                format!("{flow} flow not enabled for this client")
-            }));
-        }
+        check_flow(&client, flow)?;
         Ok((client, pool))
     }
 
@@ -156,6 +150,11 @@ impl Directory {
         req: &AuthRequest,
         flow: &str,
     ) -> Result<AuthOutcome> {
+        // Every password sign-in hashes; when the hashing queue is full, say so before any
+        // database work.
+        if !self.hasher.has_room() {
+            return Err(crate::password::too_many());
+        }
         let username = req
             .params
             .get("USERNAME")
@@ -233,6 +232,8 @@ impl Directory {
         }
     }
 
+    /// REFRESH_TOKEN_AUTH. Nothing but the refresh token is read fresh: the client, user and
+    /// groups come from the store's recent reads (at most [`crate::store::RECENT_TTL`] old).
     async fn refresh(&self, pool_id: Option<&str>, req: &AuthRequest) -> Result<Tokens> {
         let token = req
             .params
@@ -247,27 +248,42 @@ impl Directory {
         if family.client_id != req.client_id {
             return Err(invalid());
         }
+        let client = self
+            .store
+            .get_client_recent(&req.client_id)
+            .await?
+            .filter(|c| pool_id.is_none_or(|p| p == c.pool_id))
+            .ok_or_else(|| {
+                Error::not_found(format!(
+                    "User pool client {} does not exist.",
+                    req.client_id
+                ))
+            })?;
         // SECRET_HASH for refreshes is computed over the internal username (spec 03 §3.3).
-        let (client, pool) = self
-            .auth_client(pool_id, req, &family.sub, "REFRESH_TOKEN_AUTH")
-            .await?;
+        let secret_hash = req.params.get("SECRET_HASH").map(String::as_str);
+        crate::clients::check_secret_hash(&client, &family.sub, secret_hash)?;
+        check_flow(&client, "REFRESH_TOKEN_AUTH")?;
         if rotation_grace(&client).is_some() {
             return Err(Error::not_authorized(
                 "Refresh token rotation is enabled for this client: use GetTokensFromRefreshToken.",
             ));
         }
-        let user = self.live_family_user(&pool, &family).await?;
-        self.mint(&pool, &client, &user, Some(&family)).await
+        check_family(&family, self.now())?;
+        let user = self
+            .store
+            .find_user_recent(&client.pool_id, &family.sub)
+            .await?
+            .ok_or_else(invalid)?;
+        if !user.enabled {
+            return Err(Error::not_authorized("User is disabled."));
+        }
+        self.mint(&client.pool_id, &client, &user, Some(&family))
+            .await
     }
 
     /// The user of a refresh-token family that is neither revoked nor expired.
     async fn live_family_user(&self, pool: &Pool, family: &RefreshToken) -> Result<User> {
-        if family.revoked.is_some() {
-            return Err(Error::not_authorized("Refresh Token has been revoked"));
-        }
-        if family.expires <= self.now() {
-            return Err(Error::not_authorized("Refresh Token has expired"));
-        }
+        check_family(family, self.now())?;
         let user = self
             .store
             .find_user(&pool.id, crate::store::UserKey::Sub(&family.sub))
@@ -306,7 +322,7 @@ impl Directory {
             if !is_current {
                 return Err(invalid());
             }
-            return self.mint(&pool, &client, &user, Some(&family)).await;
+            return self.mint(&pool.id, &client, &user, Some(&family)).await;
         };
         let now = self.now();
         let previous = if is_current {
@@ -334,7 +350,7 @@ impl Directory {
         if !rotated {
             return Err(invalid());
         }
-        let mut tokens = self.mint(&pool, &client, &user, Some(&family)).await?;
+        let mut tokens = self.mint(&pool.id, &client, &user, Some(&family)).await?;
         tokens.refresh = Some(new_token);
         Ok(tokens)
     }
@@ -350,7 +366,7 @@ impl Directory {
     /// one being refreshed.
     pub(crate) async fn mint(
         &self,
-        pool: &Pool,
+        pool_id: &str,
         client: &Client,
         user: &User,
         family: Option<&RefreshToken>,
@@ -365,7 +381,7 @@ impl Directory {
 
         let mut groups = self
             .store
-            .groups_of_user(&pool.id, &user.sub, None, 500)
+            .all_groups_of_user_recent(pool_id, &user.sub)
             .await?;
         // Lowest precedence first; groups without one after those with one, then by name.
         groups.sort_by(|a, b| {
@@ -398,7 +414,7 @@ impl Directory {
                     .insert_refresh_token(&RefreshToken {
                         token_hash: self.refresh_hash(&token),
                         origin_jti: origin_jti.clone(),
-                        pool_id: pool.id.clone(),
+                        pool_id: pool_id.to_string(),
                         client_id: client.client_id.clone(),
                         sub: user.sub.clone(),
                         auth_time: now_s,
@@ -412,7 +428,7 @@ impl Directory {
                 (origin_jti, now_s, Some(token))
             }
         };
-        let issuer = self.issuer(&pool.id);
+        let issuer = self.issuer(pool_id);
         let event_id = self.new_uuid();
         let grant = Grant {
             issuer: &issuer,
@@ -429,7 +445,7 @@ impl Directory {
             version: None,
             device_key: None,
         };
-        let keys = self.keys.keys(&pool.id).await?;
+        let keys = self.keys.keys(pool_id).await?;
         let sign = |use_: KeyUse, claims| {
             let key = keys.signer(use_)?;
             tokens::sign(key, &claims).map_err(|e| Error::Internal(e.to_string()))
@@ -638,6 +654,29 @@ impl Directory {
         }
         Ok(user)
     }
+}
+
+/// Refuses a flow the client's ExplicitAuthFlows do not allow, in Cognito's words.
+fn check_flow(client: &Client, flow: &str) -> Result<()> {
+    if flow_allowed(client, flow) {
+        return Ok(());
+    }
+    Err(Error::invalid(if flow == "ADMIN_USER_PASSWORD_AUTH" {
+        "Auth flow not enabled for this client".to_string()
+    } else {
+        format!("{flow} flow not enabled for this client")
+    }))
+}
+
+/// Refuses a revoked or expired refresh-token family.
+fn check_family(family: &RefreshToken, now: crate::Millis) -> Result<()> {
+    if family.revoked.is_some() {
+        return Err(Error::not_authorized("Refresh Token has been revoked"));
+    }
+    if family.expires <= now {
+        return Err(Error::not_authorized("Refresh Token has expired"));
+    }
+    Ok(())
 }
 
 /// The grace period (seconds) of a client that rotates refresh tokens; `None` when it does not.

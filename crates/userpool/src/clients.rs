@@ -318,16 +318,42 @@ impl Directory {
         Ok(())
     }
 
-    /// The client a public action names, with its SECRET_HASH checked when it has a secret.
+    /// The client a public action names, with its SECRET_HASH checked when it has a secret,
+    /// and its pool. Both are the store's recent reads: a client or pool changed on another
+    /// node rules public actions here within [`crate::store::RECENT_TTL`].
     pub(crate) async fn public_client(
         &self,
         client_id: &str,
         username: &str,
         secret_hash: Option<&str>,
     ) -> Result<(Client, Pool)> {
-        let client = self.store.get_client(client_id).await?.ok_or_else(|| {
-            Error::not_found(format!("User pool client {client_id} does not exist."))
-        })?;
+        let client = self
+            .store
+            .get_client_recent(client_id)
+            .await?
+            .ok_or_else(|| {
+                Error::not_found(format!("User pool client {client_id} does not exist."))
+            })?;
+        check_secret_hash(&client, username, secret_hash)?;
+        let pool = self
+            .store
+            .get_pool_recent(&client.pool_id)
+            .await?
+            .ok_or_else(|| {
+                Error::not_found(format!("User pool {} does not exist.", client.pool_id))
+            })?;
+        Ok((client, pool))
+    }
+}
+
+/// A client with a secret needs the SECRET_HASH of `username`.
+pub(crate) fn check_secret_hash(
+    client: &Client,
+    username: &str,
+    secret_hash: Option<&str>,
+) -> Result<()> {
+    let client_id = &client.client_id;
+    {
         if let Some(secret) = &client.secret {
             let Some(given) = secret_hash else {
                 return Err(Error::not_authorized(format!(
@@ -340,9 +366,8 @@ impl Directory {
                 )));
             }
         }
-        let pool = self.pool(&client.pool_id).await?;
-        Ok((client, pool))
     }
+    Ok(())
 }
 
 /// SECRET_HASH = Base64(HMAC-SHA256(key = client secret, message = username ‖ client id)),

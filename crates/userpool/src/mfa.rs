@@ -249,7 +249,7 @@ impl Directory {
     ) -> Result<AuthOutcome> {
         match second_step(pool, user) {
             SecondStep::None => Ok(AuthOutcome::Tokens(
-                self.mint(pool, client, user, None).await?,
+                self.mint(&pool.id, client, user, None).await?,
             )),
             SecondStep::Ask(method) => self.ask(pool, client, user, method).await,
             SecondStep::Choose(methods) => {
@@ -383,7 +383,7 @@ impl Directory {
                 }
                 self.spend_session(session).await?;
                 Ok(AuthOutcome::Tokens(
-                    self.mint(pool, client, &user, None).await?,
+                    self.mint(&pool.id, client, &user, None).await?,
                 ))
             }
             MfaMethod::Sms | MfaMethod::Email => {
@@ -412,7 +412,7 @@ impl Directory {
                 self.spend_session(session).await?;
                 let user = then_store.cloned().unwrap_or(user);
                 Ok(AuthOutcome::Tokens(
-                    self.mint(pool, client, &user, None).await?,
+                    self.mint(&pool.id, client, &user, None).await?,
                 ))
             }
         }
@@ -458,7 +458,7 @@ impl Directory {
         let user = self.session_user(pool, &state).await?;
         self.spend_session(&state).await?;
         Ok(AuthOutcome::Tokens(
-            self.mint(pool, client, &user, None).await?,
+            self.mint(&pool.id, client, &user, None).await?,
         ))
     }
 

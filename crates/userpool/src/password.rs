@@ -1,6 +1,7 @@
 //! Password rules (a pool's policy) and argon2id hashing on dedicated threads behind a bounded
 //! queue: when the queue is full a request fails fast with TooManyRequests instead of waiting.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{SyncSender, TrySendError, sync_channel};
 use std::sync::{Arc, Mutex};
 
@@ -166,6 +167,10 @@ fn parse_phc(phc: &str) -> Option<(HashProfile, Vec<u8>, Vec<u8>)> {
 
 type Job = Box<dyn FnOnce(&mut Workspace) + Send>;
 
+pub(crate) fn too_many() -> Error {
+    Error::TooManyRequests("Too many requests. Try again later.".into())
+}
+
 /// Hashes and verifies passwords on dedicated threads, one per core, each with its own argon2
 /// memory. At most `queue` jobs wait; past that a request fails at once with TooManyRequests
 /// instead of waiting longer and longer.
@@ -173,6 +178,9 @@ type Job = Box<dyn FnOnce(&mut Workspace) + Send>;
 pub struct PasswordHasher {
     profile: HashProfile,
     jobs: SyncSender<Job>,
+    /// Jobs queued and not yet picked up by a thread.
+    waiting: Arc<AtomicUsize>,
+    queue: usize,
 }
 
 impl PasswordHasher {
@@ -204,7 +212,18 @@ impl PasswordHasher {
                 tracing::error!(error = %e, "cannot start a password hashing thread");
             }
         }
-        Self { profile, jobs }
+        Self {
+            profile,
+            jobs,
+            waiting: Arc::new(AtomicUsize::new(0)),
+            queue,
+        }
+    }
+
+    /// Whether a job would be queued now. Callers check it before any other work, so that
+    /// excess load is turned away for the price of this load, not of a database round trip.
+    pub fn has_room(&self) -> bool {
+        self.waiting.load(Ordering::Relaxed) < self.queue
     }
 
     pub fn profile(&self) -> HashProfile {
@@ -217,15 +236,19 @@ impl PasswordHasher {
         job: impl FnOnce(&mut Workspace) -> T + Send + 'static,
     ) -> Result<T> {
         let (tx, rx) = tokio::sync::oneshot::channel();
+        let waiting = self.waiting.clone();
         let job: Job = Box::new(move |ws| {
+            waiting.fetch_sub(1, Ordering::Relaxed);
             let _ = tx.send(job(ws));
         });
-        self.jobs.try_send(job).map_err(|e| match e {
-            TrySendError::Full(_) => {
-                Error::TooManyRequests("Too many requests. Try again later.".into())
-            }
-            TrySendError::Disconnected(_) => {
-                Error::Internal("password hashing threads stopped".into())
+        self.waiting.fetch_add(1, Ordering::Relaxed);
+        self.jobs.try_send(job).map_err(|e| {
+            self.waiting.fetch_sub(1, Ordering::Relaxed);
+            match e {
+                TrySendError::Full(_) => too_many(),
+                TrySendError::Disconnected(_) => {
+                    Error::Internal("password hashing threads stopped".into())
+                }
             }
         })?;
         rx.await
@@ -297,6 +320,7 @@ mod tests {
         // One thread, one queue slot. The thread is held inside a job until released, so the
         // slot and the thread are known to be taken (no race with the thread's pick-up).
         let h = PasswordHasher::new(HashProfile::DEVELOPMENT, 1, 1);
+        assert!(h.has_room());
         let (started_tx, started_rx) = std::sync::mpsc::channel::<()>();
         let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
         let busy = h.clone();
@@ -315,6 +339,10 @@ mod tests {
         let queued =
             tokio::time::timeout(std::time::Duration::from_millis(50), h.hash("y", [2; 16])).await;
         assert!(queued.is_err(), "the queued job cannot have run yet");
+        assert!(
+            !h.has_room(),
+            "callers can see the queue is full before trying"
+        );
         // ... and the third is refused at once (were it accepted, it would wait for ever).
         let third = h.hash("z", [3; 16]).await;
         assert!(
@@ -323,5 +351,13 @@ mod tests {
         );
         release_tx.send(()).unwrap();
         assert!(first.await.unwrap().is_ok());
+        // Once the thread picks the queued job up, there is room again.
+        for _ in 0..200 {
+            if h.has_room() {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        panic!("the queue never drained");
     }
 }

@@ -10,6 +10,9 @@ use crate::model::*;
 /// and revocations included, well inside the one second the nodes promise each other).
 pub const RECENT_TTL: std::time::Duration = std::time::Duration::from_millis(500);
 
+/// The most groups a token lists for a user (Cognito caps memberships far lower).
+pub const MAX_GROUPS_OF_USER: u32 = 500;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum UniqueKey {
     Pool,
@@ -180,6 +183,8 @@ pub trait Store: Send + Sync + 'static {
 
     async fn insert_pool(&self, pool: &Pool) -> StoreResult<()>;
     async fn get_pool(&self, id: &str) -> StoreResult<Option<Pool>>;
+    /// [`Store::get_pool`] as it was at most [`RECENT_TTL`] ago (this node's writes at once).
+    async fn get_pool_recent(&self, id: &str) -> StoreResult<Option<Pool>>;
     /// Pools ordered by id, after `after`.
     async fn list_pools(&self, after: Option<&str>, limit: u32) -> StoreResult<Vec<Pool>>;
     async fn update_pool(&self, pool: &Pool) -> StoreResult<bool>;
@@ -189,6 +194,8 @@ pub trait Store: Send + Sync + 'static {
 
     async fn insert_client(&self, client: &Client) -> StoreResult<()>;
     async fn get_client(&self, client_id: &str) -> StoreResult<Option<Client>>;
+    /// [`Store::get_client`] as it was at most [`RECENT_TTL`] ago (this node's writes at once).
+    async fn get_client_recent(&self, client_id: &str) -> StoreResult<Option<Client>>;
     async fn list_clients(
         &self,
         pool_id: &str,
@@ -246,6 +253,9 @@ pub trait Store: Send + Sync + 'static {
         after: Option<&str>,
         limit: u32,
     ) -> StoreResult<Vec<Group>>;
+    /// Every group of the user (up to [`MAX_GROUPS_OF_USER`]) as it was at most [`RECENT_TTL`]
+    /// ago (this node's writes at once).
+    async fn all_groups_of_user_recent(&self, pool_id: &str, sub: &str) -> StoreResult<Vec<Group>>;
     /// The group's users ordered by username key, after `after`.
     async fn users_in_group(
         &self,

@@ -1,0 +1,494 @@
+//! The sign-in benchmark's load (`bench/signin/run.sh`): seeds a pool with users who have
+//! permanent passwords, then drives USER_PASSWORD_AUTH, REFRESH_TOKEN_AUTH, GetUser and SRP
+//! sign-ins (InitiateAuth + RespondToAuthChallenge, answered by the aws-cognito-srp client) for a
+//! fixed time each, printing one JSON line per flow. Public actions go unsigned, as apps send them.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use serde_json::{Value, json};
+
+use crate::Target;
+
+pub const PASSWORD: &str = "Bench-Passw0rd!";
+
+/// What one call ended in: `Ok`, or the error's `__type`.
+type Outcome = std::result::Result<(), String>;
+
+pub struct Args {
+    /// The server's process, whose CPU time each flow reports per request (Linux /proc).
+    pub cpu_pid: Option<u32>,
+    pub endpoint: String,
+    pub flows: Vec<String>,
+    pub users: usize,
+    pub size: usize,
+    pub seconds: f64,
+    pub concurrency: usize,
+    pub backoff: Duration,
+}
+
+/// Calls `make(i)` from `concurrency` workers for `seconds`; latencies (ms) of successes, and
+/// per error type its count and latencies.
+///
+/// A TooManyRequestsException makes that worker wait `backoff` before its next call, as the
+/// AWS SDKs back off from throttling errors (a client that retried at once would only measure
+/// how fast the server can say no).
+async fn drive_for<F, Fut>(
+    seconds: f64,
+    concurrency: usize,
+    backoff: Duration,
+    make: F,
+) -> (f64, Vec<f64>, BTreeMap<String, Vec<f64>>)
+where
+    F: Fn(usize) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Outcome> + Send,
+{
+    let make = Arc::new(make);
+    let next = Arc::new(AtomicUsize::new(0));
+    let deadline = Instant::now() + Duration::from_secs_f64(seconds);
+    let started = Instant::now();
+    let workers: Vec<_> = (0..concurrency)
+        .map(|_| {
+            let (make, next) = (make.clone(), next.clone());
+            tokio::spawn(async move {
+                let mut ok = Vec::new();
+                let mut errors: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+                while Instant::now() < deadline {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let t = Instant::now();
+                    let outcome = make(i).await;
+                    let ms = t.elapsed().as_secs_f64() * 1000.0;
+                    match outcome {
+                        Ok(()) => ok.push(ms),
+                        Err(kind) => {
+                            let throttled = kind == "TooManyRequestsException";
+                            errors.entry(kind).or_default().push(ms);
+                            if throttled && !backoff.is_zero() {
+                                tokio::time::sleep(backoff).await;
+                            }
+                        }
+                    }
+                }
+                (ok, errors)
+            })
+        })
+        .collect();
+    let mut ok = Vec::new();
+    let mut errors: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+    for w in workers {
+        if let Ok((o, e)) = w.await {
+            ok.extend(o);
+            for (k, v) in e {
+                errors.entry(k).or_default().extend(v);
+            }
+        }
+    }
+    let wall = started.elapsed().as_secs_f64();
+    ok.sort_by(|a, b| a.total_cmp(b));
+    for v in errors.values_mut() {
+        v.sort_by(|a, b| a.total_cmp(b));
+    }
+    (wall, ok, errors)
+}
+
+fn pick(sorted: &[f64], q: f64) -> f64 {
+    sorted
+        .get(((sorted.len() as f64 - 1.0) * q).round() as usize)
+        .copied()
+        .unwrap_or(0.0)
+}
+
+/// CPU milliseconds (user + system, all threads) a process has used so far.
+fn cpu_ms(pid: &str) -> Option<f64> {
+    static TICKS: std::sync::LazyLock<f64> = std::sync::LazyLock::new(|| {
+        std::process::Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .ok()
+            .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
+            .unwrap_or(100.0)
+    });
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (which may hold spaces): utime and stime are 12th and 13th.
+    let rest = stat.rsplit_once(')')?.1;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
+    Some(ticks * 1000.0 / *TICKS)
+}
+
+/// CPU used by the server and by this load generator while a flow ran.
+struct CpuSpan {
+    server: Option<(String, f64)>,
+    own: Option<f64>,
+}
+
+impl CpuSpan {
+    fn start(pid: Option<u32>) -> Self {
+        let server = pid.and_then(|p| cpu_ms(&p.to_string()).map(|c| (p.to_string(), c)));
+        Self {
+            server,
+            own: cpu_ms("self"),
+        }
+    }
+
+    /// (server, load generator) CPU ms per completed request.
+    fn per_request(&self, requests: usize) -> (Option<f64>, Option<f64>) {
+        let n = requests.max(1) as f64;
+        let server = self
+            .server
+            .as_ref()
+            .and_then(|(pid, before)| cpu_ms(pid).map(|now| (now - before) / n));
+        let own = self
+            .own
+            .and_then(|b| cpu_ms("self").map(|now| (now - b) / n));
+        (server, own)
+    }
+}
+
+fn report(
+    flow: &str,
+    args: &Args,
+    (wall, ok, errors): (f64, &[f64], &BTreeMap<String, Vec<f64>>),
+    cpu: CpuSpan,
+) {
+    let (server_cpu, own_cpu) = cpu.per_request(ok.len());
+    let errs: serde_json::Map<String, Value> = errors
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.clone(),
+                json!({ "count": v.len(), "per_s": v.len() as f64 / wall, "p50_ms": pick(v, 0.5), "p99_ms": pick(v, 0.99) }),
+            )
+        })
+        .collect();
+    println!(
+        "{}",
+        json!({
+            "measure": flow,
+            "size": args.size,
+            "concurrency": args.concurrency,
+            "seconds": wall,
+            "requests": ok.len(),
+            "per_s": ok.len() as f64 / wall,
+            "p50_ms": pick(ok, 0.5),
+            "p99_ms": pick(ok, 0.99),
+            "errors": errs,
+            "server_cpu_ms_per_request": server_cpu,
+            "loadgen_cpu_ms_per_request": own_cpu,
+        })
+    );
+}
+
+/// The `__type` of a failed call, from the error text `Target::call` makes.
+fn kind(e: anyhow::Error) -> String {
+    let text = e.to_string();
+    text.split("\"__type\":\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .map(|t| t.rsplit('#').next().unwrap_or(t).to_string())
+        .unwrap_or_else(|| text.chars().take(60).collect())
+}
+
+struct Pool {
+    id: String,
+    client_id: String,
+}
+
+async fn seed(t: &Target, args: &Args) -> Result<Pool> {
+    let pool = t
+        .call("CreateUserPool", &json!({ "PoolName": "bench-signin" }))
+        .await?;
+    let id = pool["UserPool"]["Id"]
+        .as_str()
+        .context("no pool id")?
+        .to_string();
+    let client = t
+        .call(
+            "CreateUserPoolClient",
+            &json!({
+                "UserPoolId": id,
+                "ClientName": "bench",
+                "ExplicitAuthFlows": ["ALLOW_USER_PASSWORD_AUTH", "ALLOW_USER_SRP_AUTH", "ALLOW_REFRESH_TOKEN_AUTH"],
+            }),
+        )
+        .await?;
+    let client_id = client["UserPoolClient"]["ClientId"]
+        .as_str()
+        .context("no client id")?
+        .to_string();
+    let t = Arc::new(t.clone());
+    let pool_id = Arc::new(id.clone());
+    // Users who sign in: a permanent password each.
+    let (tt, pp) = (t.clone(), pool_id.clone());
+    let (_, ok, errors) = drive_count(args.users, 4, move |i| {
+        let (t, p) = (tt.clone(), pp.clone());
+        async move {
+            let name = format!("signer{i:06}");
+            t.call(
+                "AdminCreateUser",
+                &json!({ "UserPoolId": *p, "Username": name, "MessageAction": "SUPPRESS" }),
+            )
+            .await?;
+            t.call(
+                "AdminSetUserPassword",
+                &json!({ "UserPoolId": *p, "Username": name, "Password": PASSWORD, "Permanent": true }),
+            )
+            .await?;
+            Ok(())
+        }
+    })
+    .await;
+    if ok < args.users {
+        bail!("seeding users failed: {errors:?}");
+    }
+    // The rest of the pool: users who only sit there.
+    let filler = args.size.saturating_sub(args.users);
+    let (tt, pp) = (t.clone(), pool_id.clone());
+    let started = Instant::now();
+    let (_, ok, errors) = drive_count(filler, 8, move |i| {
+        let (t, p) = (tt.clone(), pp.clone());
+        async move {
+            t.call(
+                "AdminCreateUser",
+                &json!({
+                    "UserPoolId": *p,
+                    "Username": format!("filler{i:07}"),
+                    "MessageAction": "SUPPRESS",
+                    "UserAttributes": [{ "Name": "email", "Value": format!("filler{i:07}@bench.test") }],
+                }),
+            )
+            .await
+            .map(|_| ())
+        }
+    })
+    .await;
+    if ok < filler {
+        bail!("seeding the pool failed: {errors:?}");
+    }
+    if filler > 0 {
+        eprintln!(
+            "seeded {filler} more users in {:.0} s",
+            started.elapsed().as_secs_f64()
+        );
+    }
+    Ok(Pool { id, client_id })
+}
+
+/// Runs `n` calls from `concurrency` workers; (wall, successes, first errors).
+async fn drive_count<F, Fut>(n: usize, concurrency: usize, make: F) -> (f64, usize, Vec<String>)
+where
+    F: Fn(usize) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Result<()>> + Send,
+{
+    let make = Arc::new(make);
+    let next = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let workers: Vec<_> = (0..concurrency)
+        .map(|_| {
+            let (make, next) = (make.clone(), next.clone());
+            tokio::spawn(async move {
+                let (mut ok, mut errors) = (0usize, Vec::new());
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= n {
+                        return (ok, errors);
+                    }
+                    match make(i).await {
+                        Ok(()) => ok += 1,
+                        Err(e) if errors.len() < 3 => errors.push(e.to_string()),
+                        Err(_) => {}
+                    }
+                }
+            })
+        })
+        .collect();
+    let (mut ok, mut errors) = (0, Vec::new());
+    for w in workers {
+        if let Ok((o, e)) = w.await {
+            ok += o;
+            errors.extend(e);
+        }
+    }
+    (started.elapsed().as_secs_f64(), ok, errors)
+}
+
+fn password_auth(p: &Pool, user: usize) -> Value {
+    json!({
+        "ClientId": p.client_id,
+        "AuthFlow": "USER_PASSWORD_AUTH",
+        "AuthParameters": { "USERNAME": format!("signer{user:06}"), "PASSWORD": PASSWORD },
+    })
+}
+
+/// One sign-in per user: their tokens, for the refresh and GetUser flows.
+async fn tokens_of_all(
+    t: &Arc<Target>,
+    p: &Arc<Pool>,
+    users: usize,
+) -> Result<Vec<(String, String)>> {
+    let mut out = Vec::with_capacity(users);
+    for chunk in (0..users).collect::<Vec<_>>().chunks(8) {
+        let calls = chunk.iter().map(|&i| {
+            let (t, p) = (t.clone(), p.clone());
+            async move { t.call_public("InitiateAuth", &password_auth(&p, i)).await }
+        });
+        for r in futures::future::join_all(calls).await {
+            let r = r?;
+            let a = &r["AuthenticationResult"];
+            out.push((
+                a["AccessToken"]
+                    .as_str()
+                    .context("no access token")?
+                    .to_string(),
+                a["RefreshToken"]
+                    .as_str()
+                    .context("no refresh token")?
+                    .to_string(),
+            ));
+        }
+    }
+    Ok(out)
+}
+
+pub async fn run(args: Args) -> Result<()> {
+    let t = Arc::new(Target::new(&args.endpoint)?);
+    let p = Arc::new(seed(&t, &args).await?);
+    let users = args.users;
+    for flow in &args.flows {
+        match flow.as_str() {
+            "password" => {
+                let cpu = CpuSpan::start(args.cpu_pid);
+                let (tt, pp) = (t.clone(), p.clone());
+                let (wall, ok, errors) =
+                    drive_for(args.seconds, args.concurrency, args.backoff, move |i| {
+                        let (t, p) = (tt.clone(), pp.clone());
+                        async move {
+                            let r = t
+                                .call_public("InitiateAuth", &password_auth(&p, i % users))
+                                .await
+                                .map_err(kind)?;
+                            r["AuthenticationResult"]["AccessToken"]
+                                .as_str()
+                                .map(|_| ())
+                                .ok_or_else(|| "no tokens".to_string())
+                        }
+                    })
+                    .await;
+                report("USER_PASSWORD_AUTH", &args, (wall, &ok, &errors), cpu);
+            }
+            "refresh" | "getuser" => {
+                let tokens = Arc::new(tokens_of_all(&t, &p, users).await?);
+                let refresh = flow == "refresh";
+                let cpu = CpuSpan::start(args.cpu_pid);
+                let (tt, pp, tk) = (t.clone(), p.clone(), tokens.clone());
+                let (wall, ok, errors) =
+                    drive_for(args.seconds, args.concurrency, args.backoff, move |i| {
+                        let (t, p, tk) = (tt.clone(), pp.clone(), tk.clone());
+                        async move {
+                            let (access, refresh_token) = &tk[i % tk.len()];
+                            if refresh {
+                                let body = json!({
+                                    "ClientId": p.client_id,
+                                    "AuthFlow": "REFRESH_TOKEN_AUTH",
+                                    "AuthParameters": { "REFRESH_TOKEN": refresh_token },
+                                });
+                                let r = t.call_public("InitiateAuth", &body).await.map_err(kind)?;
+                                r["AuthenticationResult"]["IdToken"]
+                                    .as_str()
+                                    .map(|_| ())
+                                    .ok_or_else(|| "no tokens".to_string())
+                            } else {
+                                let r = t
+                                    .call_public("GetUser", &json!({ "AccessToken": access }))
+                                    .await
+                                    .map_err(kind)?;
+                                r["Username"]
+                                    .as_str()
+                                    .map(|_| ())
+                                    .ok_or_else(|| "no user".to_string())
+                            }
+                        }
+                    })
+                    .await;
+                let name = if refresh {
+                    "REFRESH_TOKEN_AUTH"
+                } else {
+                    "GetUser"
+                };
+                report(name, &args, (wall, &ok, &errors), cpu);
+            }
+            "srp" => {
+                let cpu = CpuSpan::start(args.cpu_pid);
+                let (tt, pp) = (t.clone(), p.clone());
+                let (wall, ok, errors) =
+                    drive_for(args.seconds, args.concurrency, args.backoff, move |i| {
+                        let (t, p) = (tt.clone(), pp.clone());
+                        async move { srp_sign_in(&t, &p, i % users).await }
+                    })
+                    .await;
+                report("USER_SRP_AUTH", &args, (wall, &ok, &errors), cpu);
+            }
+            other => bail!("unknown flow {other}"),
+        }
+    }
+    Ok(())
+}
+
+/// Both calls of an SRP sign-in, the client's arithmetic done by aws-cognito-srp on a blocking
+/// thread (it is CPU work the load generator pays, not the server).
+async fn srp_sign_in(t: &Target, p: &Pool, user: usize) -> Outcome {
+    let name = format!("signer{user:06}");
+    let client = {
+        let (pool_id, client_id, name) = (p.id.clone(), p.client_id.clone(), name.clone());
+        tokio::task::spawn_blocking(move || {
+            let user = aws_cognito_srp::User::new(&pool_id, &name, PASSWORD);
+            let client = aws_cognito_srp::SrpClient::new(user, &client_id, None);
+            let a = client.get_auth_parameters().a;
+            (client, a)
+        })
+        .await
+        .map_err(|e| e.to_string())?
+    };
+    let (client, a) = client;
+    let start = json!({
+        "ClientId": p.client_id,
+        "AuthFlow": "USER_SRP_AUTH",
+        "AuthParameters": { "USERNAME": name, "SRP_A": a },
+    });
+    let challenge = t.call_public("InitiateAuth", &start).await.map_err(kind)?;
+    let params = &challenge["ChallengeParameters"];
+    let get = |k: &str| params[k].as_str().unwrap_or_default().to_string();
+    let (block, user_id, salt, b) = (
+        get("SECRET_BLOCK"),
+        get("USER_ID_FOR_SRP"),
+        get("SALT"),
+        get("SRP_B"),
+    );
+    let (verified, user_id) =
+        tokio::task::spawn_blocking(move || (client.verify(&block, &user_id, &salt, &b), user_id))
+            .await
+            .map_err(|e| e.to_string())?;
+    let v = verified.map_err(|e| format!("srp client: {e}"))?;
+    let answer = json!({
+        "ClientId": p.client_id,
+        "ChallengeName": "PASSWORD_VERIFIER",
+        "Session": challenge.get("Session"),
+        "ChallengeResponses": {
+            "USERNAME": user_id,
+            "PASSWORD_CLAIM_SECRET_BLOCK": v.password_claim_secret_block,
+            "PASSWORD_CLAIM_SIGNATURE": v.password_claim_signature,
+            "TIMESTAMP": v.timestamp,
+        },
+    });
+    let r = t
+        .call_public("RespondToAuthChallenge", &answer)
+        .await
+        .map_err(kind)?;
+    r["AuthenticationResult"]["AccessToken"]
+        .as_str()
+        .map(|_| ())
+        .ok_or_else(|| "no tokens".to_string())
+}
