@@ -5,6 +5,7 @@
 #
 #   bench/signin/run.sh           # full run (about 10 minutes on 2 cores)
 #   QUICK=1 bench/signin/run.sh   # a smoke run with small sizes
+#   ONLY=argon2 bench/signin/run.sh  # only the default-profile rounds between argon2id floors
 #
 # Results: bench/signin/results.json and a Markdown table on stdout (copied into
 # docs/performance.md).

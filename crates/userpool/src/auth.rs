@@ -175,6 +175,16 @@ impl Directory {
                 },
             );
         };
+        // The user's turn, then the user as it is now: a parallel guess that went first may
+        // have been counted, or locked the user out.
+        let _turn = self.turns.turn(&user.sub).await;
+        let Some(user) = self
+            .store
+            .find_user(&pool.id, crate::store::UserKey::Sub(&user.sub))
+            .await?
+        else {
+            return Err(incorrect());
+        };
         let Some(credential) = &user.password else {
             return Err(incorrect());
         };

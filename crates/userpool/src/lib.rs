@@ -123,6 +123,8 @@ pub struct Directory {
     hasher: PasswordHasher,
     vault: Arc<Vault>,
     keys: keys::KeyRing,
+    /// One credential check per user at a time on this node (see `lockout`).
+    turns: lockout::SignInGuards,
     /// Access tokens whose signature was verified, by digest.
     verified: recent::TtlCache<[u8; 32], auth::VerifiedAccess>,
     code_key: [u8; 32],
@@ -144,6 +146,7 @@ impl Directory {
         Self {
             keys,
             verified: recent::TtlCache::new(std::time::Duration::from_secs(300), 100_000),
+            turns: lockout::SignInGuards::default(),
             store: deps.store,
             sender: deps.sender,
             clock: deps.clock,

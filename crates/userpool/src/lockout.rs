@@ -2,9 +2,59 @@
 //! on, sign-ins are refused for 2^(n-5) seconds (n failures), at most 15 minutes; attempts during
 //! a lockout are refused without counting; a complete sign-in, or 15 minutes without a failure,
 //! starts the count again. Wrong passwords, SRP proofs and authenticator codes all count.
+//!
+//! A node checks one user's credentials one at a time ([`SignInGuards`]) and reads the user's
+//! count after it got its turn, so parallel guesses cannot all pass the check before the first
+//! failure is counted: 50 at once are 5 evaluated and 45 refused. Across nodes, each node adds
+//! at most the one attempt it has in flight.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use crate::error::{Error, Result};
 use crate::{Directory, Millis, User};
+
+/// One turn per user at checking a credential on this node.
+#[derive(Default)]
+pub(crate) struct SignInGuards {
+    turns: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+/// Holds the user's turn; the last holder removes the entry.
+pub(crate) struct Turn<'a> {
+    guards: &'a SignInGuards,
+    sub: String,
+    held: Option<tokio::sync::OwnedMutexGuard<()>>,
+}
+
+impl SignInGuards {
+    /// Waits for `sub`'s turn.
+    pub(crate) async fn turn(&self, sub: &str) -> Turn<'_> {
+        let lock = {
+            let mut map = self.turns.lock().unwrap_or_else(|p| p.into_inner());
+            map.entry(sub.to_string()).or_default().clone()
+        };
+        Turn {
+            guards: self,
+            sub: sub.to_string(),
+            held: Some(lock.lock_owned().await),
+        }
+    }
+}
+
+impl Drop for Turn<'_> {
+    fn drop(&mut self) {
+        self.held = None;
+        let mut map = self.guards.turns.lock().unwrap_or_else(|p| p.into_inner());
+        // Only the map's own reference left: nobody holds or waits for this user.
+        if map
+            .get(&self.sub)
+            .is_some_and(|l| Arc::strong_count(l) == 1)
+        {
+            map.remove(&self.sub);
+        }
+    }
+}
 
 const THRESHOLD: u32 = 5;
 const MAX_LOCK_MS: Millis = 15 * 60 * 1000;
@@ -56,6 +106,25 @@ impl Directory {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn one_turn_per_user_and_the_map_empties() {
+        let guards = SignInGuards::default();
+        let first = guards.turn("u1").await;
+        // Another user is not held up.
+        let other = tokio::time::timeout(std::time::Duration::from_millis(50), guards.turn("u2"))
+            .await
+            .expect("another user's turn is free");
+        drop(other);
+        // The same user waits until the first turn ends.
+        let waiting =
+            tokio::time::timeout(std::time::Duration::from_millis(50), guards.turn("u1")).await;
+        assert!(waiting.is_err(), "a second turn of u1 must wait");
+        drop(first);
+        let second = guards.turn("u1").await;
+        drop(second);
+        assert!(guards.turns.lock().unwrap().is_empty());
+    }
 
     #[test]
     fn the_lockout_starts_at_the_fifth_failure_and_doubles_to_fifteen_minutes() {

@@ -369,6 +369,7 @@ impl Directory {
         let code = responses
             .get(field)
             .ok_or_else(|| Error::invalid(format!("Missing required parameter {field}")))?;
+        let _turn = self.turns.turn(&session.sub).await;
         let user = self.session_user(pool, session).await?;
         self.check_may_sign_in(&user)?;
         self.check_not_locked(&user)?;

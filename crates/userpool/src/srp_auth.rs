@@ -182,6 +182,7 @@ impl Directory {
         if st.sub.is_empty() || !canonical {
             return Err(incorrect());
         }
+        let _turn = self.turns.turn(&st.sub).await;
         let user = self
             .store
             .find_user(&pool.id, UserKey::Sub(&st.sub))

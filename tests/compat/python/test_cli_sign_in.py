@@ -182,3 +182,66 @@ def test_cli_refresh_token_rotation(cli):
                     check=False), "RefreshTokenReuseException")
     finally:
         cli("delete-user-pool", "--user-pool-id", pool_id, check=False)
+
+
+def test_cli_mfa_setup_sms_email_and_choice(cli, endpoint):
+    """MFA_SETUP, SELECT_MFA_TYPE, SMS_MFA and EMAIL_OTP typed into the aws CLI. (USER_SRP_AUTH is
+    not here: the CLI has no SRP arithmetic, so it cannot compute SRP_A or the claim signature;
+    pycognito, amazon-cognito-identity-js and Amplify cover it.)"""
+    pool_id, client_id = _pool_and_client(cli)
+    try:
+        cli("set-user-pool-mfa-config", "--user-pool-id", pool_id, "--mfa-configuration", "ON",
+            "--software-token-mfa-configuration", "Enabled=true",
+            # JSON, not the CLI's shorthand, which reads the braces of {####} as structure.
+            "--sms-mfa-configuration", json.dumps({"SmsAuthenticationMessage": "Code {####}"}),
+            "--email-mfa-configuration", json.dumps({"Message": "Code {####}", "Subject": "Sign-in code"}))
+        username = unique("clim")
+        cli("admin-create-user", "--user-pool-id", pool_id, "--username", username, "--message-action", "SUPPRESS",
+            "--user-attributes", f"Name=email,Value={username}@example.com", "Name=email_verified,Value=true")
+        cli("admin-set-user-password", "--user-pool-id", pool_id, "--username", username,
+            "--password", GOOD_PASSWORD, "--permanent")
+
+        # MFA required and the user has an e-mail address: EMAIL_OTP, code from the outbox.
+        otp = _password_auth(cli, client_id, username, GOOD_PASSWORD)
+        assert otp["ChallengeName"] == "EMAIL_OTP"
+        code = latest_code(endpoint, pool_id, username, kind="mfa")
+        out = cli("respond-to-auth-challenge", "--client-id", client_id, "--challenge-name", "EMAIL_OTP",
+                  "--session", otp["Session"], "--challenge-responses", f"USERNAME={username},EMAIL_OTP_CODE={code}")
+        assert out["AuthenticationResult"]["AccessToken"]
+
+        # A second user without e-mail or phone: MFA_SETUP with an authenticator.
+        other = unique("clis")
+        cli("admin-create-user", "--user-pool-id", pool_id, "--username", other, "--message-action", "SUPPRESS")
+        cli("admin-set-user-password", "--user-pool-id", pool_id, "--username", other,
+            "--password", GOOD_PASSWORD, "--permanent")
+        setup = _password_auth(cli, client_id, other, GOOD_PASSWORD)
+        assert setup["ChallengeName"] == "MFA_SETUP"
+        assoc = cli("associate-software-token", "--session", setup["Session"])
+        verified = cli("verify-software-token", "--session", assoc["Session"], "--user-code", _code(assoc["SecretCode"]))
+        assert verified["Status"] == "SUCCESS"
+        done = cli("respond-to-auth-challenge", "--client-id", client_id, "--challenge-name", "MFA_SETUP",
+                   "--session", verified["Session"], "--challenge-responses", f"USERNAME={other}")
+        assert done["AuthenticationResult"]["AccessToken"]
+
+        # The first user gets a phone too, and both SMS and e-mail enabled: a choice, then SMS_MFA.
+        cli("admin-update-user-attributes", "--user-pool-id", pool_id, "--username", username,
+            "--user-attributes", "Name=phone_number,Value=+15555550142")
+        cli("admin-set-user-mfa-preference", "--user-pool-id", pool_id, "--username", username,
+            "--sms-mfa-settings", "Enabled=true", "--email-mfa-settings", "Enabled=true")
+        choice = _password_auth(cli, client_id, username, GOOD_PASSWORD)
+        assert choice["ChallengeName"] == "SELECT_MFA_TYPE"
+        assert json.loads(choice["ChallengeParameters"]["MFAS_CAN_CHOOSE"]) == ["SMS_MFA", "EMAIL_OTP"]
+        sms = cli("respond-to-auth-challenge", "--client-id", client_id, "--challenge-name", "SELECT_MFA_TYPE",
+                  "--session", choice["Session"], "--challenge-responses", f"USERNAME={username},ANSWER=SMS_MFA")
+        assert sms["ChallengeName"] == "SMS_MFA"
+        assert sms["ChallengeParameters"]["CODE_DELIVERY_DESTINATION"] == "+*******0142"
+        code = latest_code(endpoint, pool_id, username, kind="mfa", count=2)
+        _failed(cli("respond-to-auth-challenge", "--client-id", client_id, "--challenge-name", "SMS_MFA",
+                    "--session", sms["Session"], "--challenge-responses",
+                    f"USERNAME={username},SMS_MFA_CODE={'000000' if code != '000000' else '111111'}",
+                    check=False), "CodeMismatchException")
+        out = cli("respond-to-auth-challenge", "--client-id", client_id, "--challenge-name", "SMS_MFA",
+                  "--session", sms["Session"], "--challenge-responses", f"USERNAME={username},SMS_MFA_CODE={code}")
+        assert out["AuthenticationResult"]["IdToken"]
+    finally:
+        cli("delete-user-pool", "--user-pool-id", pool_id, check=False)

@@ -423,3 +423,25 @@ def test_rotation_settings_are_checked(idp, make_client, signin):
         with pytest.raises(ClientError) as e:
             make_client(signin["pool_id"], RefreshTokenRotation=bad)
         assert error_code(e.value) == "InvalidParameterException"
+
+
+def test_fifty_parallel_wrong_passwords_are_five_tries(unsigned_idp, signin):
+    """The lockout count is exact under parallel guesses (security checklist A3/R8): of 50 wrong
+    passwords sent at once, five are checked and the rest refused by the lockout."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def guess(_):
+        try:
+            _password_auth(unsigned_idp, signin, "Wrong-Password-1")
+        except ClientError as e:
+            return e.response["Error"]["Message"]
+        return "signed in"
+
+    started = time.monotonic()
+    with ThreadPoolExecutor(max_workers=50) as pool:
+        answers = list(pool.map(guess, range(50)))
+    elapsed = time.monotonic() - started
+    # The first lockout lasts one second; all 50 must arrive inside it for the count to be 5.
+    assert elapsed < 1.0, f"the 50 guesses took {elapsed:.2f} s"
+    assert answers.count("Incorrect username or password.") == 5, answers
+    assert answers.count("Password attempts exceeded") == 45, answers
