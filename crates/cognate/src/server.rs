@@ -18,8 +18,11 @@ use crate::config::{Sender, Settings};
 use crate::system::{SystemClock, SystemRandom};
 use crate::{secrets, wellknown};
 
-/// Hash jobs allowed to wait for a core before new ones are refused with TooManyRequests.
+/// Hash jobs allowed to wait for a core before new ones are refused with TooManyRequests: with
+/// argon2id at 19 MiB that is at most about 150 ms of waiting on two cores. Development hashing
+/// is a thousand times cheaper, so its queue may be longer for the same wait.
 const HASH_QUEUE: usize = 16;
+const HASH_QUEUE_DEVELOPMENT: usize = 256;
 
 /// The database, opened and migrated, and the master key, checked against what it holds.
 async fn open_store(settings: &Settings) -> Result<(Arc<dyn Store>, Arc<vault::Vault>)> {
@@ -58,7 +61,15 @@ fn directory(
         sender,
         clock,
         random: Arc::new(SystemRandom),
-        hasher: PasswordHasher::new(profile, cores, HASH_QUEUE),
+        hasher: PasswordHasher::new(
+            profile,
+            cores,
+            if settings.development_hashing {
+                HASH_QUEUE_DEVELOPMENT
+            } else {
+                HASH_QUEUE
+            },
+        ),
         vault,
         account_id: settings.account_id.clone(),
         issuer_base: settings.issuer_base.clone(),

@@ -347,7 +347,7 @@ impl Directory {
                 }
             }
         };
-        let new_token = URL_SAFE_NO_PAD.encode(self.random_bytes::<48>());
+        let new_token = self.new_refresh_token();
         let rotated = self
             .store
             .rotate_refresh_token(
@@ -363,6 +363,12 @@ impl Directory {
         let mut tokens = self.mint(&pool.id, &client, &user, Some(&family)).await?;
         tokens.refresh = Some(new_token);
         Ok(tokens)
+    }
+
+    /// 48 random bytes in Base64url behind a letter prefix (a token starting with `-` would be
+    /// taken for an option by the aws CLI).
+    fn new_refresh_token(&self) -> String {
+        format!("CgR1{}", URL_SAFE_NO_PAD.encode(self.random_bytes::<48>()))
     }
 
     fn refresh_hash(&self, token: &str) -> Vec<u8> {
@@ -418,7 +424,7 @@ impl Directory {
             Some(f) => (f.origin_jti.clone(), f.auth_time, None),
             None => {
                 self.sign_in_succeeded(user).await?;
-                let token = URL_SAFE_NO_PAD.encode(self.random_bytes::<48>());
+                let token = self.new_refresh_token();
                 let origin_jti = self.new_uuid();
                 self.store
                     .insert_refresh_token(&RefreshToken {

@@ -49,6 +49,10 @@ pub(crate) struct SessionState {
 
 const CONTEXT: &[u8] = b"auth-session/v1";
 
+/// Sessions start with letters: a Base64url string may start with `-`, which the aws CLI would
+/// take for an option (`--session -x…` fails there).
+const SESSION_PREFIX: &str = "CgS1";
+
 pub(crate) fn invalid_session() -> Error {
     Error::not_authorized("Invalid session for the user, session is expired.")
 }
@@ -96,14 +100,15 @@ impl Directory {
             challenge: challenge.to_string(),
             expires: self.now() + minutes * 60_000,
         };
-        Ok(URL_SAFE_NO_PAD.encode(self.seal_state(CONTEXT, &state)?))
+        let sealed = URL_SAFE_NO_PAD.encode(self.seal_state(CONTEXT, &state)?);
+        Ok(format!("{SESSION_PREFIX}{sealed}"))
     }
 
     /// Opens a session issued for `challenge` that has not expired. It may have been used:
     /// [`Self::spend_session`] tells.
     pub(crate) fn open_session(&self, session: &str, challenge: &str) -> Result<SessionState> {
         let sealed = URL_SAFE_NO_PAD
-            .decode(session)
+            .decode(session.strip_prefix(SESSION_PREFIX).unwrap_or(session))
             .map_err(|_| invalid_session())?;
         let state: SessionState = self
             .open_state(CONTEXT, &sealed)
