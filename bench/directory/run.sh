@@ -15,15 +15,6 @@ work="$root/bench/.work"
 mkdir -p "$work"
 cd "$root"
 
-cargo build --release --locked -p cognate -p cognate-bench
-
-if [ ! -x "$work/venv/bin/moto_server" ]; then
-  python3 -m venv "$work/venv"
-  "$work/venv/bin/pip" install --quiet --disable-pip-version-check 'moto[server]==5.2.5'
-fi
-if [ ! -x "$work/node/node_modules/.bin/cognito-local" ]; then
-  mkdir -p "$work/node"
-  (cd "$work/node" && npm init -y >/dev/null && npm install --no-audit --no-fund --loglevel=error cognito-local@3.23.3)
-fi
+. "$root/bench/peers.sh"
 
 exec python3 "$here/bench.py" --work "$work" --root "$root"

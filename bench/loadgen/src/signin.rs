@@ -223,7 +223,7 @@ async fn seed(t: &Target, args: &Args) -> Result<Pool> {
     let pool_id = Arc::new(id.clone());
     // Users who sign in: a permanent password each.
     let (tt, pp) = (t.clone(), pool_id.clone());
-    let (_, ok, errors) = drive_count(args.users, 4, move |i| {
+    crate::drive(args.users, 4, move |i| {
         let (t, p) = (tt.clone(), pp.clone());
         async move {
             let name = format!("signer{i:06}");
@@ -240,15 +240,13 @@ async fn seed(t: &Target, args: &Args) -> Result<Pool> {
             Ok(())
         }
     })
-    .await;
-    if ok < args.users {
-        bail!("seeding users failed: {errors:?}");
-    }
+    .await
+    .context("seeding users")?;
     // The rest of the pool: users who only sit there.
     let filler = args.size.saturating_sub(args.users);
     let (tt, pp) = (t.clone(), pool_id.clone());
     let started = Instant::now();
-    let (_, ok, errors) = drive_count(filler, 8, move |i| {
+    crate::drive(filler, 8, move |i| {
         let (t, p) = (tt.clone(), pp.clone());
         async move {
             t.call(
@@ -264,10 +262,8 @@ async fn seed(t: &Target, args: &Args) -> Result<Pool> {
             .map(|_| ())
         }
     })
-    .await;
-    if ok < filler {
-        bail!("seeding the pool failed: {errors:?}");
-    }
+    .await
+    .context("seeding the pool")?;
     if filler > 0 {
         eprintln!(
             "seeded {filler} more users in {:.0} s",
@@ -275,44 +271,6 @@ async fn seed(t: &Target, args: &Args) -> Result<Pool> {
         );
     }
     Ok(Pool { id, client_id })
-}
-
-/// Runs `n` calls from `concurrency` workers; (wall, successes, first errors).
-async fn drive_count<F, Fut>(n: usize, concurrency: usize, make: F) -> (f64, usize, Vec<String>)
-where
-    F: Fn(usize) -> Fut + Send + Sync + 'static,
-    Fut: std::future::Future<Output = Result<()>> + Send,
-{
-    let make = Arc::new(make);
-    let next = Arc::new(AtomicUsize::new(0));
-    let started = Instant::now();
-    let workers: Vec<_> = (0..concurrency)
-        .map(|_| {
-            let (make, next) = (make.clone(), next.clone());
-            tokio::spawn(async move {
-                let (mut ok, mut errors) = (0usize, Vec::new());
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    if i >= n {
-                        return (ok, errors);
-                    }
-                    match make(i).await {
-                        Ok(()) => ok += 1,
-                        Err(e) if errors.len() < 3 => errors.push(e.to_string()),
-                        Err(_) => {}
-                    }
-                }
-            })
-        })
-        .collect();
-    let (mut ok, mut errors) = (0, Vec::new());
-    for w in workers {
-        if let Ok((o, e)) = w.await {
-            ok += o;
-            errors.extend(e);
-        }
-    }
-    (started.elapsed().as_secs_f64(), ok, errors)
 }
 
 fn password_auth(p: &Pool, user: usize) -> Value {

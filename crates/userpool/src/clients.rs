@@ -353,19 +353,18 @@ pub(crate) fn check_secret_hash(
     secret_hash: Option<&str>,
 ) -> Result<()> {
     let client_id = &client.client_id;
-    {
-        if let Some(secret) = &client.secret {
-            let Some(given) = secret_hash else {
-                return Err(Error::not_authorized(format!(
-                    "Client {client_id} is configured for secret but secret was not received"
-                )));
-            };
-            if !secret_hash_matches(secret, username, client_id, given) {
-                return Err(Error::not_authorized(format!(
-                    "Unable to verify secret hash for client {client_id}"
-                )));
-            }
-        }
+    let Some(secret) = &client.secret else {
+        return Ok(());
+    };
+    let Some(given) = secret_hash else {
+        return Err(Error::not_authorized(format!(
+            "Client {client_id} is configured for secret but secret was not received"
+        )));
+    };
+    if !secret_hash_matches(secret, username, client_id, given) {
+        return Err(Error::not_authorized(format!(
+            "Unable to verify secret hash for client {client_id}"
+        )));
     }
     Ok(())
 }

@@ -1,51 +1,31 @@
 // aws-amplify v6 `signIn` (SRP by default) pointed at Cognate through its `userPoolEndpoint`
 // setting: a temporary password, the new-password step, TOTP setup inside the sign-in, a second
 // sign-in with a TOTP code, the session's tokens, and a global sign-out.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  CreateUserPoolCommand, CreateUserPoolClientCommand, AdminCreateUserCommand,
-  SetUserPoolMfaConfigCommand, DeleteUserPoolCommand, AdminGetUserCommand,
+  AdminCreateUserCommand, SetUserPoolMfaConfigCommand, AdminGetUserCommand,
 } from '@aws-sdk/client-cognito-identity-provider';
 import { Amplify } from 'aws-amplify';
 import { signIn, confirmSignIn, fetchAuthSession, signOut, getCurrentUser } from 'aws-amplify/auth';
 import { authenticator } from 'otplib';
-import { startServer, makeClient, unique, GOOD_PASSWORD } from './cognate-server.mjs';
+import { poolFixture, unique, GOOD_PASSWORD } from './cognate-server.mjs';
 
-let server;
-let admin;
-let poolId;
-let clientId;
-
-before(async () => {
-  server = await startServer();
-  admin = makeClient(server.endpoint);
-  poolId = (await admin.send(new CreateUserPoolCommand({ PoolName: unique('amplify') }))).UserPool.Id;
-  await admin.send(new SetUserPoolMfaConfigCommand({
-    UserPoolId: poolId, MfaConfiguration: 'ON', SoftwareTokenMfaConfiguration: { Enabled: true },
-  }));
-  clientId = (await admin.send(new CreateUserPoolClientCommand({
-    UserPoolId: poolId, ClientName: 'amplify-web',
-  }))).UserPoolClient.ClientId;
-  Amplify.configure({
-    Auth: { Cognito: { userPoolId: poolId, userPoolClientId: clientId, userPoolEndpoint: server.endpoint } },
-  });
-});
-
-after(async () => {
-  try { await admin.send(new DeleteUserPoolCommand({ UserPoolId: poolId })); } catch { /* best effort */ }
-  admin?.destroy();
-  await server?.stop();
-});
+const f = poolFixture('amplify', (admin, poolId) => admin.send(new SetUserPoolMfaConfigCommand({
+  UserPoolId: f.poolId, MfaConfiguration: 'ON', SoftwareTokenMfaConfiguration: { Enabled: true },
+})));
 
 function totp(secret, stepsAhead = 0) {
   return authenticator.clone({ epoch: Date.now() + stepsAhead * 30_000 }).generate(secret);
 }
 
 test('signIn: new password, TOTP setup, sign-in with a TOTP code, global sign-out', async () => {
+  Amplify.configure({
+    Auth: { Cognito: { userPoolId: f.poolId, userPoolClientId: f.clientId, userPoolEndpoint: f.server.endpoint } },
+  });
   const username = unique('amp');
-  await admin.send(new AdminCreateUserCommand({
-    UserPoolId: poolId, Username: username, TemporaryPassword: 'Temp-Pass-123', MessageAction: 'SUPPRESS',
+  await f.admin.send(new AdminCreateUserCommand({
+    UserPoolId: f.poolId, Username: username, TemporaryPassword: 'Temp-Pass-123', MessageAction: 'SUPPRESS',
   }));
 
   const first = await signIn({ username, password: 'Temp-Pass-123' });
@@ -60,7 +40,7 @@ test('signIn: new password, TOTP setup, sign-in with a TOTP code, global sign-ou
   const done = await confirmSignIn({ challengeResponse: totp(secret) });
   assert.equal(done.isSignedIn, true);
   assert.equal((await getCurrentUser()).username, username);
-  const adminView = await admin.send(new AdminGetUserCommand({ UserPoolId: poolId, Username: username }));
+  const adminView = await f.admin.send(new AdminGetUserCommand({ UserPoolId: f.poolId, Username: username }));
   assert.deepEqual(adminView.UserMFASettingList, ['SOFTWARE_TOKEN_MFA']);
   await signOut();
 

@@ -5,7 +5,10 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { CognitoIdentityProviderClient } from '@aws-sdk/client-cognito-identity-provider';
+import { before, after } from 'node:test';
+import {
+  CognitoIdentityProviderClient, CreateUserPoolCommand, CreateUserPoolClientCommand, DeleteUserPoolCommand,
+} from '@aws-sdk/client-cognito-identity-provider';
 
 export const ACCESS_KEY_ID = 'AKIDCOGNATETEST';
 export const SECRET_ACCESS_KEY = 'cognate-test-secret-key';
@@ -137,4 +140,28 @@ export function unique(prefix = 't') {
 
 export function attrs(list) {
   return Object.fromEntries((list ?? []).map((a) => [a.Name, a.Value]));
+}
+
+/**
+ * Registers node:test hooks that start a server and create one pool and app client for the file
+ * (deleted again at the end). `setup(admin, poolId)` may configure the pool before the client is
+ * made. The returned object is filled in once `before` has run.
+ */
+export function poolFixture(prefix, setup) {
+  const f = { server: null, admin: null, poolId: null, clientId: null };
+  before(async () => {
+    f.server = await startServer();
+    f.admin = makeClient(f.server.endpoint);
+    f.poolId = (await f.admin.send(new CreateUserPoolCommand({ PoolName: unique(prefix) }))).UserPool.Id;
+    if (setup) await setup(f.admin, f.poolId);
+    f.clientId = (await f.admin.send(new CreateUserPoolClientCommand({
+      UserPoolId: f.poolId, ClientName: `${prefix}-web`,
+    }))).UserPoolClient.ClientId;
+  });
+  after(async () => {
+    try { await f.admin?.send(new DeleteUserPoolCommand({ UserPoolId: f.poolId })); } catch { /* best effort */ }
+    f.admin?.destroy();
+    await f.server?.stop();
+  });
+  return f;
 }

@@ -1,38 +1,17 @@
 // SRP sign-in with the unmodified amazon-cognito-identity-js (what Amplify uses), pointed at
 // Cognate with its `endpoint` option; the pool and user are made with the AWS SDK v3.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import {
-  CreateUserPoolCommand, CreateUserPoolClientCommand, AdminCreateUserCommand,
-  AdminSetUserPasswordCommand, DeleteUserPoolCommand,
-} from '@aws-sdk/client-cognito-identity-provider';
+import { AdminCreateUserCommand, AdminSetUserPasswordCommand } from '@aws-sdk/client-cognito-identity-provider';
 import {
   CognitoUserPool, CognitoUser, AuthenticationDetails,
 } from 'amazon-cognito-identity-js';
-import { startServer, makeClient, unique, GOOD_PASSWORD } from './cognate-server.mjs';
+import { poolFixture, unique, GOOD_PASSWORD } from './cognate-server.mjs';
 
-let server;
-let admin;
-let poolId;
-let clientId;
-
-before(async () => {
-  server = await startServer();
-  admin = makeClient(server.endpoint);
-  poolId = (await admin.send(new CreateUserPoolCommand({ PoolName: unique('nodesrp') }))).UserPool.Id;
-  clientId = (await admin.send(new CreateUserPoolClientCommand({
-    UserPoolId: poolId, ClientName: 'web',
-  }))).UserPoolClient.ClientId;
-});
-
-after(async () => {
-  try { await admin.send(new DeleteUserPoolCommand({ UserPoolId: poolId })); } catch { /* best effort */ }
-  admin?.destroy();
-  await server?.stop();
-});
+const f = poolFixture('nodesrp');
 
 function signIn(username, password, onNewPassword) {
-  const pool = new CognitoUserPool({ UserPoolId: poolId, ClientId: clientId, endpoint: `${server.endpoint}/` });
+  const pool = new CognitoUserPool({ UserPoolId: f.poolId, ClientId: f.clientId, endpoint: `${f.server.endpoint}/` });
   const user = new CognitoUser({ Username: username, Pool: pool });
   return new Promise((resolve, reject) => {
     user.authenticateUser(new AuthenticationDetails({ Username: username, Password: password }), {
@@ -51,9 +30,9 @@ function signIn(username, password, onNewPassword) {
 
 test('authenticateUser signs in with SRP (the library default flow)', async () => {
   const username = unique('js');
-  await admin.send(new AdminCreateUserCommand({ UserPoolId: poolId, Username: username, MessageAction: 'SUPPRESS' }));
-  await admin.send(new AdminSetUserPasswordCommand({
-    UserPoolId: poolId, Username: username, Password: GOOD_PASSWORD, Permanent: true,
+  await f.admin.send(new AdminCreateUserCommand({ UserPoolId: f.poolId, Username: username, MessageAction: 'SUPPRESS' }));
+  await f.admin.send(new AdminSetUserPasswordCommand({
+    UserPoolId: f.poolId, Username: username, Password: GOOD_PASSWORD, Permanent: true,
   }));
   const session = await signIn(username, GOOD_PASSWORD);
   assert.equal(session.getAccessToken().decodePayload().username, username);
@@ -63,9 +42,9 @@ test('authenticateUser signs in with SRP (the library default flow)', async () =
 
 test('a wrong password is NotAuthorizedException', async () => {
   const username = unique('js');
-  await admin.send(new AdminCreateUserCommand({ UserPoolId: poolId, Username: username, MessageAction: 'SUPPRESS' }));
-  await admin.send(new AdminSetUserPasswordCommand({
-    UserPoolId: poolId, Username: username, Password: GOOD_PASSWORD, Permanent: true,
+  await f.admin.send(new AdminCreateUserCommand({ UserPoolId: f.poolId, Username: username, MessageAction: 'SUPPRESS' }));
+  await f.admin.send(new AdminSetUserPasswordCommand({
+    UserPoolId: f.poolId, Username: username, Password: GOOD_PASSWORD, Permanent: true,
   }));
   await assert.rejects(signIn(username, 'Wrong-Password-7'), (err) => {
     assert.equal(err.code, 'NotAuthorizedException');
@@ -75,8 +54,8 @@ test('a wrong password is NotAuthorizedException', async () => {
 
 test('a temporary password leads through NEW_PASSWORD_REQUIRED to tokens', async () => {
   const username = unique('js');
-  await admin.send(new AdminCreateUserCommand({
-    UserPoolId: poolId, Username: username, TemporaryPassword: 'Temp-Pass-123', MessageAction: 'SUPPRESS',
+  await f.admin.send(new AdminCreateUserCommand({
+    UserPoolId: f.poolId, Username: username, TemporaryPassword: 'Temp-Pass-123', MessageAction: 'SUPPRESS',
   }));
   const session = await signIn(username, 'Temp-Pass-123', GOOD_PASSWORD);
   assert.ok(session.isValid());

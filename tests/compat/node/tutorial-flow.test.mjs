@@ -3,39 +3,21 @@
 // enrols a TOTP authenticator (codes by otplib), signs in again with SRP plus a TOTP code, gets
 // tokens whose cognito:groups shows Admins (checked by aws-jwt-verify against the pool's JWKS),
 // refreshes them, signs out globally, and the old refresh token no longer works.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  CreateUserPoolCommand, CreateUserPoolClientCommand, AdminCreateUserCommand, CreateGroupCommand,
-  AdminAddUserToGroupCommand, SetUserPoolMfaConfigCommand, DeleteUserPoolCommand,
+  AdminCreateUserCommand, CreateGroupCommand, AdminAddUserToGroupCommand, SetUserPoolMfaConfigCommand,
 } from '@aws-sdk/client-cognito-identity-provider';
 import { CognitoUserPool, CognitoUser, AuthenticationDetails } from 'amazon-cognito-identity-js';
 import { authenticator } from 'otplib';
 import { JwtRsaVerifier } from 'aws-jwt-verify';
-import { startServer, makeClient, unique, GOOD_PASSWORD } from './cognate-server.mjs';
+import { poolFixture, unique, GOOD_PASSWORD } from './cognate-server.mjs';
 
-let server;
-let admin;
-let poolId;
-let clientId;
-
-before(async () => {
-  server = await startServer();
-  admin = makeClient(server.endpoint);
-  poolId = (await admin.send(new CreateUserPoolCommand({ PoolName: unique('tutorial') }))).UserPool.Id;
-  await admin.send(new SetUserPoolMfaConfigCommand({
-    UserPoolId: poolId, MfaConfiguration: 'ON', SoftwareTokenMfaConfiguration: { Enabled: true },
+const f = poolFixture('tutorial', async (admin, poolId) => {
+  await f.admin.send(new SetUserPoolMfaConfigCommand({
+    UserPoolId: f.poolId, MfaConfiguration: 'ON', SoftwareTokenMfaConfiguration: { Enabled: true },
   }));
-  clientId = (await admin.send(new CreateUserPoolClientCommand({
-    UserPoolId: poolId, ClientName: 'web',
-  }))).UserPoolClient.ClientId;
-  await admin.send(new CreateGroupCommand({ UserPoolId: poolId, GroupName: 'Admins', Precedence: 0 }));
-});
-
-after(async () => {
-  try { await admin.send(new DeleteUserPoolCommand({ UserPoolId: poolId })); } catch { /* best effort */ }
-  admin?.destroy();
-  await server?.stop();
+  await f.admin.send(new CreateGroupCommand({ UserPoolId: f.poolId, GroupName: 'Admins', Precedence: 0 }));
 });
 
 /** The authenticator's code `stepsAhead` 30-second steps from now. */
@@ -44,7 +26,7 @@ function totp(secret, stepsAhead = 0) {
 }
 
 function cognitoUser(username) {
-  const pool = new CognitoUserPool({ UserPoolId: poolId, ClientId: clientId, endpoint: `${server.endpoint}/` });
+  const pool = new CognitoUserPool({ UserPoolId: f.poolId, ClientId: f.clientId, endpoint: `${f.server.endpoint}/` });
   return new CognitoUser({ Username: username, Pool: pool });
 }
 
@@ -52,11 +34,11 @@ const failWith = (reject, what) => () => reject(new Error(`unexpected ${what}`))
 
 test('admin-created user: new password, TOTP enrolment, SRP + TOTP sign-in, refresh, global sign-out', async () => {
   const username = unique('tut');
-  await admin.send(new AdminCreateUserCommand({
-    UserPoolId: poolId, Username: username, TemporaryPassword: 'Temp-Pass-123', MessageAction: 'SUPPRESS',
+  await f.admin.send(new AdminCreateUserCommand({
+    UserPoolId: f.poolId, Username: username, TemporaryPassword: 'Temp-Pass-123', MessageAction: 'SUPPRESS',
     UserAttributes: [{ Name: 'email', Value: `${username}@example.com` }, { Name: 'email_verified', Value: 'true' }],
   }));
-  await admin.send(new AdminAddUserToGroupCommand({ UserPoolId: poolId, Username: username, GroupName: 'Admins' }));
+  await f.admin.send(new AdminAddUserToGroupCommand({ UserPoolId: f.poolId, Username: username, GroupName: 'Admins' }));
 
   // 1. First sign-in: NEW_PASSWORD_REQUIRED, then (MFA required) MFA_SETUP with a TOTP enrolment.
   const first = cognitoUser(username);
@@ -101,16 +83,16 @@ test('admin-created user: new password, TOTP enrolment, SRP + TOTP sign-in, refr
   });
 
   // The tokens verify with aws-jwt-verify's generic RS256 verifier against the pool's JWKS.
-  const issuer = `${server.endpoint}/${poolId}`;
+  const issuer = `${f.server.endpoint}/${f.poolId}`;
   const jwks = await (await fetch(`${issuer}/.well-known/jwks.json`)).json();
-  const idVerifier = JwtRsaVerifier.create({ issuer, audience: clientId, jwksUri: `${issuer}/.well-known/jwks.json` });
+  const idVerifier = JwtRsaVerifier.create({ issuer, audience: f.clientId, jwksUri: `${issuer}/.well-known/jwks.json` });
   idVerifier.cacheJwks(jwks);
   const idClaims = await idVerifier.verify(session.getIdToken().getJwtToken());
   assert.deepEqual(idClaims['cognito:groups'], ['Admins']);
   assert.equal(idClaims.token_use, 'id');
   const accessVerifier = JwtRsaVerifier.create({
     issuer, audience: null, jwksUri: `${issuer}/.well-known/jwks.json`,
-    customJwtCheck: ({ payload }) => assert.equal(payload.client_id, clientId),
+    customJwtCheck: ({ payload }) => assert.equal(payload.client_id, f.clientId),
   });
   accessVerifier.cacheJwks(jwks);
   const accessClaims = await accessVerifier.verify(session.getAccessToken().getJwtToken());
@@ -146,8 +128,8 @@ test('admin-created user: new password, TOTP enrolment, SRP + TOTP sign-in, refr
 
 test('a wrong TOTP code is CodeMismatchException and the same challenge can be answered again', async () => {
   const username = unique('tut');
-  await admin.send(new AdminCreateUserCommand({
-    UserPoolId: poolId, Username: username, TemporaryPassword: 'Temp-Pass-123', MessageAction: 'SUPPRESS',
+  await f.admin.send(new AdminCreateUserCommand({
+    UserPoolId: f.poolId, Username: username, TemporaryPassword: 'Temp-Pass-123', MessageAction: 'SUPPRESS',
   }));
   const user = cognitoUser(username);
   let secret;
