@@ -236,7 +236,8 @@ fn report(kind: &str, size: usize, wall: f64, lat: &[f64], extra: Value) {
     println!("{line}");
 }
 
-async fn create_pool(t: &Target, name: &str) -> Result<(String, String)> {
+/// A pool and an app client allowing `flows` (none: Cognito's default set).
+async fn create_pool(t: &Target, name: &str, flows: &[&str]) -> Result<(String, String)> {
     let pool = t
         .call("CreateUserPool", &json!({ "PoolName": name }))
         .await?;
@@ -244,12 +245,11 @@ async fn create_pool(t: &Target, name: &str) -> Result<(String, String)> {
         .as_str()
         .context("no pool id")?
         .to_string();
-    let client = t
-        .call(
-            "CreateUserPoolClient",
-            &json!({ "UserPoolId": id, "ClientName": "bench" }),
-        )
-        .await?;
+    let mut body = json!({ "UserPoolId": id, "ClientName": "bench" });
+    if !flows.is_empty() {
+        body["ExplicitAuthFlows"] = json!(flows);
+    }
+    let client = t.call("CreateUserPoolClient", &body).await?;
     let client_id = client["UserPoolClient"]["ClientId"]
         .as_str()
         .context("no client id")?
@@ -281,7 +281,7 @@ async fn lookups(
     after: Option<&str>,
 ) -> Result<()> {
     let t = Arc::new(Target::new(endpoint)?);
-    let (pool, _) = create_pool(&t, "bench-lookups").await?;
+    let (pool, _) = create_pool(&t, "bench-lookups", &[]).await?;
     let pool = Arc::new(pool);
     let started = Instant::now();
     let mut have = 0usize;
@@ -377,7 +377,7 @@ async fn lookups(
 
 async fn writes(endpoint: &str, count: usize, concurrency: usize) -> Result<()> {
     let t = Arc::new(Target::new(endpoint)?);
-    let (pool, client) = create_pool(&t, "bench-writes").await?;
+    let (pool, client) = create_pool(&t, "bench-writes", &[]).await?;
     let (pool, client) = (Arc::new(pool), Arc::new(client));
     let (tt, pp) = (t.clone(), pool.clone());
     let (wall, lat) = drive(count, concurrency, move |i| {

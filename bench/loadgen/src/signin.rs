@@ -198,27 +198,12 @@ struct Pool {
 }
 
 async fn seed(t: &Target, args: &Args) -> Result<Pool> {
-    let pool = t
-        .call("CreateUserPool", &json!({ "PoolName": "bench-signin" }))
-        .await?;
-    let id = pool["UserPool"]["Id"]
-        .as_str()
-        .context("no pool id")?
-        .to_string();
-    let client = t
-        .call(
-            "CreateUserPoolClient",
-            &json!({
-                "UserPoolId": id,
-                "ClientName": "bench",
-                "ExplicitAuthFlows": ["ALLOW_USER_PASSWORD_AUTH", "ALLOW_USER_SRP_AUTH", "ALLOW_REFRESH_TOKEN_AUTH"],
-            }),
-        )
-        .await?;
-    let client_id = client["UserPoolClient"]["ClientId"]
-        .as_str()
-        .context("no client id")?
-        .to_string();
+    let flows = [
+        "ALLOW_USER_PASSWORD_AUTH",
+        "ALLOW_USER_SRP_AUTH",
+        "ALLOW_REFRESH_TOKEN_AUTH",
+    ];
+    let (id, client_id) = crate::create_pool(t, "bench-signin", &flows).await?;
     let t = Arc::new(t.clone());
     let pool_id = Arc::new(id.clone());
     // Users who sign in: a permanent password each.

@@ -71,11 +71,7 @@ pub async fn initiate_auth(dir: &Directory, body: &[u8]) -> Out {
 
 pub async fn admin_initiate_auth(dir: &Directory, grant: &AdminGrant, body: &[u8]) -> Out {
     let mut req: InitiateAuthIn = decode(body)?;
-    let pool_id = req
-        .UserPoolId
-        .take()
-        .ok_or_else(|| input::missing("UserPoolId"))?;
-    input::pool_id(&pool_id)?;
+    let pool_id = input::required_pool_id(req.UserPoolId.take())?;
     let out = dir
         .admin_initiate_auth(grant, &pool_id, request(req)?)
         .await?;
@@ -215,11 +211,7 @@ pub async fn admin_respond_to_auth_challenge(
     body: &[u8],
 ) -> Out {
     let mut req: RespondIn = decode(body)?;
-    let pool_id = req
-        .UserPoolId
-        .take()
-        .ok_or_else(|| input::missing("UserPoolId"))?;
-    input::pool_id(&pool_id)?;
+    let pool_id = input::required_pool_id(req.UserPoolId.take())?;
     let out = dir
         .admin_respond_to_auth_challenge(grant, &pool_id, answer(req)?)
         .await?;

@@ -156,6 +156,14 @@ pub fn pattern(field: &str, value: &str, p: &Pattern, secret: bool) -> Result<()
     ))
 }
 
+/// A UserPoolId the public twin of an admin action does not have (so its input shape holds
+/// it as optional): present and well-formed.
+pub fn required_pool_id(v: Option<String>) -> Result<String, WireError> {
+    let id = v.ok_or_else(|| missing("UserPoolId"))?;
+    pool_id(&id)?;
+    Ok(id)
+}
+
 pub fn pool_id(v: &str) -> Result<(), WireError> {
     len("UserPoolId", v, 1, 55, false)?;
     pattern("UserPoolId", v, &POOL_ID, false)

@@ -152,17 +152,13 @@ pub async fn admin_set_user_mfa_preference(
     body: &[u8],
 ) -> Out {
     let req: PreferencesIn = decode(body)?;
-    let pool_id = req
-        .UserPoolId
-        .as_deref()
-        .ok_or_else(|| input::missing("UserPoolId"))?;
+    let pool_id = input::required_pool_id(req.UserPoolId.clone())?;
     let username = req
         .Username
         .as_deref()
         .ok_or_else(|| input::missing("Username"))?;
-    input::pool_id(pool_id)?;
     input::username("Username", username)?;
-    dir.admin_set_user_mfa_preference(grant, pool_id, username, preferences(&req))
+    dir.admin_set_user_mfa_preference(grant, &pool_id, username, preferences(&req))
         .await?;
     Ok(json!({}))
 }

@@ -459,13 +459,7 @@ macro_rules! sql_store {
             }
 
             async fn get_pool_recent(&self, id: &str) -> StoreResult<Option<Pool>> {
-                let key = id.to_string();
-                if let Some(hit) = self.recent.pools.get(&key) {
-                    return Ok(hit);
-                }
-                let pool = self.get_pool(id).await?;
-                self.recent.pools.insert(key, pool.clone());
-                Ok(pool)
+                self.recent.pools.get_or_load(id.to_string(), || self.get_pool(id)).await
             }
 
             async fn list_pools(&self, after: Option<&str>, limit: u32) -> StoreResult<Vec<Pool>> {
@@ -527,13 +521,10 @@ macro_rules! sql_store {
             }
 
             async fn get_client_recent(&self, client_id: &str) -> StoreResult<Option<Client>> {
-                let key = client_id.to_string();
-                if let Some(hit) = self.recent.clients.get(&key) {
-                    return Ok(hit);
-                }
-                let client = self.get_client(client_id).await?;
-                self.recent.clients.insert(key, client.clone());
-                Ok(client)
+                self.recent
+                    .clients
+                    .get_or_load(client_id.to_string(), || self.get_client(client_id))
+                    .await
             }
 
             async fn get_client(&self, client_id: &str) -> StoreResult<Option<Client>> {
@@ -605,12 +596,10 @@ macro_rules! sql_store {
 
             async fn find_user_recent(&self, pool_id: &str, sub: &str) -> StoreResult<Option<User>> {
                 let key = (pool_id.to_string(), sub.to_string());
-                if let Some(hit) = self.recent.users.get(&key) {
-                    return Ok(hit);
-                }
-                let user = self.find_user(pool_id, UserKey::Sub(sub)).await?;
-                self.recent.users.insert(key, user.clone());
-                Ok(user)
+                self.recent
+                    .users
+                    .get_or_load(key, || self.find_user(pool_id, UserKey::Sub(sub)))
+                    .await
             }
 
             async fn update_user(&self, user: &User, take_aliases: bool) -> StoreResult<bool> {
@@ -858,12 +847,10 @@ macro_rules! sql_store {
 
             async fn all_groups_of_user_recent(&self, pool_id: &str, sub: &str) -> StoreResult<Vec<Group>> {
                 let key = (pool_id.to_string(), sub.to_string());
-                if let Some(hit) = self.recent.groups.get(&key) {
-                    return Ok(hit);
-                }
-                let groups = self.groups_of_user(pool_id, sub, None, MAX_GROUPS_OF_USER).await?;
-                self.recent.groups.insert(key, groups.clone());
-                Ok(groups)
+                self.recent
+                    .groups
+                    .get_or_load(key, || self.groups_of_user(pool_id, sub, None, MAX_GROUPS_OF_USER))
+                    .await
             }
 
             async fn groups_of_user(&self, pool_id: &str, sub: &str, after: Option<&str>, limit: u32) -> StoreResult<Vec<Group>> {
@@ -1120,12 +1107,10 @@ macro_rules! sql_store {
             }
 
             async fn refresh_family_recent(&self, origin_jti: &str) -> StoreResult<Option<RefreshToken>> {
-                if let Some(hit) = self.recent.families.get(&origin_jti.to_string()) {
-                    return Ok(hit);
-                }
-                let family = self.refresh_family(origin_jti).await?;
-                self.recent.families.insert(origin_jti.to_string(), family.clone());
-                Ok(family)
+                self.recent
+                    .families
+                    .get_or_load(origin_jti.to_string(), || self.refresh_family(origin_jti))
+                    .await
             }
 
             async fn purge_expired(&self, now: Millis, families_before: Millis) -> StoreResult<u64> {

@@ -45,6 +45,19 @@ impl<K: Hash + Eq, V: Clone> TtlCache<K, V> {
         }
     }
 
+    /// The recent value for `key`, or the one `load` reads (and this cache then keeps).
+    pub async fn get_or_load<E, Fut>(&self, key: K, load: impl FnOnce() -> Fut) -> Result<V, E>
+    where
+        Fut: std::future::Future<Output = Result<V, E>>,
+    {
+        if let Some(hit) = self.get(&key) {
+            return Ok(hit);
+        }
+        let value = load().await?;
+        self.insert(key, value.clone());
+        Ok(value)
+    }
+
     pub fn insert(&self, key: K, value: V) {
         let mut map = self.shard(&key).lock().unwrap_or_else(|p| p.into_inner());
         if map.len() >= self.per_shard {
@@ -85,6 +98,17 @@ mod tests {
         assert_eq!(c.get(&"a"), None);
         std::thread::sleep(Duration::from_millis(60));
         assert_eq!(c.get(&"b"), None);
+    }
+
+    #[tokio::test]
+    async fn a_loaded_value_is_kept_and_an_error_is_not() {
+        let c = TtlCache::new(Duration::from_secs(60), 100);
+        let failed: Result<u32, &str> = c.get_or_load("k", || async { Err("down") }).await;
+        assert_eq!(failed, Err("down"));
+        assert_eq!(c.get(&"k"), None);
+        let first: Result<u32, &str> = c.get_or_load("k", || async { Ok(1) }).await;
+        let second: Result<u32, &str> = c.get_or_load("k", || async { Ok(2) }).await;
+        assert_eq!((first, second), (Ok(1), Ok(1)));
     }
 
     #[test]
