@@ -24,6 +24,8 @@ pub struct FileConfig {
     pub body_limit_bytes: Option<usize>,
     pub messages: Option<MessagesConfig>,
     pub signing_keys: Option<SigningKeysConfig>,
+    /// The gateway's APIs (see `gateway::definition`); applied again on SIGHUP.
+    pub apis: Option<Vec<gateway::ApiDef>>,
 }
 
 #[derive(Debug, Default, Clone, Deserialize)]
@@ -68,7 +70,11 @@ impl FileConfig {
     pub fn load(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read {}", path.display()))?;
-        serde_saphyr::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+        Self::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+    }
+
+    pub fn parse(text: &str) -> Result<Self> {
+        serde_saphyr::from_str(text).map_err(|e| anyhow::anyhow!("{e}"))
     }
 }
 
@@ -98,6 +104,10 @@ pub struct Settings {
     pub key_rotation_after: Option<i64>,
     /// How long (ms) a rotated key is published before it signs.
     pub key_lead: i64,
+    /// The APIs of the file, applied at start.
+    pub apis: Vec<gateway::ApiDef>,
+    /// The file SIGHUP re-reads for APIs: `--config`, else `{data_dir}/cognate.yaml`.
+    pub reload_from: PathBuf,
 }
 
 /// What the command line and environment say (clap fills these from both).
@@ -114,6 +124,8 @@ pub struct Overrides {
     pub password_hashing: Option<String>,
     pub allow_development_hashing: bool,
     pub sender: Option<String>,
+    /// The file the server was started with, if any.
+    pub config_path: Option<PathBuf>,
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:9229";
@@ -178,6 +190,10 @@ impl Settings {
         if sender == Sender::Smtp && messages.smtp.is_none() {
             bail!("messages.sender is smtp but messages.smtp is not configured");
         }
+        let reload_from = o
+            .config_path
+            .clone()
+            .unwrap_or_else(|| data_dir.join("cognate.yaml"));
         let keys = file.signing_keys.unwrap_or_default();
         let days = i64::from(keys.rotate_after_days.unwrap_or(90));
         Ok(Settings {
@@ -201,6 +217,8 @@ impl Settings {
             body_limit: file.body_limit_bytes.unwrap_or(1 << 20),
             sender,
             smtp: messages.smtp,
+            apis: file.apis.unwrap_or_default(),
+            reload_from,
         })
     }
 }

@@ -6,6 +6,7 @@
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
+mod apis;
 mod config;
 mod dev;
 mod secrets;
@@ -34,6 +35,24 @@ struct Cli {
 enum Command {
     /// Run the server.
     Serve(ServeArgs),
+    /// Apply the APIs of a configuration file to a running server (an admin call signed with
+    /// COGNATE_ACCESS_KEY_ID / COGNATE_SECRET_ACCESS_KEY, or the data directory's generated key).
+    /// A bad file is refused with the line at fault, and the running APIs stay.
+    Apply {
+        /// The server, e.g. http://127.0.0.1:9229.
+        #[arg(
+            long,
+            env = "COGNATE_ENDPOINT",
+            default_value = "http://127.0.0.1:9229"
+        )]
+        endpoint: String,
+        /// Where the generated admin key is, when no key is in the environment
+        /// [default: ./cognate-data].
+        #[arg(long, env = "COGNATE_DATA_DIR")]
+        data_dir: Option<PathBuf>,
+        /// The YAML file whose `apis` to apply.
+        file: PathBuf,
+    },
     /// Manage the pools' token signing keys.
     Keys {
         #[command(subcommand)]
@@ -133,6 +152,24 @@ fn main() -> anyhow::Result<()> {
             )?;
             runtime.block_on(server::serve(settings))
         }
+        Command::Apply {
+            endpoint,
+            data_dir,
+            file,
+        } => {
+            init_logs("text");
+            let key = match (
+                std::env::var("COGNATE_ACCESS_KEY_ID"),
+                std::env::var("COGNATE_SECRET_ACCESS_KEY"),
+            ) {
+                (Ok(id), Ok(secret)) => Ok((id, secret)),
+                _ => secrets::stored_admin_key(
+                    &data_dir.unwrap_or_else(|| PathBuf::from(config::DEFAULT_DATA_DIR)),
+                )
+                .map(|k| (k.access_key_id, k.secret_access_key)),
+            };
+            key.and_then(|key| runtime.block_on(apis::apply_remote(&endpoint, &file, key)))
+        }
         Command::Keys {
             command:
                 KeysCommand::Rotate {
@@ -157,7 +194,23 @@ fn main() -> anyhow::Result<()> {
 fn settings(place: &PlaceArgs, flags: Overrides) -> anyhow::Result<Settings> {
     let file = match &place.config {
         Some(path) => FileConfig::load(path)?,
-        None => FileConfig::default(),
+        None => {
+            // Without --config, the APIs of {data_dir}/cognate.yaml (the file SIGHUP re-reads).
+            let dir = place
+                .data_dir
+                .clone()
+                .unwrap_or_else(|| PathBuf::from(config::DEFAULT_DATA_DIR));
+            let path = dir.join("cognate.yaml");
+            let apis = if path.exists() {
+                FileConfig::load(&path)?.apis
+            } else {
+                None
+            };
+            FileConfig {
+                apis,
+                ..FileConfig::default()
+            }
+        }
     };
     Settings::resolve(
         file,
@@ -168,6 +221,7 @@ fn settings(place: &PlaceArgs, flags: Overrides) -> anyhow::Result<Settings> {
             master_key: std::env::var("COGNATE_MASTER_KEY").ok(),
             access_key_id: std::env::var("COGNATE_ACCESS_KEY_ID").ok(),
             secret_access_key: std::env::var("COGNATE_SECRET_ACCESS_KEY").ok(),
+            config_path: place.config.clone(),
             ..flags
         },
     )

@@ -77,6 +77,18 @@ struct StoredAdminKey {
     secret_access_key: String,
 }
 
+/// The generated admin key of a data directory, for the CLI's calls; never creates one.
+pub fn stored_admin_key(data_dir: &Path) -> Result<AdminKeyConfig> {
+    let path = data_dir.join(ADMIN_KEY_FILE);
+    if !path.exists() {
+        anyhow::bail!(
+            "no admin key: set COGNATE_ACCESS_KEY_ID and COGNATE_SECRET_ACCESS_KEY, or pass the server's --data-dir ({} does not exist)",
+            path.display()
+        );
+    }
+    generated_admin_key(data_dir)
+}
+
 /// The generated admin key in `{data_dir}/admin-key.json`, created on first start.
 pub fn generated_admin_key(data_dir: &Path) -> Result<AdminKeyConfig> {
     let path = data_dir.join(ADMIN_KEY_FILE);

@@ -10,10 +10,11 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use tower_http::catch_panic::CatchPanicLayer;
 use userpool::{Deps, Directory, HashProfile, MessageSender, PasswordHasher, Store};
 
+use crate::apis::{self, Apis, DirectoryPools};
 use crate::config::{Sender, Settings};
 use crate::system::{SystemClock, SystemRandom};
 use crate::{secrets, wellknown};
@@ -93,8 +94,9 @@ pub async fn rotate_keys(settings: &Settings, pool_id: &str, lead: i64) -> Resul
     Ok(())
 }
 
-/// Everything but the socket: opens the database and builds the routes.
-pub async fn build(settings: &Settings) -> Result<Router> {
+/// Everything but the socket: opens the database and builds the routes and the gateway (with the
+/// file's APIs applied).
+pub async fn build(settings: &Settings) -> Result<(Router, Arc<Apis>)> {
     let (store, vault) = open_store(settings).await?;
     let mut keys = settings.admin_keys.clone();
     if keys.is_empty() {
@@ -153,7 +155,33 @@ pub async fn build(settings: &Settings) -> Result<Router> {
         settings.key_rotation_after,
         settings.key_lead,
     );
-    let mut app = awsjson::router(api)
+    let gateway = Arc::new(gateway::Gateway::new(
+        Arc::new(DirectoryPools {
+            directory: directory.clone(),
+            issuer_base: settings.issuer_base.clone(),
+        }),
+        gateway::Context {
+            issuer_base: settings.issuer_base.clone(),
+        },
+        {
+            let clock = clock.clone();
+            Box::new(move || userpool::Clock::now(clock.as_ref()) / 1000)
+        },
+    ));
+    let apis = Apis::new(gateway, settings.reload_from.clone());
+    let names = apis
+        .apply(&settings.apis)
+        .await
+        .context("the configuration's APIs")?;
+    if !names.is_empty() {
+        tracing::info!(apis = ?names, "APIs applied");
+    }
+    let mut app = awsjson::router(api.clone())
+        .merge(
+            Router::new()
+                .route("/_cognate/apply", post(apis::apply_endpoint))
+                .with_state((apis.clone(), api)),
+        )
         .merge(wellknown::router(
             directory.clone(),
             settings.issuer_base.clone(),
@@ -167,10 +195,15 @@ pub async fn build(settings: &Settings) -> Result<Router> {
         app = app.merge(crate::dev::router(directory, clock));
     }
     let app = app
+        .fallback_service(
+            Router::new()
+                .fallback(apis::main_listener)
+                .with_state(apis.clone()),
+        )
         .layer(CatchPanicLayer::custom(|_| panic_response()))
         .layer(middleware::from_fn(access_log))
         .layer(middleware::from_fn(request_id));
-    Ok(app)
+    Ok((app, apis))
 }
 
 /// Keeps the database's planner statistics fresh as pools grow, rotates signing keys that are
@@ -229,7 +262,10 @@ async fn request_id(req: Request, next: Next) -> Response {
         .into_uuid()
         .to_string();
     let mut res = next.run(req).await;
-    if let Ok(v) = HeaderValue::from_str(&id) {
+    // The gateway gives its responses their own id (the one it logs).
+    if !res.headers().contains_key("x-amzn-RequestId")
+        && let Ok(v) = HeaderValue::from_str(&id)
+    {
         res.headers_mut().insert("x-amzn-RequestId", v);
     }
     res
@@ -265,7 +301,8 @@ async fn access_log(req: Request, next: Next) -> Response {
 
 /// Runs until SIGTERM or Ctrl-C, then lets in-flight requests finish.
 pub async fn serve(settings: Settings) -> Result<()> {
-    let app = build(&settings).await?;
+    let (app, apis) = build(&settings).await?;
+    spawn_reload_on_hangup(apis);
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await
         .with_context(|| format!("cannot listen on {}", settings.listen))?;
@@ -277,11 +314,32 @@ pub async fn serve(settings: Settings) -> Result<()> {
         issuer_base = %settings.issuer_base,
         "cognate ready on http://{addr}"
     );
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// SIGHUP re-reads the configuration file and applies its APIs.
+fn spawn_reload_on_hangup(apis: Arc<Apis>) {
+    tokio::spawn(async move {
+        let Ok(mut hangups) =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        else {
+            tracing::warn!(
+                "cannot listen for SIGHUP; APIs can still be applied with `cognate apply`"
+            );
+            return;
+        };
+        while hangups.recv().await.is_some() {
+            tracing::info!(file = %apis.reload_from.display(), "SIGHUP: applying the file's APIs");
+            apis.reload().await;
+        }
+    });
 }
 
 async fn shutdown_signal() {

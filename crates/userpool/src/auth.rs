@@ -672,6 +672,17 @@ impl Directory {
     }
 }
 
+impl Directory {
+    /// True when the sign-in session `origin_jti` names was signed out or revoked (or never
+    /// existed). A recent read: another node's sign-out shows within [`crate::store::RECENT_TTL`].
+    pub async fn session_signed_out(&self, origin_jti: &str) -> Result<bool> {
+        Ok(!matches!(
+            self.store.refresh_family_recent(origin_jti).await?,
+            Some(f) if f.revoked.is_none()
+        ))
+    }
+}
+
 /// Refuses a flow the client's ExplicitAuthFlows do not allow, in Cognito's words.
 fn check_flow(client: &Client, flow: &str) -> Result<()> {
     if flow_allowed(client, flow) {

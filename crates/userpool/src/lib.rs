@@ -75,6 +75,11 @@ impl AdminGrant {
         &self.region
     }
 
+    /// True for a grant not limited to some pools (needed for server-wide changes).
+    pub fn unrestricted(&self) -> bool {
+        self.pools.is_none()
+    }
+
     fn check(&self, pool_id: &str) -> Result<()> {
         match &self.pools {
             Some(allowed) if !allowed.iter().any(|p| p == pool_id) => {

@@ -1,0 +1,152 @@
+//! Where the authorizers get the issuers' public keys: this server's own pools directly (through
+//! [`LocalPools`]), any other issuer through its discovery document and JWKS over HTTP. Keys are
+//! kept per issuer and fetched again when a token names an unknown `kid` — at most once per
+//! [`REFETCH_AFTER`] — or when they are [`MAX_AGE`] old.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use tokens::{Claims, Jwks, Verifier};
+
+/// The user pools this server holds, as the gateway may see them: their public keys and, for the
+/// opt-in check, whether a session was signed out.
+#[async_trait::async_trait]
+pub trait LocalPools: Send + Sync + 'static {
+    /// The JWKS of this server's pool whose issuer is `issuer`, `None` if it is not one.
+    async fn jwks(&self, issuer: &str) -> Option<Jwks>;
+    /// True when the access token's session was signed out or revoked (`None`: the issuer is not
+    /// one of this server's pools, so nothing can be said).
+    async fn signed_out(&self, issuer: &str, claims: &Claims) -> Option<bool>;
+}
+
+pub const REFETCH_AFTER: Duration = Duration::from_secs(10);
+pub const MAX_AGE: Duration = Duration::from_secs(300);
+const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
+
+struct Entry {
+    verifier: Arc<Verifier>,
+    fetched: Instant,
+}
+
+pub struct KeyCache {
+    local: Arc<dyn LocalPools>,
+    http: reqwest::Client,
+    entries: RwLock<HashMap<String, Entry>>,
+    /// When each issuer's keys were last asked for, successful or not.
+    attempts: Mutex<HashMap<String, Instant>>,
+}
+
+impl KeyCache {
+    pub fn new(local: Arc<dyn LocalPools>) -> Self {
+        let http = reqwest::Client::builder()
+            .timeout(FETCH_TIMEOUT)
+            .build()
+            .unwrap_or_default();
+        Self {
+            local,
+            http,
+            entries: RwLock::new(HashMap::new()),
+            attempts: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn local(&self) -> &dyn LocalPools {
+        self.local.as_ref()
+    }
+
+    fn cached(&self, issuer: &str) -> Option<(Arc<Verifier>, Instant)> {
+        let entries = self.entries.read().ok()?;
+        entries.get(issuer).map(|e| (e.verifier.clone(), e.fetched))
+    }
+
+    /// True if this caller may fetch now (and records the attempt).
+    fn may_fetch(&self, issuer: &str) -> bool {
+        let Ok(mut attempts) = self.attempts.lock() else {
+            return false;
+        };
+        let now = Instant::now();
+        match attempts.get(issuer) {
+            Some(t) if now.duration_since(*t) < REFETCH_AFTER => false,
+            _ => {
+                attempts.insert(issuer.to_string(), now);
+                true
+            }
+        }
+    }
+
+    /// Keys of `issuer` that should know `kid`; `None` when the issuer's keys cannot be had.
+    pub async fn verifier(&self, issuer: &str, kid: &str) -> Option<Arc<Verifier>> {
+        let cached = self.cached(issuer);
+        if let Some((v, at)) = &cached
+            && v.knows(kid)
+            && at.elapsed() < MAX_AGE
+        {
+            return Some(v.clone());
+        }
+        if !self.may_fetch(issuer) {
+            return cached.map(|(v, _)| v);
+        }
+        match self.fetch(issuer).await {
+            Some(jwks) => {
+                let mut v = Verifier::new();
+                for key in &jwks.keys {
+                    // Keys of other algorithms are not used for tokens; skip them.
+                    let _ = v.add(key);
+                }
+                let v = Arc::new(v);
+                if let Ok(mut entries) = self.entries.write() {
+                    entries.insert(
+                        issuer.to_string(),
+                        Entry {
+                            verifier: v.clone(),
+                            fetched: Instant::now(),
+                        },
+                    );
+                }
+                Some(v)
+            }
+            None => cached.map(|(v, _)| v),
+        }
+    }
+
+    async fn fetch(&self, issuer: &str) -> Option<Jwks> {
+        if let Some(jwks) = self.local.jwks(issuer).await {
+            return Some(jwks);
+        }
+        match self.fetch_remote(issuer).await {
+            Ok(jwks) => Some(jwks),
+            Err(e) => {
+                tracing::warn!(issuer, error = %e, "cannot fetch the issuer's JWKS");
+                None
+            }
+        }
+    }
+
+    async fn fetch_remote(&self, issuer: &str) -> Result<Jwks, reqwest::Error> {
+        let discovery = format!(
+            "{}/.well-known/openid-configuration",
+            issuer.trim_end_matches('/')
+        );
+        let doc: serde_json::Value = self
+            .http
+            .get(&discovery)
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?;
+        let jwks_uri = doc
+            .get("jwks_uri")
+            .and_then(|v| v.as_str())
+            .map(str::to_string)
+            .unwrap_or_else(|| format!("{}/.well-known/jwks.json", issuer.trim_end_matches('/')));
+        self.http
+            .get(&jwks_uri)
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await
+    }
+}

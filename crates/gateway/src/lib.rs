@@ -1,0 +1,404 @@
+//! The API gateway: APIs declared in the configuration, served as API Gateway serves them —
+//! routes, Cognito and JWT authorizers, CORS, and integrations (an HTTP upstream or a fixed
+//! response) that receive the caller's verified claims. Spec: `shared/spec/08-api-gateway.md`.
+//!
+//! A request passes through named phases, in order (Pingora's model): [`Gateway::locate`] (API,
+//! stage, path), CORS preflight, [`routes::find`], the body limit, [`authorize`], the
+//! integration, then the response headers and the access-log line. The gateway knows user pools
+//! only through their keys ([`jwks::LocalPools`]), so it fronts Amazon Cognito pools as well.
+
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
+
+pub mod api;
+pub mod authorize;
+pub mod cors;
+pub mod definition;
+pub mod jwks;
+pub mod proxy;
+pub mod responses;
+pub mod routes;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, RwLock};
+use std::time::Instant;
+
+use bytes::Bytes;
+use http::{HeaderValue, Request, Response, header};
+use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::{BodyExt, Empty, Full};
+
+pub use api::{Api, ApiKind, Context, DefinitionError, Integration};
+pub use definition::ApiDef;
+pub use jwks::{KeyCache, LocalPools};
+pub use responses::Refusal;
+
+use crate::cors::Cors;
+use crate::proxy::{Forward, Upstreams};
+use crate::routes::Found;
+
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+/// Every response body the gateway produces: its own, or the upstream's, streamed.
+pub type Body = UnsyncBoxBody<Bytes, BoxError>;
+
+pub fn full(bytes: Bytes) -> Body {
+    Full::new(bytes)
+        .map_err(|never| match never {})
+        .boxed_unsync()
+}
+
+pub fn empty() -> Body {
+    Empty::new().map_err(|never| match never {}).boxed_unsync()
+}
+
+/// Which socket a request came in on: the server's main listener or an API's own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Listener {
+    Main,
+    Own(SocketAddr),
+}
+
+/// The running gateway: the APIs of the last accepted definition, and what outlives a
+/// re-definition (the issuers' keys, the upstream connections).
+pub struct Gateway {
+    apis: RwLock<Arc<Vec<Arc<Api>>>>,
+    keys: KeyCache,
+    upstreams: Upstreams,
+    ctx: Context,
+    now_s: Box<dyn Fn() -> i64 + Send + Sync>,
+}
+
+/// Where a request landed: its API, stage and the path inside the stage.
+struct Located {
+    api: Arc<Api>,
+    stage: String,
+    path: String,
+}
+
+/// What the access log says of one request.
+struct Outcome<'a> {
+    api: &'a str,
+    stage: &'a str,
+    route: &'a str,
+    sub: Option<String>,
+    refusal: Option<&'static str>,
+}
+
+impl Gateway {
+    pub fn new(
+        local: Arc<dyn LocalPools>,
+        ctx: Context,
+        now_s: Box<dyn Fn() -> i64 + Send + Sync>,
+    ) -> Self {
+        Self {
+            apis: RwLock::new(Arc::new(Vec::new())),
+            keys: KeyCache::new(local),
+            upstreams: Upstreams::default(),
+            ctx,
+            now_s,
+        }
+    }
+
+    /// Checks `defs` without applying them.
+    pub fn check(&self, defs: &[ApiDef]) -> Result<Vec<Arc<Api>>, DefinitionError> {
+        api::compile_all(defs, &self.ctx)
+    }
+
+    /// Replaces the running APIs with `apis` (from [`Self::check`]); requests in flight finish
+    /// on the APIs they started with.
+    pub fn install(&self, apis: Vec<Arc<Api>>) {
+        if let Ok(mut cur) = self.apis.write() {
+            *cur = Arc::new(apis);
+        }
+    }
+
+    pub fn apis(&self) -> Arc<Vec<Arc<Api>>> {
+        self.apis
+            .read()
+            .map(|a| a.clone())
+            .unwrap_or_else(|_| Arc::new(Vec::new()))
+    }
+
+    /// The listen addresses the APIs want of their own.
+    pub fn own_listeners(&self) -> Vec<SocketAddr> {
+        let mut out: Vec<SocketAddr> = self.apis().iter().filter_map(|a| a.listen).collect();
+        out.sort();
+        out.dedup();
+        out
+    }
+
+    /// True when some API is served under a prefix of `path` on the main listener.
+    pub fn serves_main(&self, path: &str) -> bool {
+        self.apis()
+            .iter()
+            .any(|a| a.listen.is_none() && under_prefix(path, &a.prefix).is_some())
+    }
+
+    /// The API, stage and inner path of a request; `Err` is the answer for no API or stage.
+    fn locate(&self, listener: Listener, path: &str) -> Result<Located, Refusal> {
+        let apis = self.apis();
+        let own = match listener {
+            Listener::Main => None,
+            Listener::Own(a) => Some(a),
+        };
+        let candidates = apis.iter().filter(|a| a.listen == own);
+        let mut best: Option<(&Arc<Api>, &str)> = None;
+        for api in candidates {
+            if let Some(rest) = under_prefix(path, &api.prefix)
+                && best.is_none_or(|(b, _)| api.prefix.len() > b.prefix.len())
+            {
+                best = Some((api, rest));
+            }
+        }
+        let Some((api, rest)) = best else {
+            // A REST API on this listener answers as REST does; otherwise "Not Found".
+            let rest_here = apis
+                .iter()
+                .any(|a| a.listen == own && a.kind == ApiKind::Rest);
+            return Err(if rest_here {
+                Refusal::MissingAuthenticationToken
+            } else {
+                Refusal::NotFound
+            });
+        };
+        let no_route = || match api.kind {
+            ApiKind::Rest => Refusal::MissingAuthenticationToken,
+            ApiKind::Http => Refusal::NotFound,
+        };
+        let trimmed = rest.strip_prefix('/').unwrap_or(rest);
+        let (first, after) = match trimmed.split_once('/') {
+            Some((f, a)) => (f, format!("/{a}")),
+            None => (trimmed, "/".to_string()),
+        };
+        if api.stages.iter().any(|s| s == first) {
+            return Ok(Located {
+                api: api.clone(),
+                stage: first.to_string(),
+                path: after,
+            });
+        }
+        if api.stages.iter().any(|s| s == "$default") {
+            return Ok(Located {
+                api: api.clone(),
+                stage: "$default".into(),
+                path: if rest.is_empty() {
+                    "/".into()
+                } else {
+                    rest.to_string()
+                },
+            });
+        }
+        Err(no_route())
+    }
+
+    /// Serves one request that came in on `listener` from `peer`.
+    pub async fn handle<B>(
+        &self,
+        listener: Listener,
+        req: Request<B>,
+        peer: Option<SocketAddr>,
+    ) -> Response<Body>
+    where
+        B: http_body::Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<BoxError>,
+    {
+        let started = Instant::now();
+        let method = req.method().clone();
+        let path = req.uri().path().to_string();
+        let origin = req.headers().get(header::ORIGIN).cloned();
+        let located = match self.locate(listener, &path) {
+            Ok(l) => l,
+            Err(refusal) => {
+                let reason = refusal.reason();
+                let res = refusal.into_response();
+                return finish(
+                    res,
+                    None,
+                    origin.as_ref(),
+                    started,
+                    &method,
+                    &path,
+                    Outcome {
+                        api: "",
+                        stage: "",
+                        route: "",
+                        sub: None,
+                        refusal: Some(reason),
+                    },
+                );
+            }
+        };
+        let api = located.api.clone();
+        let (res, outcome) = self.serve(&located, req, peer).await;
+        finish(
+            res,
+            api.cors.as_ref(),
+            origin.as_ref(),
+            started,
+            &method,
+            &path,
+            outcome,
+        )
+    }
+
+    async fn serve<'a, B>(
+        &self,
+        located: &'a Located,
+        req: Request<B>,
+        peer: Option<SocketAddr>,
+    ) -> (Response<Body>, Outcome<'a>)
+    where
+        B: http_body::Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<BoxError>,
+    {
+        let api = &located.api;
+        let mut outcome = Outcome {
+            api: &api.name,
+            stage: &located.stage,
+            route: "",
+            sub: None,
+            refusal: None,
+        };
+        let refuse = |r: Refusal, mut o: Outcome<'a>| {
+            o.refusal = Some(r.reason());
+            (r.into_response(), o)
+        };
+        if let Some(cors) = &api.cors
+            && Cors::is_preflight(req.method(), req.headers())
+        {
+            return (cors.preflight(req.headers()), outcome);
+        }
+        let (index, params) = match routes::find(
+            &api.keys,
+            api.kind == ApiKind::Rest,
+            req.method(),
+            &located.path,
+        ) {
+            Found::Route(i, p) => (i, p),
+            Found::NoMethod | Found::None => {
+                let r = match api.kind {
+                    ApiKind::Rest => Refusal::MissingAuthenticationToken,
+                    ApiKind::Http => Refusal::NotFound,
+                };
+                return refuse(r, outcome);
+            }
+        };
+        let Some(route) = api.routes.get(index) else {
+            return refuse(Refusal::NotFound, outcome);
+        };
+        outcome.route = &route.key;
+        if content_length(req.headers()).is_some_and(|n| n > api.body_limit) {
+            return refuse(Refusal::RequestTooLarge, outcome);
+        }
+        let claims = match &route.authorizer {
+            None => None,
+            Some(a) => {
+                match a
+                    .authorize(&self.keys, req.headers(), &route.scopes, (self.now_s)())
+                    .await
+                {
+                    Ok(c) => Some(c),
+                    Err(r) => {
+                        tracing::debug!(api = %api.name, route = %route.key, reason = r.reason(), "authorizer refused");
+                        return refuse(r, outcome);
+                    }
+                }
+            }
+        };
+        outcome.sub = claims
+            .as_ref()
+            .and_then(|c| c.get("sub"))
+            .and_then(|s| s.as_str())
+            .map(str::to_string);
+        let res = match &route.integration {
+            Integration::Mock {
+                status,
+                headers,
+                body,
+            } => {
+                let mut res = Response::new(full(body.clone()));
+                *res.status_mut() = *status;
+                *res.headers_mut() = headers.clone();
+                Ok(res)
+            }
+            Integration::Http(http) => {
+                let fwd = Forward {
+                    params: &params,
+                    peer,
+                    claims: claims.as_ref(),
+                    claims_header: &api.claims_header,
+                    claim_headers: &api.claim_headers,
+                    body_limit: api.body_limit,
+                };
+                self.upstreams.send(http, req, fwd).await
+            }
+        };
+        match res {
+            Ok(res) => (res, outcome),
+            Err(r) => refuse(r, outcome),
+        }
+    }
+}
+
+/// The rest of `path` after `prefix` ("" prefix: all of it), on a segment boundary.
+fn under_prefix<'p>(path: &'p str, prefix: &str) -> Option<&'p str> {
+    let rest = path.strip_prefix(prefix)?;
+    (rest.is_empty() || rest.starts_with('/')).then_some(rest)
+}
+
+fn content_length(h: &http::HeaderMap) -> Option<u64> {
+    h.get(header::CONTENT_LENGTH)?.to_str().ok()?.parse().ok()
+}
+
+fn request_id() -> String {
+    let mut b = [0u8; 16];
+    if aws_lc_rs::rand::fill(&mut b).is_err() {
+        return String::new();
+    }
+    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..]
+    )
+}
+
+/// CORS headers, the request id, and one access-log line (never the token).
+fn finish(
+    mut res: Response<Body>,
+    cors: Option<&Cors>,
+    origin: Option<&HeaderValue>,
+    started: Instant,
+    method: &http::Method,
+    path: &str,
+    outcome: Outcome<'_>,
+) -> Response<Body> {
+    if let Some(cors) = cors {
+        cors.decorate(origin, res.headers_mut());
+    }
+    let id = request_id();
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        res.headers_mut().insert("x-amzn-RequestId", v.clone());
+        res.headers_mut().insert("apigw-requestid", v);
+    }
+    tracing::info!(
+        target: "gateway",
+        %method,
+        path,
+        api = outcome.api,
+        stage = outcome.stage,
+        route = outcome.route,
+        status = res.status().as_u16(),
+        latency_ms = started.elapsed().as_secs_f64() * 1000.0,
+        sub = outcome.sub.as_deref().unwrap_or(""),
+        refused = outcome.refusal.unwrap_or(""),
+        request_id = %id,
+        "gateway request"
+    );
+    res
+}

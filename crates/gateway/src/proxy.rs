@@ -1,0 +1,319 @@
+//! The `http` integration: the request, with the caller's verified claims, passed to an upstream
+//! over kept-alive connections; bodies stream both ways. Hop-by-hop headers stay behind,
+//! `X-Forwarded-*` are set, and headers a caller could use to forge claims are dropped.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{self, HeaderName};
+use http::{HeaderMap, HeaderValue, Request, Response, Uri};
+use http_body_util::{BodyExt, Limited};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use tokens::Claims;
+
+use crate::responses::Refusal;
+use crate::routes::Params;
+use crate::{Body, BoxError};
+
+/// `http://host:port/path/{id}/{proxy}?fixed=1`, split at its placeholders once.
+#[derive(Debug, Clone)]
+pub struct UrlTemplate {
+    parts: Vec<UrlPart>,
+}
+
+#[derive(Debug, Clone)]
+enum UrlPart {
+    Text(String),
+    Param(String),
+}
+
+impl UrlTemplate {
+    pub fn parse(url: &str) -> Result<Self, String> {
+        let rest = url
+            .strip_prefix("http://")
+            .ok_or_else(|| format!("the upstream {url:?} must be an http:// URL"))?;
+        if rest.split('/').next().is_none_or(str::is_empty) || rest.starts_with('{') {
+            return Err(format!("the upstream {url:?} has no host"));
+        }
+        let mut parts = Vec::new();
+        let mut text = String::new();
+        let mut chars = url.chars();
+        while let Some(c) = chars.next() {
+            if c == '{' {
+                let name: String = chars.by_ref().take_while(|c| *c != '}').collect();
+                let name = name.trim_end_matches('+').to_string();
+                if name.is_empty() {
+                    return Err(format!("an empty placeholder in {url:?}"));
+                }
+                parts.push(UrlPart::Text(std::mem::take(&mut text)));
+                parts.push(UrlPart::Param(name));
+            } else {
+                text.push(c);
+            }
+        }
+        parts.push(UrlPart::Text(text));
+        let t = Self { parts };
+        // The host part must not depend on the request.
+        t.render(&Params::default(), "")
+            .parse::<Uri>()
+            .map_err(|e| format!("the upstream {url:?} is not a valid URL: {e}"))?;
+        Ok(t)
+    }
+
+    /// Placeholder names, to check against the route's parameters.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.parts.iter().filter_map(|p| match p {
+            UrlPart::Param(n) => Some(n.as_str()),
+            UrlPart::Text(_) => None,
+        })
+    }
+
+    /// The URL for a request's parameters (still percent-encoded, as they came) and its query.
+    pub fn render(&self, params: &Params, query: &str) -> String {
+        let mut out = String::with_capacity(64);
+        for p in &self.parts {
+            match p {
+                UrlPart::Text(t) => out.push_str(t),
+                UrlPart::Param(n) => out.push_str(params.get(n).unwrap_or("")),
+            }
+        }
+        if !query.is_empty() {
+            out.push(if out.contains('?') { '&' } else { '?' });
+            out.push_str(query);
+        }
+        out
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct HttpIntegration {
+    pub url: UrlTemplate,
+    pub timeout: Duration,
+}
+
+/// What the upstream is told about the caller besides the request itself.
+pub struct Forward<'a> {
+    pub params: &'a Params,
+    pub peer: Option<SocketAddr>,
+    pub claims: Option<&'a Claims>,
+    pub claims_header: &'a HeaderName,
+    pub claim_headers: &'a [(HeaderName, String)],
+    pub body_limit: u64,
+}
+
+const HOP_BY_HOP: [HeaderName; 8] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
+];
+
+/// Removes the hop-by-hop headers, including those the `Connection` header names.
+fn strip_hop_by_hop(h: &mut HeaderMap) {
+    let named: Vec<HeaderName> = h
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
+        .collect();
+    for n in named.iter().chain(HOP_BY_HOP.iter()) {
+        h.remove(n);
+    }
+}
+
+/// JSON with every non-ASCII character escaped, so it is a valid header value.
+pub fn ascii_json(claims: &Claims) -> String {
+    let text = serde_json::Value::Object(claims.clone()).to_string();
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_ascii() {
+            out.push(c);
+        } else {
+            let mut buf = [0u16; 2];
+            for unit in c.encode_utf16(&mut buf) {
+                out.push_str(&format!("\\u{unit:04x}"));
+            }
+        }
+    }
+    out
+}
+
+fn claim_text(claims: &Claims, name: &str) -> Option<String> {
+    match claims.get(name)? {
+        serde_json::Value::String(s) => Some(s.clone()),
+        serde_json::Value::Null => None,
+        other => Some(other.to_string()),
+    }
+}
+
+pub struct Upstreams {
+    client: Client<HttpConnector, Body>,
+}
+
+impl Default for Upstreams {
+    fn default() -> Self {
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        connector.set_connect_timeout(Some(Duration::from_secs(10)));
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(60))
+            .pool_max_idle_per_host(256)
+            .build(connector);
+        Self { client }
+    }
+}
+
+fn is_length_limit(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur = Some(e);
+    while let Some(err) = cur {
+        if err.is::<http_body_util::LengthLimitError>() {
+            return true;
+        }
+        cur = err.source();
+    }
+    false
+}
+
+impl Upstreams {
+    pub async fn send<B>(
+        &self,
+        integration: &HttpIntegration,
+        req: Request<B>,
+        fwd: Forward<'_>,
+    ) -> Result<Response<Body>, Refusal>
+    where
+        B: http_body::Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<BoxError>,
+    {
+        let (parts, body) = req.into_parts();
+        let query = parts.uri.query().unwrap_or("");
+        let uri: Uri = integration
+            .url
+            .render(fwd.params, query)
+            .parse()
+            .map_err(|_| Refusal::IntegrationFailure)?;
+        let mut headers = parts.headers;
+        strip_hop_by_hop(&mut headers);
+        let host = headers.remove(header::HOST);
+        // Nobody but the gateway speaks for the caller's identity.
+        headers.remove(fwd.claims_header);
+        for (h, _) in fwd.claim_headers {
+            headers.remove(h);
+        }
+        if let Some(claims) = fwd.claims {
+            if let Ok(v) = HeaderValue::from_str(&ascii_json(claims)) {
+                headers.insert(fwd.claims_header.clone(), v);
+            }
+            for (h, claim) in fwd.claim_headers {
+                if let Some(v) =
+                    claim_text(claims, claim).and_then(|t| HeaderValue::from_str(&t).ok())
+                {
+                    headers.insert(h.clone(), v);
+                }
+            }
+        }
+        forwarded_headers(&mut headers, fwd.peer, host);
+        let body = Limited::new(body, usize::try_from(fwd.body_limit).unwrap_or(usize::MAX))
+            .map_err(|e| -> BoxError { e })
+            .boxed_unsync();
+        let mut out = Request::new(body);
+        *out.method_mut() = parts.method;
+        *out.uri_mut() = uri;
+        *out.headers_mut() = headers;
+        let res = match tokio::time::timeout(integration.timeout, self.client.request(out)).await {
+            Err(_) => return Err(Refusal::IntegrationTimeout),
+            Ok(Err(e)) => {
+                if is_length_limit(&e) {
+                    return Err(Refusal::RequestTooLarge);
+                }
+                tracing::warn!(error = %e, "upstream request failed");
+                return Err(Refusal::IntegrationFailure);
+            }
+            Ok(Ok(res)) => res,
+        };
+        let (mut parts, body) = res.into_parts();
+        strip_hop_by_hop(&mut parts.headers);
+        Ok(Response::from_parts(
+            parts,
+            body.map_err(|e| -> BoxError { Box::new(e) }).boxed_unsync(),
+        ))
+    }
+}
+
+fn forwarded_headers(h: &mut HeaderMap, peer: Option<SocketAddr>, host: Option<HeaderValue>) {
+    if let Some(peer) = peer {
+        let ip = peer.ip().to_string();
+        let value = match h.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
+            Some(prev) => format!("{prev}, {ip}"),
+            None => ip,
+        };
+        if let Ok(v) = HeaderValue::from_str(&value) {
+            h.insert("x-forwarded-for", v);
+        }
+        h.insert("x-forwarded-port", HeaderValue::from(peer.port()));
+    }
+    h.insert("x-forwarded-proto", HeaderValue::from_static("http"));
+    if let Some(host) = host {
+        h.insert("x-forwarded-host", host);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_take_parameters_and_the_query() {
+        let t = UrlTemplate::parse("http://127.0.0.1:8080/pets/{id}/{proxy+}").unwrap();
+        let p = Params(vec![
+            ("id".into(), "42".into()),
+            ("proxy".into(), "a/b%20c".into()),
+        ]);
+        assert_eq!(
+            t.render(&p, "x=1"),
+            "http://127.0.0.1:8080/pets/42/a/b%20c?x=1"
+        );
+        let t = UrlTemplate::parse("http://up/list?fixed=1").unwrap();
+        assert_eq!(
+            t.render(&Params::default(), "x=1"),
+            "http://up/list?fixed=1&x=1"
+        );
+        assert!(UrlTemplate::parse("ftp://x/").is_err());
+        assert!(UrlTemplate::parse("http://{host}/x").is_err());
+        assert!(UrlTemplate::parse("http:///x").is_err());
+    }
+
+    #[test]
+    fn hop_by_hop_headers_stay_behind() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::CONNECTION,
+            HeaderValue::from_static("keep-alive, x-secret"),
+        );
+        h.insert("x-secret", HeaderValue::from_static("1"));
+        h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
+        h.insert(header::TE, HeaderValue::from_static("trailers"));
+        h.insert("x-kept", HeaderValue::from_static("1"));
+        strip_hop_by_hop(&mut h);
+        assert_eq!(h.len(), 1);
+        assert!(h.contains_key("x-kept"));
+    }
+
+    #[test]
+    fn claims_json_is_ascii() {
+        let mut c = Claims::new();
+        c.insert("name".into(), serde_json::json!("Zoë 😀"));
+        let j = ascii_json(&c);
+        assert!(j.is_ascii());
+        let back: serde_json::Value = serde_json::from_str(&j).unwrap();
+        assert_eq!(back["name"], "Zoë 😀");
+    }
+}

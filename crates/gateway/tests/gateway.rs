@@ -1,0 +1,314 @@
+//! The gateway's pipeline without a socket in front of it: definitions compiled from YAML,
+//! tokens signed by real keys, local pools through `LocalPools`, and a remote issuer served over
+//! HTTP by a tiny server in the test (discovery document + JWKS).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use bytes::Bytes;
+use gateway::{ApiDef, Context, Gateway, Listener, LocalPools};
+use http::Request;
+use http_body_util::{BodyExt, Full};
+use serde_json::{Value, json};
+use tokens::{Claims, Jwks, SigningKey};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const NOW: i64 = 1_800_000_000;
+const BASE: &str = "http://127.0.0.1:9229";
+
+struct Pools {
+    keys: Vec<Arc<SigningKey>>,
+    signed_out: bool,
+}
+
+#[async_trait::async_trait]
+impl LocalPools for Pools {
+    async fn jwks(&self, issuer: &str) -> Option<Jwks> {
+        (issuer == format!("{BASE}/us-east-1_local")).then(|| Jwks {
+            keys: self.keys.iter().map(|k| k.jwk()).collect(),
+        })
+    }
+    async fn signed_out(&self, _issuer: &str, _claims: &Claims) -> Option<bool> {
+        Some(self.signed_out)
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct File {
+    apis: Vec<ApiDef>,
+}
+
+fn gateway(yaml: &str, pools: Pools) -> Gateway {
+    let g = Gateway::new(
+        Arc::new(pools),
+        Context {
+            issuer_base: BASE.into(),
+        },
+        Box::new(|| NOW),
+    );
+    let file: File = serde_saphyr::from_str(yaml).unwrap();
+    g.install(g.check(&file.apis).unwrap());
+    g
+}
+
+fn claims(v: Value) -> Claims {
+    match v {
+        Value::Object(m) => m,
+        _ => unreachable!(),
+    }
+}
+
+fn id_token(key: &SigningKey, iss: &str, exp: i64) -> String {
+    tokens::sign(
+        key,
+        &claims(json!({"sub": "s1", "iss": iss, "token_use": "id", "aud": "c1", "exp": exp, "iat": NOW - 10})),
+    )
+    .unwrap()
+}
+
+async fn get(g: &Gateway, path: &str, token: Option<&str>) -> (u16, String) {
+    let mut req = Request::get(path);
+    if let Some(t) = token {
+        req = req.header("authorization", t);
+    }
+    let res = g
+        .handle(
+            Listener::Main,
+            req.body(Full::new(Bytes::new())).unwrap(),
+            None,
+        )
+        .await;
+    let status = res.status().as_u16();
+    let body = res.into_body().collect().await.unwrap().to_bytes();
+    (status, String::from_utf8_lossy(&body).into_owned())
+}
+
+const LOCAL: &str = r#"
+apis:
+  - name: a
+    kind: rest
+    prefix: /api
+    authorizers:
+      - {name: users, type: cognito, pools: [us-east-1_local]}
+      - {name: strict, type: cognito, pools: [us-east-1_local], reject_signed_out: true}
+    default_authorizer: users
+    routes:
+      - route: GET /me
+        integration: {type: mock, body: me}
+      - route: GET /strict
+        authorizer: strict
+        scopes: [aws.cognito.signin.user.admin]
+        integration: {type: mock, body: strict}
+"#;
+
+#[tokio::test]
+async fn local_pool_tokens_pass_and_everything_else_is_401() {
+    let key = Arc::new(SigningKey::generate().unwrap());
+    let g = gateway(
+        LOCAL,
+        Pools {
+            keys: vec![key.clone()],
+            signed_out: false,
+        },
+    );
+    let iss = format!("{BASE}/us-east-1_local");
+    assert_eq!(
+        get(&g, "/api/prod/me", Some(&id_token(&key, &iss, NOW + 60))).await,
+        (200, "me".into())
+    );
+    let unauthorized = (401, r#"{"message":"Unauthorized"}"#.to_string());
+    assert_eq!(get(&g, "/api/prod/me", None).await, unauthorized);
+    assert_eq!(
+        get(&g, "/api/prod/me", Some(&id_token(&key, &iss, NOW - 1))).await,
+        unauthorized
+    );
+    // Another pool's issuer, and a key the pool does not have.
+    assert_eq!(
+        get(
+            &g,
+            "/api/prod/me",
+            Some(&id_token(
+                &key,
+                &format!("{BASE}/us-east-1_other"),
+                NOW + 60
+            ))
+        )
+        .await,
+        unauthorized
+    );
+    let stranger = SigningKey::generate().unwrap();
+    assert_eq!(
+        get(
+            &g,
+            "/api/prod/me",
+            Some(&id_token(&stranger, &iss, NOW + 60))
+        )
+        .await,
+        unauthorized
+    );
+    assert_eq!(get(&g, "/api/prod/nope", None).await.0, 403);
+    assert_eq!(get(&g, "/api/test/me", None).await.0, 403);
+}
+
+#[tokio::test]
+async fn the_opt_in_check_refuses_signed_out_access_tokens() {
+    let key = Arc::new(SigningKey::generate().unwrap());
+    let iss = format!("{BASE}/us-east-1_local");
+    let access = tokens::sign(
+        &key,
+        &claims(json!({"sub": "s1", "iss": iss, "token_use": "access", "client_id": "c1",
+                       "scope": "aws.cognito.signin.user.admin", "origin_jti": "j", "exp": NOW + 60})),
+    )
+    .unwrap();
+    let live = gateway(
+        LOCAL,
+        Pools {
+            keys: vec![key.clone()],
+            signed_out: false,
+        },
+    );
+    assert_eq!(get(&live, "/api/prod/strict", Some(&access)).await.0, 200);
+    let out = gateway(
+        LOCAL,
+        Pools {
+            keys: vec![key],
+            signed_out: true,
+        },
+    );
+    assert_eq!(get(&out, "/api/prod/strict", Some(&access)).await.0, 401);
+}
+
+/// A one-issuer OpenID provider on a loopback port: discovery and JWKS, counting JWKS fetches.
+async fn issuer(
+    keys: Arc<std::sync::Mutex<Vec<Arc<SigningKey>>>>,
+    fetches: Arc<AtomicUsize>,
+) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let issuer = base.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut sock, _)) = listener.accept().await else {
+                return;
+            };
+            let keys = keys.clone();
+            let fetches = fetches.clone();
+            let issuer = issuer.clone();
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 4096];
+                let n = sock.read(&mut buf).await.unwrap_or(0);
+                let head = String::from_utf8_lossy(&buf[..n]).to_string();
+                let body = if head.starts_with("GET /.well-known/openid-configuration") {
+                    json!({"issuer": issuer, "jwks_uri": format!("{issuer}/keys")}).to_string()
+                } else {
+                    fetches.fetch_add(1, Ordering::SeqCst);
+                    let jwks = Jwks {
+                        keys: keys.lock().unwrap().iter().map(|k| k.jwk()).collect(),
+                    };
+                    serde_json::to_string(&jwks).unwrap()
+                };
+                let res = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = sock.write_all(res.as_bytes()).await;
+            });
+        }
+    });
+    base
+}
+
+#[tokio::test]
+async fn remote_issuers_keys_are_fetched_cached_and_refetched_for_a_new_kid() {
+    let first = Arc::new(SigningKey::generate().unwrap());
+    let keys = Arc::new(std::sync::Mutex::new(vec![first.clone()]));
+    let fetches = Arc::new(AtomicUsize::new(0));
+    let iss = issuer(keys.clone(), fetches.clone()).await;
+    let yaml = format!(
+        r#"
+apis:
+  - name: h
+    kind: http
+    prefix: /h
+    authorizers:
+      - {{name: j, type: jwt, issuer: "{iss}", audience: [c1]}}
+    default_authorizer: j
+    routes:
+      - route: GET /x
+        integration: {{type: mock, body: ok}}
+"#
+    );
+    let g = gateway(
+        &yaml,
+        Pools {
+            keys: vec![],
+            signed_out: false,
+        },
+    );
+    let t = id_token(&first, &iss, NOW + 60);
+    assert_eq!(get(&g, "/h/x", Some(&t)).await, (200, "ok".into()));
+    assert_eq!(get(&g, "/h/x", Some(&t)).await.0, 200);
+    assert_eq!(fetches.load(Ordering::SeqCst), 1, "the JWKS is cached");
+    // A rotated key: the first token naming it within 10 s of the last fetch is refused, since
+    // the issuer is asked at most once per 10 s; the cache still serves known keys meanwhile.
+    let second = Arc::new(SigningKey::generate().unwrap());
+    keys.lock().unwrap().push(second.clone());
+    let t2 = id_token(&second, &iss, NOW + 60);
+    assert_eq!(get(&g, "/h/x", Some(&t2)).await.0, 401);
+    assert_eq!(fetches.load(Ordering::SeqCst), 1);
+    assert_eq!(get(&g, "/h/x", Some(&t)).await.0, 200);
+    // A wrong audience is refused even with a good signature.
+    let other_aud = tokens::sign(
+        &first,
+        &claims(json!({"sub": "s", "iss": iss, "aud": "c2", "exp": NOW + 60})),
+    )
+    .unwrap();
+    assert_eq!(get(&g, "/h/x", Some(&other_aud)).await.0, 401);
+}
+
+#[test]
+fn definitions_are_refused_with_the_line_at_fault() {
+    let g = Gateway::new(
+        Arc::new(Pools {
+            keys: vec![],
+            signed_out: false,
+        }),
+        Context {
+            issuer_base: BASE.into(),
+        },
+        Box::new(|| NOW),
+    );
+    let cases = [
+        (
+            "apis:\n  - name: a\n    kind: soap\n    prefix: /a\n    routes: []\n",
+            3,
+            "soap",
+        ),
+        (
+            "apis:\n  - name: a\n    kind: rest\n    prefix: /a\n    routes:\n      - route: GET x\n        integration: {type: mock}\n",
+            6,
+            "must start with /",
+        ),
+        (
+            "apis:\n  - name: a\n    kind: http\n    prefix: /a\n    routes:\n      - route: GET /x\n        authorizer: who\n        integration: {type: mock}\n",
+            7,
+            "who",
+        ),
+        (
+            "apis:\n  - name: a\n    kind: http\n    prefix: /a\n    routes:\n      - route: GET /x\n        integration: {type: http, url: \"http://up/{id}\"}\n",
+            7,
+            "{id}",
+        ),
+        (
+            "apis:\n  - name: a\n    kind: http\n    authorizers:\n      - {name: j, type: jwt, issuer: \"http://idp.example.com\", audience: [c]}\n    prefix: /a\n    routes:\n      - route: GET /x\n        integration: {type: mock}\n",
+            5,
+            "https",
+        ),
+    ];
+    for (yaml, line, word) in cases {
+        let file: File = serde_saphyr::from_str(yaml).unwrap();
+        let err = g.check(&file.apis).unwrap_err();
+        assert_eq!(err.line, line, "{yaml}: {err}");
+        assert!(err.to_string().contains(word), "{err}");
+    }
+}
