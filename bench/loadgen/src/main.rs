@@ -4,6 +4,7 @@
 //! this machine can do at best: argon2id hashes, SRP verifiers and RS256 signatures per second on
 //! every core, and the CPU one server-side SRP sign-in needs. `signin` drives the sign-in flows.
 
+mod gateway;
 mod signin;
 
 use std::sync::Arc;
@@ -69,6 +70,28 @@ enum Cmd {
         /// Wait after a TooManyRequestsException before the next call, in milliseconds.
         #[arg(long, default_value_t = 100)]
         backoff_ms: u64,
+    },
+    /// Gateway benchmark: a pool, a client and a signed-in user; prints ids and tokens.
+    GatewaySetup {
+        #[arg(long)]
+        endpoint: String,
+    },
+    /// Gateway benchmark: a minimal upstream answering `ok` on one thread.
+    Upstream {
+        #[arg(long)]
+        listen: String,
+    },
+    /// Gateway benchmark: GETs at a fixed rate (open loop), latency percentiles.
+    Rate {
+        #[arg(long)]
+        url: String,
+        /// `name: value`, repeatable.
+        #[arg(long = "header")]
+        headers: Vec<String>,
+        #[arg(long)]
+        rate: u64,
+        #[arg(long, default_value_t = 10.0)]
+        seconds: f64,
     },
     /// AdminCreateUser and SignUp throughput into a fresh pool.
     Writes {
@@ -555,5 +578,23 @@ fn main() -> Result<()> {
             count,
             concurrency,
         } => tokio::runtime::Runtime::new()?.block_on(writes(&endpoint, count, concurrency)),
+        Cmd::GatewaySetup { endpoint } => {
+            tokio::runtime::Runtime::new()?.block_on(gateway::setup(&endpoint))
+        }
+        Cmd::Upstream { listen } => gateway::upstream(&listen),
+        Cmd::Rate {
+            url,
+            headers,
+            rate,
+            seconds,
+        } => {
+            let headers: Vec<(String, String)> = headers
+                .iter()
+                .filter_map(|h| h.split_once(':'))
+                .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+                .collect();
+            tokio::runtime::Runtime::new()?
+                .block_on(gateway::fixed_rate(&url, &headers, rate, seconds))
+        }
     }
 }

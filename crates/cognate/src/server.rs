@@ -11,6 +11,7 @@ use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tower_http::catch_panic::CatchPanicLayer;
 use userpool::{Deps, Directory, HashProfile, MessageSender, PasswordHasher, Store};
 
@@ -190,6 +191,11 @@ pub async fn build(settings: &Settings) -> Result<(Router, Arc<Apis>)> {
             Router::new()
                 .route("/health", get(health))
                 .with_state(store.clone()),
+        )
+        .merge(
+            Router::new()
+                .route("/metrics", get(metrics))
+                .with_state(prometheus()?),
         );
     if settings.sender == Sender::Outbox {
         app = app.merge(crate::dev::router(directory, clock));
@@ -247,6 +253,30 @@ async fn health(State(store): State<Arc<dyn Store>>) -> Response {
                 .into_response()
         }
     }
+}
+
+/// The process's metrics recorder (the gateway's counters and histograms).
+fn prometheus() -> Result<PrometheusHandle> {
+    const SECONDS: [f64; 12] = [
+        0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
+    ];
+    let handle = PrometheusBuilder::new()
+        .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), &SECONDS)?
+        .install_recorder()
+        .context("cannot install the metrics recorder")?;
+    Ok(handle)
+}
+
+/// `GET /metrics` in Prometheus' text format.
+async fn metrics(State(handle): State<PrometheusHandle>) -> Response {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4",
+        )],
+        handle.render(),
+    )
+        .into_response()
 }
 
 fn panic_response() -> Response {

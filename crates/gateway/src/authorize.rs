@@ -7,7 +7,9 @@ use http::{HeaderMap, HeaderName};
 use serde_json::Value;
 use tokens::{Claims, Verifier};
 
-use crate::jwks::KeyCache;
+use std::sync::Arc;
+
+use crate::jwks::{KeyCache, VerifiedTokens};
 use crate::responses::Refusal;
 
 #[derive(Debug, Clone)]
@@ -81,7 +83,7 @@ impl Authorizer {
         headers: &HeaderMap,
         route_scopes: &[String],
         now_s: i64,
-    ) -> Result<Claims, Refusal> {
+    ) -> Result<Arc<Claims>, Refusal> {
         let http_api = self.http_api();
         let deny = |reason| unauthorized(http_api, reason);
         let value = headers
@@ -91,6 +93,47 @@ impl Authorizer {
         let token = token_of(value);
         if token.is_empty() {
             return Err(deny("no token"));
+        }
+        let claims = self.verified_claims(keys, token, now_s).await?;
+        let iss = str_claim(&claims, "iss").unwrap_or_default();
+        if num_claim(&claims, "nbf").is_some_and(|t| t > now_s + self.skew_s) {
+            return Err(deny("the token is not valid yet"));
+        }
+        if num_claim(&claims, "iat").is_some_and(|t| t > now_s + self.skew_s) {
+            return Err(deny("the token was issued in the future"));
+        }
+        match &self.kind {
+            Kind::Cognito { .. } => self.cognito_rules(&claims, route_scopes)?,
+            Kind::Jwt { audience, .. } => jwt_rules(&claims, audience, route_scopes)?,
+        }
+        if self.reject_signed_out
+            && str_claim(&claims, "token_use") == Some("access")
+            && keys.local().signed_out(iss, &claims).await == Some(true)
+        {
+            return Err(deny("the token's session was signed out"));
+        }
+        Ok(claims)
+    }
+
+    /// The claims of a token whose signature verifies with its issuer's keys, the issuer being
+    /// one this authorizer accepts, and which has not expired. A token verified before is
+    /// recognised by its digest (no RSA work); its issuer and expiry are still checked.
+    async fn verified_claims(
+        &self,
+        keys: &KeyCache,
+        token: &str,
+        now_s: i64,
+    ) -> Result<Arc<Claims>, Refusal> {
+        let deny = |reason| unauthorized(self.http_api(), reason);
+        let digest = VerifiedTokens::digest(token);
+        if let Some(claims) = keys.verified.get(&digest) {
+            if !str_claim(&claims, "iss").is_some_and(|i| self.issuer_allowed(i)) {
+                return Err(deny("the token's issuer is not accepted"));
+            }
+            if num_claim(&claims, "exp").is_none_or(|exp| exp <= now_s - self.skew_s) {
+                return Err(deny("the token has expired"));
+            }
+            return Ok(claims);
         }
         // Which issuer's keys to use comes from the unverified token; it must be one we trust
         // before anything is fetched.
@@ -116,22 +159,8 @@ impl Authorizer {
         if str_claim(&claims, "iss") != Some(iss) {
             return Err(deny("the token's issuer is not accepted"));
         }
-        if num_claim(&claims, "nbf").is_some_and(|t| t > now_s + self.skew_s) {
-            return Err(deny("the token is not valid yet"));
-        }
-        if num_claim(&claims, "iat").is_some_and(|t| t > now_s + self.skew_s) {
-            return Err(deny("the token was issued in the future"));
-        }
-        match &self.kind {
-            Kind::Cognito { .. } => self.cognito_rules(&claims, route_scopes)?,
-            Kind::Jwt { audience, .. } => jwt_rules(&claims, audience, route_scopes)?,
-        }
-        if self.reject_signed_out
-            && str_claim(&claims, "token_use") == Some("access")
-            && keys.local().signed_out(iss, &claims).await == Some(true)
-        {
-            return Err(deny("the token's session was signed out"));
-        }
+        let claims = Arc::new(claims);
+        keys.verified.insert(digest, claims.clone());
         Ok(claims)
     }
 

@@ -29,12 +29,52 @@ struct Entry {
     fetched: Instant,
 }
 
+const SHARDS: usize = 16;
+/// Tokens remembered per shard; a full shard starts over (a burst of new tokens costs
+/// verifications, never memory).
+const PER_SHARD: usize = 4096;
+
+/// Tokens whose signature verified, by SHA-256 of the whole token: a caller sending the same
+/// token again costs no RSA verification. Only the signature's verdict is remembered; expiry
+/// and every authorizer rule are checked on each request.
+#[derive(Default)]
+pub struct VerifiedTokens {
+    shards: [Mutex<HashMap<[u8; 32], Arc<Claims>>>; SHARDS],
+}
+
+impl VerifiedTokens {
+    pub fn digest(token: &str) -> [u8; 32] {
+        let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes());
+        let mut out = [0u8; 32];
+        out.copy_from_slice(d.as_ref());
+        out
+    }
+
+    fn shard(&self, key: &[u8; 32]) -> &Mutex<HashMap<[u8; 32], Arc<Claims>>> {
+        &self.shards[usize::from(key[0]) % SHARDS]
+    }
+
+    pub fn get(&self, key: &[u8; 32]) -> Option<Arc<Claims>> {
+        self.shard(key).lock().ok()?.get(key).cloned()
+    }
+
+    pub fn insert(&self, key: [u8; 32], claims: Arc<Claims>) {
+        if let Ok(mut shard) = self.shard(&key).lock() {
+            if shard.len() >= PER_SHARD {
+                shard.clear();
+            }
+            shard.insert(key, claims);
+        }
+    }
+}
+
 pub struct KeyCache {
     local: Arc<dyn LocalPools>,
     http: reqwest::Client,
     entries: RwLock<HashMap<String, Entry>>,
     /// When each issuer's keys were last asked for, successful or not.
     attempts: Mutex<HashMap<String, Instant>>,
+    pub verified: VerifiedTokens,
 }
 
 impl KeyCache {
@@ -48,6 +88,7 @@ impl KeyCache {
             http,
             entries: RwLock::new(HashMap::new()),
             attempts: Mutex::new(HashMap::new()),
+            verified: VerifiedTokens::default(),
         }
     }
 

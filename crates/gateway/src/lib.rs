@@ -6,6 +6,9 @@
 //! stage, path), CORS preflight, [`routes::find`], the body limit, [`authorize`], the
 //! integration, then the response headers and the access-log line. The gateway knows user pools
 //! only through their keys ([`jwks::LocalPools`]), so it fronts Amazon Cognito pools as well.
+//! Metrics go to the `metrics` facade (`gateway_requests_total` by API, route and status,
+//! `gateway_authorizer_rejections_total` by reason, `gateway_upstream_duration_seconds`); the
+//! binary exports them at `/metrics`.
 
 #![cfg_attr(
     not(test),
@@ -302,6 +305,12 @@ impl Gateway {
                     Ok(c) => Some(c),
                     Err(r) => {
                         tracing::debug!(api = %api.name, route = %route.key, reason = r.reason(), "authorizer refused");
+                        metrics::counter!(
+                            "gateway_authorizer_rejections_total",
+                            "api" => api.name.clone(),
+                            "reason" => r.reason(),
+                        )
+                        .increment(1);
                         return refuse(r, outcome);
                     }
                 }
@@ -324,15 +333,23 @@ impl Gateway {
                 Ok(res)
             }
             Integration::Http(http) => {
+                let upstream_started = Instant::now();
                 let fwd = Forward {
                     params: &params,
                     peer,
-                    claims: claims.as_ref(),
+                    claims: claims.as_deref(),
                     claims_header: &api.claims_header,
                     claim_headers: &api.claim_headers,
                     body_limit: api.body_limit,
                 };
-                self.upstreams.send(http, req, fwd).await
+                let res = self.upstreams.send(http, req, fwd).await;
+                metrics::histogram!(
+                    "gateway_upstream_duration_seconds",
+                    "api" => api.name.clone(),
+                    "route" => route.key.clone(),
+                )
+                .record(upstream_started.elapsed().as_secs_f64());
+                res
             }
         };
         match res {
@@ -381,6 +398,13 @@ fn finish(
     if let Some(cors) = cors {
         cors.decorate(origin, res.headers_mut());
     }
+    metrics::counter!(
+        "gateway_requests_total",
+        "api" => outcome.api.to_string(),
+        "route" => outcome.route.to_string(),
+        "status" => res.status().as_str().to_string(),
+    )
+    .increment(1);
     let id = request_id();
     if let Ok(v) = HeaderValue::from_str(&id) {
         res.headers_mut().insert("x-amzn-RequestId", v.clone());

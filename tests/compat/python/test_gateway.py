@@ -30,6 +30,10 @@ class Echo(BaseHTTPRequestHandler):
             time.sleep(2)
         length = int(self.headers.get("content-length") or 0)
         body = self.rfile.read(length) if length else b""
+        if self.headers.get("transfer-encoding") == "chunked":
+            body = self._chunked()
+            if body is None:
+                return
         out = json.dumps(
             {
                 "method": self.command,
@@ -44,6 +48,19 @@ class Echo(BaseHTTPRequestHandler):
         self.send_header("access-control-allow-origin", "https://upstream.example")
         self.end_headers()
         self.wfile.write(out)
+
+    def _chunked(self):
+        body = b""
+        while True:
+            size = self.rfile.readline()
+            if not size:
+                return None  # the sender gave up mid-body
+            n = int(size.strip() or b"0", 16)
+            if n == 0:
+                self.rfile.readline()
+                return body
+            body += self.rfile.read(n)
+            self.rfile.readline()
 
     do_GET = do_POST = do_PUT = do_DELETE = _answer
 
@@ -284,8 +301,13 @@ def test_body_limit_is_413(env, tokens):
         for _ in range(4):
             yield b"z" * 512
 
+    # Without a length: streamed, and cut off at the limit (the upstream, still reading, never
+    # gets more than the limit), answered 413.
     res = requests.post(env["gw"] + "/prod/files/x", data=chunks(), headers={"Authorization": tokens["IdToken"]})
     assert res.status_code == 413, res.text
+    # Under the limit, a chunked body arrives whole.
+    res = requests.post(env["gw"] + "/prod/files/x", data=iter([b"a" * 300, b"b" * 300]), headers={"Authorization": tokens["IdToken"]})
+    assert res.status_code == 200 and res.json()["body_length"] == 600, res.text
 
 
 def test_unknown_routes_answer_as_rest_and_http_apis_do(env):
@@ -417,3 +439,17 @@ def test_zz_expired_tokens_are_401(env, tokens):
     res = requests.get(env["server"].endpoint + "/partner/items", headers={"Authorization": "Bearer " + tokens["AccessToken"]})
     assert res.status_code == 401
     assert "expired" in res.headers["www-authenticate"]
+
+
+def test_metrics_count_requests_rejections_and_upstream_latency(env, tokens):
+    requests.get(env["gw"] + "/prod/users", headers={"Authorization": tokens["IdToken"]})
+    requests.get(env["gw"] + "/prod/users")
+    text = requests.get(env["server"].endpoint + "/metrics").text
+    line = lambda prefix: next((l for l in text.splitlines() if l.startswith(prefix)), None)
+    ok = line('gateway_requests_total{api="tutorial",route="GET /users",status="200"}')
+    assert ok and float(ok.split()[-1]) >= 1, text
+    denied = line('gateway_authorizer_rejections_total{api="tutorial",reason="no token"}')
+    assert denied and float(denied.split()[-1]) >= 1, text
+    assert line('gateway_upstream_duration_seconds_bucket{api="tutorial",route="GET /users"'), text
+    # Never a token in the metrics.
+    assert tokens["IdToken"] not in text

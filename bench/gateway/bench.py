@@ -1,0 +1,216 @@
+"""The gateway benchmark's driver (see run.sh): starts the upstream, Cognate and nginx, runs wrk
+against each side by side in rounds, then the fixed-rate latency runs, and writes results.json."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.request
+
+KEY, SECRET = "AKIDBENCHMARK", "benchmark-secret"
+SECONDS = int(os.environ.get("SECONDS_PER_RUN", "10"))
+ROUNDS = int(os.environ.get("ROUNDS", "2"))
+CONNECTIONS = 64
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_http(url, timeout=30):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(url, timeout=1)
+            return
+        except urllib.error.HTTPError:
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise SystemExit(f"{url} did not come up")
+
+
+def machine():
+    model = "unknown CPU"
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{model}, {os.cpu_count()} cores, Linux {platform.release()}"
+
+
+def wrk(url, headers=()):
+    cmd = ["wrk", "-t2", f"-c{CONNECTIONS}", f"-d{SECONDS}s", "--latency", url]
+    for h in headers:
+        cmd += ["-H", h]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    lat = {p: re.search(rf"\s{p}%\s+([\d.]+)(us|ms|s)", out) for p in ("50", "99")}
+
+    def ms(m):
+        v, unit = float(m.group(1)), m.group(2)
+        return v / 1000 if unit == "us" else v * 1000 if unit == "s" else v
+
+    return {"per_s": rps, "non_2xx": int(non2xx.group(1)) if non2xx else 0,
+            "p50_ms": ms(lat["50"]), "p99_ms": ms(lat["99"])}
+
+
+def rate(root, url, r, headers=()):
+    cmd = [os.path.join(root, "target/release/cognate-bench"), "rate", "--url", url, "--rate", str(r),
+           "--seconds", str(SECONDS)]
+    for h in headers:
+        cmd += ["--header", h]
+    return json.loads(subprocess.run(cmd, capture_output=True, text=True, check=True).stdout)
+
+
+def definition(pool_id, gw_port, up_port):
+    return f"""apis:
+  - name: bench
+    kind: rest
+    listen: 127.0.0.1:{gw_port}
+    stages: [prod]
+    authorizers:
+      - name: users
+        type: cognito
+        pools: [{pool_id}]
+    default_authorizer: users
+    routes:
+      - route: GET /items
+        scopes: [aws.cognito.signin.user.admin]
+        integration: {{type: http, url: "http://127.0.0.1:{up_port}/items"}}
+"""
+
+
+NGINX = """worker_processes auto;
+pid {dir}/nginx.pid;
+error_log {dir}/nginx-error.log;
+events {{ worker_connections 4096; }}
+http {{
+  access_log off;
+  upstream up {{ server 127.0.0.1:{up}; keepalive 128; }}
+  server {{
+    listen 127.0.0.1:{port};
+    location / {{
+      proxy_pass http://up;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+    }}
+  }}
+}}
+"""
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--root", required=True)
+    a = ap.parse_args()
+    root = a.root
+    bench = os.path.join(root, "target/release/cognate-bench")
+    work = tempfile.mkdtemp(prefix="bench-gateway-")
+    procs = []
+    try:
+        up, api, gw, ng = free_port(), free_port(), free_port(), free_port()
+        procs.append(subprocess.Popen([bench, "upstream", "--listen", f"127.0.0.1:{up}"]))
+        env = dict(os.environ, COGNATE_ACCESS_KEY_ID=KEY, COGNATE_SECRET_ACCESS_KEY=SECRET, COGNATE_MESSAGES="log")
+        log = open(os.path.join(work, "cognate.log"), "wb")
+        # Default logging (info: one access-log line per request, to a file), as a user runs it.
+        procs.append(subprocess.Popen(
+            [os.path.join(root, "target/release/cognate"), "serve", "--listen", f"127.0.0.1:{api}",
+             "--data-dir", os.path.join(work, "data"), "--password-hashing", "development"],
+            env=env, stdout=log, stderr=subprocess.STDOUT))
+        wait_http(f"http://127.0.0.1:{api}/health")
+        wait_http(f"http://127.0.0.1:{up}/")
+        setup = json.loads(subprocess.run([bench, "gateway-setup", "--endpoint", f"http://127.0.0.1:{api}"],
+                                          capture_output=True, text=True, check=True).stdout)
+        cfg = os.path.join(work, "apis.yaml")
+        open(cfg, "w").write(definition(setup["pool_id"], gw, up))
+        subprocess.run([os.path.join(root, "target/release/cognate"), "apply", "--endpoint",
+                        f"http://127.0.0.1:{api}", cfg], env=env, check=True, capture_output=True)
+        conf = os.path.join(work, "nginx.conf")
+        open(conf, "w").write(NGINX.format(dir=work, up=up, port=ng))
+        nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+        procs.append(subprocess.Popen([nginx, "-c", conf, "-p", work, "-g", "daemon off;"]))
+        wait_http(f"http://127.0.0.1:{ng}/")
+        auth = [f"Authorization: {setup['access_token']}"]
+        targets = {
+            "direct": (f"http://127.0.0.1:{up}/items", ()),
+            "nginx": (f"http://127.0.0.1:{ng}/items", ()),
+            "cognate": (f"http://127.0.0.1:{gw}/prod/items", auth),
+        }
+        # Authorization works, and without a token the route refuses.
+        check = urllib.request.Request(targets["cognate"][0], headers={"Authorization": setup["access_token"]})
+        assert urllib.request.urlopen(check).status == 200
+        try:
+            urllib.request.urlopen(targets["cognate"][0])
+            raise SystemExit("the gateway let an unauthenticated request through")
+        except urllib.error.HTTPError as e:
+            assert e.code == 401
+        rows = []
+        for rnd in range(ROUNDS):
+            for name, (url, headers) in targets.items():
+                row = dict(wrk(url, headers), target=name, round=rnd + 1)
+                print(row, flush=True)
+                rows.append(row)
+        mean = lambda name: sum(r["per_s"] for r in rows if r["target"] == name) / ROUNDS
+        peak = mean("cognate")
+        half = int(peak / 2)
+        fixed = []
+        for name in ("direct", "cognate", "direct", "cognate"):
+            url, headers = targets[name]
+            row = dict(rate(root, url, half, headers), target=name)
+            print(row, flush=True)
+            fixed.append(row)
+        results = {"machine": machine(), "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+                   "connections": CONNECTIONS, "seconds": SECONDS, "wrk": rows, "fixed_rate": fixed,
+                   "peak": peak, "direct": mean("direct"), "nginx": mean("nginx")}
+        with open(os.path.join(root, "bench/gateway/results.json"), "w") as f:
+            json.dump(results, f, indent=1)
+        print(render(results))
+    finally:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def render(r):
+    out = [f"Machine: {r['machine']}; run {r['started']}.", "",
+           f"wrk, 2 threads, {r['connections']} connections, {r['seconds']} s per row, in rounds:", "",
+           "| Round | Target | Requests/s | p50 ms | p99 ms | Non-2xx |", "|---:|---|---:|---:|---:|---:|"]
+    for w in r["wrk"]:
+        out.append(f"| {w['round']} | {w['target']} | {w['per_s']:.0f} | {w['p50_ms']:.2f} | {w['p99_ms']:.2f} | {w['non_2xx']} |")
+    out += ["", f"Cognate {r['peak']:.0f}/s authorized and proxied = **{r['peak'] / r['nginx']:.2f}** of nginx's "
+            f"plain proxy_pass ({r['nginx']:.0f}/s); direct {r['direct']:.0f}/s.", ""]
+    d = [f for f in r["fixed_rate"] if f["target"] == "direct"]
+    c = [f for f in r["fixed_rate"] if f["target"] == "cognate"]
+    out += [f"Fixed rate {d[0]['rate']}/s (half of Cognate's peak), {r['seconds']} s per row:", "",
+            "| Target | p50 ms | p90 ms | p99 ms | max ms | Errors |", "|---|---:|---:|---:|---:|---:|"]
+    for f in r["fixed_rate"]:
+        out.append(f"| {f['target']} | {f['p50_ms']:.3f} | {f['p90_ms']:.3f} | {f['p99_ms']:.3f} | {f['max_ms']:.1f} | {f['errors']} |")
+    avg = lambda rows, k: sum(x[k] for x in rows) / len(rows)
+    out += ["", f"Added by Cognate: p50 **{avg(c, 'p50_ms') - avg(d, 'p50_ms'):.3f} ms**, p99 "
+            f"**{avg(c, 'p99_ms') - avg(d, 'p99_ms'):.3f} ms** (noise of the direct runs: p50 "
+            f"{abs(d[0]['p50_ms'] - d[1]['p50_ms']):.3f} ms, p99 {abs(d[0]['p99_ms'] - d[1]['p99_ms']):.3f} ms)."]
+    return "\n".join(out)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# The gateway benchmark (issue 5, item 7): an authorized GET (RS256 access token, scope check)
+# proxied by Cognate to a minimal upstream, beside the same GET straight to the upstream and
+# through Debian's nginx doing a plain proxy_pass, with wrk as the load; then the latency Cognate
+# adds at half its peak, measured at a fixed rate (open loop) against the direct run's noise.
+#
+#   bench/gateway/run.sh            # about 3 minutes on 2 cores
+#
+# Installs wrk and nginx with apt-get when they are missing. Results: bench/gateway/results.json
+# and a Markdown table on stdout (copied into docs/performance.md).
+set -euo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+root="$(cd "$here/../.." && pwd)"
+cd "$root"
+
+missing=()
+command -v wrk >/dev/null || missing+=(wrk)
+command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || missing+=(nginx)
+if [ ${#missing[@]} -gt 0 ]; then
+  sudo=""; [ "$(id -u)" -ne 0 ] && sudo="sudo"
+  $sudo apt-get install -y -q "${missing[@]}" >/dev/null
+fi
+cargo build --release -q -p cognate -p cognate-bench
+exec python3 "$here/bench.py" --root "$root"
