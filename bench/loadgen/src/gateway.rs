@@ -57,7 +57,12 @@ pub fn upstream(listen: &str) -> Result<()> {
         .enable_all()
         .build()?;
     rt.block_on(async {
-        let listener = tokio::net::TcpListener::bind(listen).await?;
+        // A long accept queue: the benchmark's bursts of new connections must not be dropped.
+        let addr: std::net::SocketAddr = listen.parse()?;
+        let socket = tokio::net::TcpSocket::new_v4()?;
+        socket.set_reuseaddr(true)?;
+        socket.bind(addr)?;
+        let listener = socket.listen(8192)?;
         let app = axum::Router::new().fallback(|| async { "ok" });
         axum::serve(listener, app).await?;
         Ok(())

@@ -50,7 +50,7 @@ impl LocalPools for DirectoryPools {
 }
 
 struct Running {
-    stop: tokio::sync::oneshot::Sender<()>,
+    stop: tokio::sync::watch::Sender<bool>,
 }
 
 /// The gateway and the listeners of the APIs that have their own address.
@@ -80,16 +80,14 @@ impl Apis {
         wanted.dedup();
         let mut bound = Vec::new();
         for addr in wanted.iter().filter(|a| !running.contains_key(a)) {
-            let l = tokio::net::TcpListener::bind(addr)
-                .await
-                .with_context(|| format!("cannot listen on {addr} for an API"))?;
+            let l = bind(*addr).with_context(|| format!("cannot listen on {addr} for an API"))?;
             bound.push((*addr, l));
         }
         let names = compiled.iter().map(|a| a.name.clone()).collect();
         self.gateway.install(compiled);
         for (addr, listener) in bound {
-            let (stop, stopped) = tokio::sync::oneshot::channel();
-            tokio::spawn(serve_own(self.gateway.clone(), addr, listener, stopped));
+            let (stop, stopped) = tokio::sync::watch::channel(false);
+            serve_own(self.gateway.clone(), addr, listener, stopped)?;
             running.insert(addr, Running { stop });
             tracing::info!(listen = %addr, "gateway listener started");
         }
@@ -100,7 +98,7 @@ impl Apis {
             .collect();
         for addr in gone {
             if let Some(r) = running.remove(&addr) {
-                let _ = r.stop.send(());
+                let _ = r.stop.send(true);
                 tracing::info!(listen = %addr, "gateway listener stopped");
             }
         }
@@ -128,37 +126,88 @@ impl Apis {
     }
 }
 
+/// Connections waiting to be accepted, per API listener: a burst of new callers (thousands in
+/// a second) must not overflow the queue, or the kernel drops their SYNs and they retry after
+/// a second or more.
+const BACKLOG: u32 = 8192;
+
+fn bind(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(BACKLOG)
+}
+
 /// The `apis` of a configuration file's text (the whole file must be valid).
 pub fn parse_apis(text: &str) -> Result<Vec<ApiDef>> {
     Ok(FileConfig::parse(text)?.apis.unwrap_or_default())
 }
 
-async fn serve_own(
+/// Serves an API's own address thread-per-core: each thread runs its own event loop on the
+/// shared socket, with its own upstream connections, so a request stays on one thread from
+/// accept to answer (no hand-offs between threads, as nginx's workers).
+fn serve_own(
     gateway: Arc<Gateway>,
     addr: SocketAddr,
     listener: tokio::net::TcpListener,
-    stopped: tokio::sync::oneshot::Receiver<()>,
-) {
-    let app = Router::new()
-        .fallback(own_listener)
-        .with_state((gateway, addr))
-        .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_| {
-            tracing::error!("a gateway request panicked");
-            gateway::Refusal::IntegrationFailure
-                .into_response()
-                .map(Body::new)
-        }));
-    let served = axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(async {
-        let _ = stopped.await;
-    })
-    .await;
-    if let Err(e) = served {
-        tracing::error!(listen = %addr, error = %e, "gateway listener failed");
+    stopped: tokio::sync::watch::Receiver<bool>,
+) -> Result<()> {
+    let std_listener = listener.into_std()?;
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2);
+    for i in 0..threads {
+        let socket = std_listener.try_clone()?;
+        let (gateway, mut stopped) = (gateway.clone(), stopped.clone());
+        std::thread::Builder::new()
+            .name(format!("gateway-{}-{i}", addr.port()))
+            .spawn(move || {
+                let runtime = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(r) => r,
+                    Err(e) => {
+                        tracing::error!(listen = %addr, error = %e, "cannot start a gateway thread");
+                        return;
+                    }
+                };
+                runtime.block_on(async move {
+                    let listener = match tokio::net::TcpListener::from_std(socket) {
+                        Ok(l) => l,
+                        Err(e) => {
+                            tracing::error!(listen = %addr, error = %e, "gateway listener failed");
+                            return;
+                        }
+                    };
+                    let app = Router::new()
+                        .fallback(own_listener)
+                        .with_state((gateway, addr))
+                        .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_| {
+                            tracing::error!("a gateway request panicked");
+                            gateway::Refusal::IntegrationFailure
+                                .into_response()
+                                .map(Body::new)
+                        }));
+                    let served = axum::serve(
+                        listener,
+                        app.into_make_service_with_connect_info::<SocketAddr>(),
+                    )
+                    .with_graceful_shutdown(async move {
+                        let _ = stopped.wait_for(|s| *s).await;
+                    })
+                    .await;
+                    if let Err(e) = served {
+                        tracing::error!(listen = %addr, error = %e, "gateway listener failed");
+                    }
+                });
+            })?;
     }
+    Ok(())
 }
 
 async fn own_listener(

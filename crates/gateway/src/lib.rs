@@ -98,7 +98,7 @@ impl Gateway {
         Self {
             apis: RwLock::new(Arc::new(Vec::new())),
             keys: KeyCache::new(local),
-            upstreams: Upstreams::default(),
+            upstreams: Upstreams,
             ctx,
             now_s,
         }

@@ -154,22 +154,25 @@ fn claim_text(claims: &Claims, name: &str) -> Option<String> {
     }
 }
 
-pub struct Upstreams {
-    client: Client<HttpConnector, Body>,
+fn client() -> Client<HttpConnector, Body> {
+    let mut connector = HttpConnector::new();
+    connector.set_nodelay(true);
+    connector.set_connect_timeout(Some(Duration::from_secs(10)));
+    Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(Duration::from_secs(60))
+        .pool_max_idle_per_host(256)
+        .build(connector)
 }
 
-impl Default for Upstreams {
-    fn default() -> Self {
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        connector.set_connect_timeout(Some(Duration::from_secs(10)));
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(60))
-            .pool_max_idle_per_host(256)
-            .build(connector);
-        Self { client }
-    }
+thread_local! {
+    /// One connection pool per thread: a pooled connection's task runs on the thread that
+    /// opened it, so a request served on a gateway thread never hands off to another thread.
+    static CLIENT: Client<HttpConnector, Body> = client();
 }
+
+/// The upstream connections (per thread, see [`CLIENT`]).
+#[derive(Default)]
+pub struct Upstreams;
 
 fn is_length_limit(e: &(dyn std::error::Error + 'static)) -> bool {
     let mut cur = Some(e);
@@ -228,7 +231,8 @@ impl Upstreams {
         *out.method_mut() = parts.method;
         *out.uri_mut() = uri;
         *out.headers_mut() = headers;
-        let res = match tokio::time::timeout(integration.timeout, self.client.request(out)).await {
+        let pending = CLIENT.with(|c| c.request(out));
+        let res = match tokio::time::timeout(integration.timeout, pending).await {
             Err(_) => return Err(Refusal::IntegrationTimeout),
             Ok(Err(e)) => {
                 if is_length_limit(&e) {
