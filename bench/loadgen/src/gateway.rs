@@ -69,57 +69,85 @@ pub fn upstream(listen: &str) -> Result<()> {
     })
 }
 
-/// `rate` requests/s to `url` for `seconds`, each with `headers`; prints latency percentiles.
+/// `rate` requests/s to `url` for `seconds` over `connections` kept-alive connections (wrk2's
+/// model): connection `i` sends requests `i`, `i + connections`, … each at its planned time, or
+/// as soon as its previous answer arrived if that was late; latency counts from the planned
+/// time, so a stall is charged to every request it delayed. Prints latency percentiles.
 pub async fn fixed_rate(
     url: &str,
     headers: &[(String, String)],
     rate: u64,
     seconds: f64,
+    connections: usize,
 ) -> Result<()> {
-    let http = reqwest::Client::builder()
-        .pool_max_idle_per_host(512)
-        .timeout(Duration::from_secs(10))
-        .build()?;
-    let mut hmap = reqwest::header::HeaderMap::new();
-    for (k, v) in headers {
-        hmap.insert(
-            reqwest::header::HeaderName::from_bytes(k.as_bytes())?,
-            reqwest::header::HeaderValue::from_str(v)?,
-        );
-    }
-    let hmap = Arc::new(hmap);
+    let uri: http::Uri = url.parse()?;
+    let authority = uri.authority().context("the url has no host")?.clone();
+    let path = uri
+        .path_and_query()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "/".into());
     let total = (rate as f64 * seconds) as u64;
     let interval = Duration::from_secs_f64(1.0 / rate.max(1) as f64);
-    let started = Instant::now();
-    let mut tasks = Vec::with_capacity(total as usize);
-    let mut errors = 0usize;
-    // Planned start times on a fixed grid; the loop sleeps in 1 ms steps and sends what is due.
-    let mut next = 0u64;
-    while next < total {
-        let due =
-            ((started.elapsed().as_secs_f64() / interval.as_secs_f64()) as u64 + 1).min(total);
-        while next < due {
-            let planned = started + interval * next as u32;
-            let (http, url, h) = (http.clone(), url.to_string(), hmap.clone());
-            tasks.push(tokio::spawn(async move {
-                let ok = match http.get(&url).headers((*h).clone()).send().await {
-                    Ok(r) => r.status().is_success() && r.bytes().await.is_ok(),
+    let connections = connections.max(1);
+    let headers = Arc::new(headers.to_vec());
+    // Every connection is open before the clock starts.
+    let mut senders = Vec::with_capacity(connections);
+    for _ in 0..connections {
+        let stream = tokio::net::TcpStream::connect(authority.as_str()).await?;
+        stream.set_nodelay(true)?;
+        let (send, conn) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
+        tokio::spawn(conn);
+        senders.push(send);
+    }
+    let started = Instant::now() + Duration::from_millis(50);
+    let mut tasks = Vec::with_capacity(connections);
+    for (i, mut send) in senders.into_iter().enumerate() {
+        let (headers, path, host) = (headers.clone(), path.clone(), authority.to_string());
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::new();
+            let mut errors = 0usize;
+            let mut k = i as u64;
+            while k < total {
+                let planned = started + interval.mul_f64(k as f64);
+                tokio::time::sleep_until(planned.into()).await;
+                let mut req = http::Request::get(&path).header("host", &host);
+                for (name, value) in headers.iter() {
+                    req = req.header(name, value);
+                }
+                let ok = match req.body(http_body_util::Empty::<bytes::Bytes>::new()) {
+                    Ok(req) => match send.send_request(req).await {
+                        Ok(res) => {
+                            let status = res.status();
+                            http_body_util::BodyExt::collect(res.into_body())
+                                .await
+                                .is_ok()
+                                && status.is_success()
+                        }
+                        Err(_) => false,
+                    },
                     Err(_) => false,
                 };
-                (planned.elapsed(), ok)
-            }));
-            next += 1;
-        }
-        tokio::time::sleep(Duration::from_millis(1)).await;
+                if ok {
+                    lat.push(planned.elapsed().as_secs_f64() * 1000.0);
+                } else {
+                    errors += 1;
+                    if send.ready().await.is_err() {
+                        errors += ((total - k) / connections as u64) as usize;
+                        break;
+                    }
+                }
+                k += connections as u64;
+            }
+            (lat, errors)
+        }));
     }
-    let mut lat = Vec::with_capacity(tasks.len());
+    let mut lat = Vec::with_capacity(total as usize);
+    let mut errors = 0usize;
     for t in tasks {
-        let (d, ok) = t.await?;
-        if ok {
-            lat.push(d.as_secs_f64() * 1000.0);
-        } else {
-            errors += 1;
-        }
+        let (l, e) = t.await?;
+        lat.extend(l);
+        errors += e;
     }
     lat.sort_by(f64::total_cmp);
     let pick = |q: f64| {
@@ -130,7 +158,8 @@ pub async fn fixed_rate(
     println!(
         "{}",
         json!({
-            "measure": "fixed_rate", "url": url, "rate": rate, "requests": lat.len(), "errors": errors,
+            "measure": "fixed_rate", "url": url, "rate": rate, "connections": connections,
+            "requests": lat.len(), "errors": errors,
             "p50_ms": pick(0.5), "p90_ms": pick(0.9), "p99_ms": pick(0.99), "max_ms": pick(1.0),
         })
     );

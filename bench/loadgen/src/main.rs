@@ -92,6 +92,9 @@ enum Cmd {
         rate: u64,
         #[arg(long, default_value_t = 10.0)]
         seconds: f64,
+        /// Kept-alive connections the requests are spread over.
+        #[arg(long, default_value_t = 64)]
+        connections: usize,
     },
     /// AdminCreateUser and SignUp throughput into a fresh pool.
     Writes {
@@ -587,14 +590,20 @@ fn main() -> Result<()> {
             headers,
             rate,
             seconds,
+            connections,
         } => {
             let headers: Vec<(String, String)> = headers
                 .iter()
                 .filter_map(|h| h.split_once(':'))
                 .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
                 .collect();
-            tokio::runtime::Runtime::new()?
-                .block_on(gateway::fixed_rate(&url, &headers, rate, seconds))
+            tokio::runtime::Runtime::new()?.block_on(gateway::fixed_rate(
+                &url,
+                &headers,
+                rate,
+                seconds,
+                connections,
+            ))
         }
     }
 }
