@@ -251,6 +251,22 @@ fn integration(
     }
 }
 
+/// The authorizer a definition names (`none`: no authorization).
+fn named_authorizer(
+    authorizers: &[Arc<Authorizer>],
+    name: &Spanned<String>,
+) -> Result<Option<Arc<Authorizer>>, DefinitionError> {
+    if name.value == "none" {
+        return Ok(None);
+    }
+    authorizers
+        .iter()
+        .find(|x| x.name == name.value)
+        .cloned()
+        .map(Some)
+        .ok_or_else(|| at(name, format!("no authorizer is named {:?}", name.value)))
+}
+
 fn route(
     def: &RouteDef,
     kind: ApiKind,
@@ -263,14 +279,7 @@ fn route(
     }
     let authorizer = match &def.authorizer {
         None => default.cloned(),
-        Some(a) if a.value == "none" => None,
-        Some(a) => Some(
-            authorizers
-                .iter()
-                .find(|x| x.name == a.value)
-                .cloned()
-                .ok_or_else(|| at(a, format!("no authorizer is named {:?}", a.value)))?,
-        ),
+        Some(a) => named_authorizer(authorizers, a)?,
     };
     if authorizer.is_none() && !def.scopes.is_empty() {
         return Err(at(&def.route, "scopes need an authorizer"));
@@ -392,14 +401,7 @@ pub fn compile(def: &ApiDef, ctx: &Context) -> Result<Api, DefinitionError> {
     }
     let default = match &def.default_authorizer {
         None => None,
-        Some(d) if d.value == "none" => None,
-        Some(d) => Some(
-            authorizers
-                .iter()
-                .find(|x| x.name == d.value)
-                .cloned()
-                .ok_or_else(|| at(d, format!("no authorizer is named {:?}", d.value)))?,
-        ),
+        Some(d) => named_authorizer(&authorizers, d)?,
     };
     if def.routes.is_empty() {
         return Err(at(&def.name, "an API needs routes"));

@@ -35,8 +35,15 @@ impl UrlTemplate {
         let rest = url
             .strip_prefix("http://")
             .ok_or_else(|| format!("the upstream {url:?} must be an http:// URL"))?;
-        if rest.split('/').next().is_none_or(str::is_empty) || rest.starts_with('{') {
+        let authority = rest.split(['/', '?']).next().unwrap_or("");
+        if authority.is_empty() {
             return Err(format!("the upstream {url:?} has no host"));
+        }
+        // A caller's path must never choose the host the request goes to.
+        if authority.contains(['{', '}']) {
+            return Err(format!(
+                "the upstream {url:?} has a placeholder in its host; only the path may have them"
+            ));
         }
         let mut parts = Vec::new();
         let mut text = String::new();
@@ -292,6 +299,7 @@ mod tests {
         );
         assert!(UrlTemplate::parse("ftp://x/").is_err());
         assert!(UrlTemplate::parse("http://{host}/x").is_err());
+        assert!(UrlTemplate::parse("http://api-{id}.internal/x").is_err());
         assert!(UrlTemplate::parse("http:///x").is_err());
     }
 

@@ -31,6 +31,13 @@ impl Params {
     }
 }
 
+/// `.` or `..`, also percent-encoded: a parameter holding one could lead the upstream's path
+/// out of the integration's prefix, so such paths match no parameter.
+fn is_dot_segment(s: &str) -> bool {
+    let decoded = s.to_ascii_lowercase().replace("%2e", ".");
+    decoded == "." || decoded == ".."
+}
+
 fn is_name(s: &str) -> bool {
     !s.is_empty()
         && s.bytes()
@@ -118,12 +125,16 @@ impl Template {
                     rank.push(3);
                 }
                 Segment::Param(n) => {
-                    let p = parts.get(i).filter(|p| !p.is_empty())?;
+                    let p = parts
+                        .get(i)
+                        .filter(|p| !p.is_empty() && !is_dot_segment(p))?;
                     params.push((n.clone(), (*p).to_string()));
                     rank.push(2);
                 }
                 Segment::Greedy(n) => {
-                    if parts.len() <= i || parts[i..].iter().any(|p| p.is_empty()) {
+                    if parts.len() <= i
+                        || parts[i..].iter().any(|p| p.is_empty() || is_dot_segment(p))
+                    {
                         return None;
                     }
                     params.push((n.clone(), parts[i..].join("/")));
@@ -288,6 +299,10 @@ mod tests {
         );
         // Greedy needs at least one segment.
         assert_eq!(find(&k, true, &get, "/"), Found::None);
+        // Dot segments never reach a parameter (the upstream path cannot climb out).
+        assert_eq!(find(&k, true, &get, "/a/../admin"), Found::None);
+        assert_eq!(find(&k, true, &get, "/a/%2E%2e/admin"), Found::None);
+        assert_eq!(find(&k, true, &get, "/pets/.."), Found::None);
     }
 
     #[test]
