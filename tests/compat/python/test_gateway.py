@@ -432,15 +432,6 @@ def test_apply_needs_a_signature(env):
     assert requests.get(env["gw"] + "/prod/health").status_code == 200
 
 
-def test_zz_expired_tokens_are_401(env, tokens):
-    # Last in this module: moves this server's clock past the tokens' hour.
-    requests.post(env["server"].endpoint + "/_cognate/clock/advance", json={"seconds": 3700}).raise_for_status()
-    unauthorized(requests.get(env["gw"] + "/prod/users", headers={"Authorization": tokens["IdToken"]}))
-    res = requests.get(env["server"].endpoint + "/partner/items", headers={"Authorization": "Bearer " + tokens["AccessToken"]})
-    assert res.status_code == 401
-    assert "expired" in res.headers["www-authenticate"]
-
-
 def test_metrics_count_requests_rejections_and_upstream_latency(env, tokens):
     requests.get(env["gw"] + "/prod/users", headers={"Authorization": tokens["IdToken"]})
     requests.get(env["gw"] + "/prod/users")
@@ -453,3 +444,26 @@ def test_metrics_count_requests_rejections_and_upstream_latency(env, tokens):
     assert line('gateway_upstream_duration_seconds_bucket{api="tutorial",route="GET /users"'), text
     # Never a token in the metrics.
     assert tokens["IdToken"] not in text
+
+
+def test_dot_segments_never_reach_the_upstream(env, tokens):
+    import http.client
+
+    port = int(env["gw"].rsplit(":", 1)[1])
+    for path in ("/prod/files/a/../../admin", "/prod/files/%2e%2e/secret"):
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+        conn.request("GET", path, headers={"Authorization": tokens["IdToken"]})
+        res = conn.getresponse()
+        body = res.read()
+        assert res.status == 403, (path, body)
+        assert json.loads(body) == {"message": "Missing Authentication Token"}
+        conn.close()
+
+
+def test_zz_expired_tokens_are_401(env, tokens):
+    # Last in this module: moves this server's clock past the tokens' hour.
+    requests.post(env["server"].endpoint + "/_cognate/clock/advance", json={"seconds": 3700}).raise_for_status()
+    unauthorized(requests.get(env["gw"] + "/prod/users", headers={"Authorization": tokens["IdToken"]}))
+    res = requests.get(env["server"].endpoint + "/partner/items", headers={"Authorization": "Bearer " + tokens["AccessToken"]})
+    assert res.status_code == 401
+    assert "expired" in res.headers["www-authenticate"]
