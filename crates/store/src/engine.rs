@@ -1371,10 +1371,33 @@ impl SqliteStore {
 
     /// Refreshes the planner's statistics where they are stale (SQLite's `PRAGMA optimize`):
     /// without them a filtered listing may scan the pool instead of using the filter's index.
+    ///
+    /// Every index leads with the pool (or another key every query fixes), so skip-scans are
+    /// turned off in the statistics (`noskipscan`): with one pool holding most rows, SQLite would
+    /// otherwise skip-scan past the pool equality and sort a prefix filter's matches whole
+    /// instead of reading them in index order.
     pub async fn optimize(&self) -> Result<(), sqlx::Error> {
+        let mut conn = self.pool.acquire().await?;
         sqlx::query("PRAGMA optimize=0x10002")
-            .execute(&self.pool)
+            .execute(&mut *conn)
             .await?;
+        let has_stats: Option<String> = sqlx::query_scalar(
+            "SELECT name FROM sqlite_schema WHERE type = 'table' AND name = 'sqlite_stat1'",
+        )
+        .fetch_optional(&mut *conn)
+        .await?;
+        if has_stats.is_some() {
+            sqlx::query(
+                "UPDATE sqlite_stat1 SET stat = stat || ' noskipscan' \
+                 WHERE idx IS NOT NULL AND stat NOT LIKE '%noskipscan%'",
+            )
+            .execute(&mut *conn)
+            .await?;
+            // Reloads the statistics on this connection; others read them when they open.
+            sqlx::query("ANALYZE sqlite_schema")
+                .execute(&mut *conn)
+                .await?;
+        }
         Ok(())
     }
 

@@ -164,6 +164,7 @@ impl Directory {
             .get("PASSWORD")
             .ok_or_else(|| Error::invalid("Missing required parameter PASSWORD"))?;
         let (client, pool) = self.auth_client(pool_id, req, username, flow).await?;
+        let mark = self.turns.changes();
         let Some(user) = self.find_user(&pool, username).await? else {
             // Hash anyway, so an unknown user costs what a wrong password costs.
             let _ = self.hasher.hash(password, self.random_bytes()).await;
@@ -176,14 +177,17 @@ impl Directory {
             );
         };
         // The user's turn, then the user as it is now: a parallel guess that went first may
-        // have been counted, or locked the user out.
+        // have been counted, or locked the user out (no need to look again when this node
+        // wrote no failure count since the read above).
         let _turn = self.turns.turn(&user.sub).await;
-        let Some(user) = self
-            .store
-            .find_user(&pool.id, crate::store::UserKey::Sub(&user.sub))
-            .await?
-        else {
-            return Err(incorrect());
+        let user = if self.turns.changes() == mark {
+            user
+        } else {
+            let fresh = self
+                .store
+                .find_user(&pool.id, crate::store::UserKey::Sub(&user.sub))
+                .await?;
+            fresh.ok_or_else(incorrect)?
         };
         let Some(credential) = &user.password else {
             return Err(incorrect());

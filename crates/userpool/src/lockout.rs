@@ -7,8 +7,13 @@
 //! count after it got its turn, so parallel guesses cannot all pass the check before the first
 //! failure is counted: 50 at once are 5 evaluated and 45 refused. Across nodes, each node adds
 //! at most the one attempt it has in flight.
+//!
+//! The re-read is skipped when this node has counted or cleared no failure since the first read
+//! ([`SignInGuards::changes`]): then that read is as current as a second one would be, and a
+//! correct password costs one user read instead of two.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crate::error::{Error, Result};
@@ -18,6 +23,8 @@ use crate::{Directory, Millis, User};
 #[derive(Default)]
 pub(crate) struct SignInGuards {
     turns: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Failure counts written (counted, locked or cleared) by this node so far, for any user.
+    changed: AtomicU64,
 }
 
 /// Holds the user's turn; the last holder removes the entry.
@@ -28,6 +35,16 @@ pub(crate) struct Turn<'a> {
 }
 
 impl SignInGuards {
+    /// A mark to compare later: unchanged means this node wrote no failure count in between.
+    pub(crate) fn changes(&self) -> u64 {
+        self.changed.load(Ordering::SeqCst)
+    }
+
+    /// Called after a failure count was written, before the writer's turn ends.
+    fn changed(&self) {
+        self.changed.fetch_add(1, Ordering::SeqCst);
+    }
+
     /// Waits for `sub`'s turn.
     pub(crate) async fn turn(&self, sub: &str) -> Turn<'_> {
         let lock = {
@@ -89,6 +106,7 @@ impl Directory {
                 .lock_sign_ins(&user.pool_id, &user.sub, now + ms)
                 .await?;
         }
+        self.turns.changed();
         Ok(())
     }
 
@@ -98,6 +116,7 @@ impl Directory {
             self.store
                 .clear_sign_in_failures(&user.pool_id, &user.sub)
                 .await?;
+            self.turns.changed();
         }
         Ok(())
     }
