@@ -53,6 +53,7 @@ pub struct Route {
     pub key: String,
     pub authorizer: Option<Arc<Authorizer>>,
     pub scopes: Vec<String>,
+    pub api_key_required: bool,
     pub integration: Integration,
 }
 
@@ -284,6 +285,13 @@ fn route(
     if authorizer.is_none() && !def.scopes.is_empty() {
         return Err(at(&def.route, "scopes need an authorizer"));
     }
+    let api_key_required = match &def.api_key_required {
+        Some(f) if f.value && kind == ApiKind::Http => {
+            return Err(at(f, "API keys belong to rest APIs (HTTP APIs have none)"));
+        }
+        Some(f) => f.value,
+        None => false,
+    };
     let integration = integration(&def.integration, &key, &def.route)?;
     Ok((
         key,
@@ -291,6 +299,7 @@ fn route(
             key: def.route.value.trim().to_string(),
             authorizer,
             scopes: def.scopes.clone(),
+            api_key_required,
             integration,
         },
     ))

@@ -91,6 +91,8 @@ pub struct RouteDef {
     /// The route's authorization scopes: a token must carry one of them.
     #[serde(default)]
     pub scopes: Vec<String>,
+    /// REST APIs: callers must send an API key (`x-api-key`) of a usage plan covering the stage.
+    pub api_key_required: Option<Spanned<bool>>,
     pub integration: IntegrationDef,
 }
 
@@ -116,4 +118,48 @@ pub struct IntegrationDef {
 pub struct MockHeaderDef {
     pub name: Spanned<String>,
     pub value: String,
+}
+
+/// A usage plan (`usage_plans:` in the file): which API stages it covers, how fast and how much
+/// its keys may call them.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UsagePlanDef {
+    pub name: Spanned<String>,
+    /// `api/stage` pairs (`pets/prod`); the limits count per key across all of them.
+    pub stages: Vec<Spanned<String>>,
+    pub throttle: Option<ThrottleDef>,
+    pub quota: Option<QuotaDef>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ThrottleDef {
+    /// Steady requests per second.
+    pub rate: Spanned<f64>,
+    /// Requests allowed at once above the steady rate (the bucket's size).
+    pub burst: Spanned<u32>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QuotaDef {
+    pub limit: Spanned<u64>,
+    /// `DAY`, `WEEK` or `MONTH` (UTC; weeks start on Sunday).
+    pub period: Spanned<String>,
+    /// Requests taken off the limit in the plan's first period [default: 0].
+    pub offset: Option<u64>,
+}
+
+/// An API key (`api_keys:` in the file). The file gives its value; `cognate api-keys create`
+/// can generate one instead.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiKeyDef {
+    pub name: Spanned<String>,
+    /// At least 20 characters.
+    pub value: Spanned<String>,
+    pub enabled: Option<bool>,
+    #[serde(default)]
+    pub usage_plans: Vec<Spanned<String>>,
 }

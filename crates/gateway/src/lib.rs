@@ -3,8 +3,8 @@
 //! response) that receive the caller's verified claims. Spec: `shared/spec/08-api-gateway.md`.
 //!
 //! A request passes through named phases, in order (Pingora's model): [`Gateway::locate`] (API,
-//! stage, path), CORS preflight, [`routes::find`], the body limit, [`authorize`], the
-//! integration, then the response headers and the access-log line. The gateway knows user pools
+//! stage, path), CORS preflight, [`routes::find`], the body limit, [`authorize`], the API key
+//! and its usage plan ([`usage`]), the integration, then the response headers and the access-log line. The gateway knows user pools
 //! only through their keys ([`jwks::LocalPools`]), so it fronts Amazon Cognito pools as well.
 //! Metrics go to the `metrics` facade (`gateway_requests_total` by API, route and status,
 //! `gateway_authorizer_rejections_total` by reason, `gateway_upstream_duration_seconds`); the
@@ -23,6 +23,7 @@ pub mod jwks;
 pub mod proxy;
 pub mod responses;
 pub mod routes;
+pub mod usage;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
@@ -37,6 +38,7 @@ pub use api::{Api, ApiKind, Context, DefinitionError, Integration};
 pub use definition::ApiDef;
 pub use jwks::{KeyCache, LocalPools};
 pub use responses::Refusal;
+pub use usage::{Usage, UsageStore};
 
 use crate::cors::Cors;
 use crate::proxy::{Forward, Upstreams};
@@ -71,6 +73,7 @@ pub struct Gateway {
     upstreams: Upstreams,
     ctx: Context,
     now_s: Box<dyn Fn() -> i64 + Send + Sync>,
+    usage: Option<Arc<Usage>>,
 }
 
 /// Where a request landed: its API, stage and the path inside the stage.
@@ -86,6 +89,7 @@ struct Outcome<'a> {
     stage: &'a str,
     route: &'a str,
     sub: Option<String>,
+    api_key: Option<String>,
     refusal: Option<&'static str>,
 }
 
@@ -101,7 +105,19 @@ impl Gateway {
             upstreams: Upstreams,
             ctx,
             now_s,
+            usage: None,
         }
+    }
+
+    /// API keys and usage plans for the routes that require a key; without them such routes
+    /// refuse every caller (403).
+    pub fn with_usage(mut self, usage: Arc<Usage>) -> Self {
+        self.usage = Some(usage);
+        self
+    }
+
+    pub fn usage(&self) -> Option<&Arc<Usage>> {
+        self.usage.as_ref()
     }
 
     /// Checks `defs` without applying them.
@@ -228,6 +244,7 @@ impl Gateway {
                         stage: "",
                         route: "",
                         sub: None,
+                        api_key: None,
                         refusal: Some(reason),
                     },
                 );
@@ -262,6 +279,7 @@ impl Gateway {
             stage: &located.stage,
             route: "",
             sub: None,
+            api_key: None,
             refusal: None,
         };
         let refuse = |r: Refusal, mut o: Outcome<'a>| {
@@ -321,6 +339,20 @@ impl Gateway {
             .and_then(|c| c.get("sub"))
             .and_then(|s| s.as_str())
             .map(str::to_string);
+        if route.api_key_required {
+            let value = req.headers().get("x-api-key").and_then(|v| v.to_str().ok());
+            let admitted = match &self.usage {
+                Some(u) => {
+                    u.admit(value, &api.name, &located.stage, (self.now_s)() * 1000)
+                        .await
+                }
+                None => Err(Refusal::InvalidApiKey),
+            };
+            match admitted {
+                Ok(id) => outcome.api_key = Some(id),
+                Err(r) => return refuse(r, outcome),
+            }
+        }
         let res = match &route.integration {
             Integration::Mock {
                 status,
@@ -420,6 +452,7 @@ fn finish(
         status = res.status().as_u16(),
         latency_ms = started.elapsed().as_secs_f64() * 1000.0,
         sub = outcome.sub.as_deref().unwrap_or(""),
+        api_key = outcome.api_key.as_deref().unwrap_or(""),
         refused = outcome.refusal.unwrap_or(""),
         request_id = %id,
         "gateway request"

@@ -24,6 +24,15 @@ pub enum Refusal {
         scopes: String,
     },
     RequestTooLarge,
+    /// An API-key route without a usable key: none, unknown, disabled, or in no usage plan
+    /// covering this stage.
+    InvalidApiKey,
+    /// The key's usage plan throttle (token bucket) is empty.
+    Throttled,
+    /// The key's usage plan quota for this period is used up.
+    QuotaExceeded,
+    /// The quota could not be counted (the database is unreachable): refused, not let through.
+    UsageUnavailable,
     /// The upstream could not be reached or broke the exchange.
     IntegrationFailure,
     IntegrationTimeout,
@@ -32,10 +41,12 @@ pub enum Refusal {
 impl Refusal {
     pub fn status(&self) -> StatusCode {
         match self {
-            Self::MissingAuthenticationToken | Self::InsufficientScope { .. } => {
-                StatusCode::FORBIDDEN
-            }
+            Self::MissingAuthenticationToken
+            | Self::InsufficientScope { .. }
+            | Self::InvalidApiKey => StatusCode::FORBIDDEN,
+            Self::Throttled | Self::QuotaExceeded => StatusCode::TOO_MANY_REQUESTS,
             Self::NotFound => StatusCode::NOT_FOUND,
+            Self::UsageUnavailable => StatusCode::INTERNAL_SERVER_ERROR,
             Self::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
             Self::RequestTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::IntegrationFailure => StatusCode::BAD_GATEWAY,
@@ -50,6 +61,10 @@ impl Refusal {
             Self::Unauthorized { .. } => "Unauthorized",
             Self::InsufficientScope { .. } => "Forbidden",
             Self::RequestTooLarge => "Request Too Long",
+            Self::InvalidApiKey => "Forbidden",
+            Self::Throttled => "Too Many Requests",
+            Self::QuotaExceeded => "Limit Exceeded",
+            Self::UsageUnavailable => "Internal server error",
             Self::IntegrationFailure => "Internal server error",
             Self::IntegrationTimeout => "Endpoint request timed out",
         }
@@ -62,6 +77,7 @@ impl Refusal {
             Self::Unauthorized {
                 http_api: false, ..
             } => Some("UnauthorizedException"),
+            Self::QuotaExceeded => Some("LimitExceededException"),
             _ => None,
         }
     }
@@ -74,6 +90,10 @@ impl Refusal {
             Self::Unauthorized { reason, .. } => reason,
             Self::InsufficientScope { .. } => "insufficient_scope",
             Self::RequestTooLarge => "too_large",
+            Self::InvalidApiKey => "invalid_api_key",
+            Self::Throttled => "throttled",
+            Self::QuotaExceeded => "quota_exceeded",
+            Self::UsageUnavailable => "usage_unavailable",
             Self::IntegrationFailure => "integration_failure",
             Self::IntegrationTimeout => "integration_timeout",
         }
@@ -171,6 +191,24 @@ mod tests {
                 413,
                 r#"{"message":"Request Too Long"}"#,
                 None,
+            ),
+            (
+                Refusal::InvalidApiKey,
+                403,
+                r#"{"message":"Forbidden"}"#,
+                None,
+            ),
+            (
+                Refusal::Throttled,
+                429,
+                r#"{"message":"Too Many Requests"}"#,
+                None,
+            ),
+            (
+                Refusal::QuotaExceeded,
+                429,
+                r#"{"message":"Limit Exceeded"}"#,
+                Some("LimitExceededException"),
             ),
             (
                 Refusal::IntegrationFailure,

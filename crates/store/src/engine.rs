@@ -1335,7 +1335,7 @@ impl Recent {
 
 /// The embedded store: one SQLite file in write-ahead-log mode.
 pub struct SqliteStore {
-    pool: SqlitePool,
+    pub(crate) pool: SqlitePool,
     recent: Recent,
 }
 
@@ -1431,7 +1431,7 @@ impl SqliteStore {
 
 /// The shared store: PostgreSQL, for several Cognate nodes on one database.
 pub struct PostgresStore {
-    pool: PgPool,
+    pub(crate) pool: PgPool,
     recent: Recent,
 }
 

@@ -3,7 +3,8 @@
 //! versioned migrations applied at start.
 //!
 //! Both engines run the same SQL (`$n` placeholders, `ON CONFLICT`, `RETURNING`); the engine is
-//! chosen once, from the database URL, in [`connect`].
+//! chosen once, from the database URL, in [`connect`]. The same engines keep the gateway's API
+//! keys, usage plans and quota counts ([`gateway::UsageStore`]).
 
 #![cfg_attr(
     not(test),
@@ -12,6 +13,7 @@
 
 mod engine;
 mod migrate;
+mod usage;
 
 use std::sync::Arc;
 
@@ -35,10 +37,29 @@ pub enum ConnectError {
 /// carry `schema=NAME` among its query parameters: the store then lives in that schema, created if
 /// missing (how tests and several Cognate environments share one database).
 pub async fn connect(url: &str) -> Result<Arc<dyn Store>, ConnectError> {
+    Ok(open(url).await?.directory)
+}
+
+/// One database, seen as each of its users sees it.
+pub struct Stores {
+    pub directory: Arc<dyn Store>,
+    pub usage: Arc<dyn gateway::UsageStore>,
+}
+
+/// [`connect`], with the gateway's side of the same database.
+pub async fn open(url: &str) -> Result<Stores, ConnectError> {
     if url.starts_with("sqlite:") {
-        Ok(Arc::new(SqliteStore::open(url).await?))
+        let s = Arc::new(SqliteStore::open(url).await?);
+        Ok(Stores {
+            directory: s.clone(),
+            usage: s,
+        })
     } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        Ok(Arc::new(PostgresStore::open(url).await?))
+        let s = Arc::new(PostgresStore::open(url).await?);
+        Ok(Stores {
+            directory: s.clone(),
+            usage: s,
+        })
     } else {
         Err(ConnectError::UnsupportedUrl(redact(url)))
     }

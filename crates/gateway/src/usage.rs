@@ -1,0 +1,789 @@
+//! API keys and usage plans (spec 08 §8.6): which callers may use an API-key route, how fast
+//! (a token bucket per key and plan, on each node) and how much (a quota per day, week or
+//! month, counted in the database that every node shares).
+//!
+//! Keys are stored as SHA-256 digests of their values; each node holds the keys and plans in
+//! memory and reloads them when the store's version moves ([`Usage::refresh`], every second).
+//! Quota counts are batched: a node admits a request when the total it last read plus what it
+//! admitted since is under the limit, and writes its count after at most `batch` requests
+//! (and every second). A node never admits more than `batch` requests the database has not
+//! seen, so with N nodes a period's total exceeds the limit by at most (N − 1) × batch; one
+//! node alone is exact. Requests a node admitted and had not written yet are lost if it dies
+//! (at most `batch`, or a second's worth): a crash can only undercount.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+
+use crate::Refusal;
+use crate::api::{Api, ApiKind, DefinitionError};
+use crate::definition::{ApiKeyDef, UsagePlanDef};
+
+/// Failures of keys, plans and their counts.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UsageError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("the usage store is unavailable: {0}")]
+    Unavailable(String),
+}
+
+pub type UsageResult<T> = Result<T, UsageError>;
+
+/// An API key as stored: never its value, only the value's digest.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiKey {
+    /// Ten lowercase letters and digits, as API Gateway's key ids; what logs show.
+    pub id: String,
+    pub name: String,
+    /// Hex SHA-256 of the value.
+    pub digest: String,
+    pub enabled: bool,
+    pub plans: Vec<String>,
+    /// Declared in the configuration file (applying a file without it deletes it).
+    pub from_config: bool,
+    pub created_ms: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Throttle {
+    pub rate: f64,
+    pub burst: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Period {
+    #[serde(rename = "DAY")]
+    Day,
+    #[serde(rename = "WEEK")]
+    Week,
+    #[serde(rename = "MONTH")]
+    Month,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Quota {
+    pub limit: u64,
+    pub period: Period,
+    #[serde(default)]
+    pub offset: u64,
+}
+
+/// The limits of a plan, as stored (JSON).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlanLimits {
+    /// `api/stage` pairs.
+    pub stages: Vec<String>,
+    pub throttle: Option<Throttle>,
+    pub quota: Option<Quota>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct UsagePlan {
+    pub name: String,
+    pub limits: PlanLimits,
+    pub from_config: bool,
+    pub created_ms: i64,
+}
+
+/// Where keys, plans and quota counts live (the store crate, on both engines).
+#[async_trait::async_trait]
+pub trait UsageStore: Send + Sync {
+    /// Moves on every change of keys or plans.
+    async fn usage_version(&self) -> UsageResult<i64>;
+    async fn api_keys(&self) -> UsageResult<Vec<ApiKey>>;
+    async fn usage_plans(&self) -> UsageResult<Vec<UsagePlan>>;
+    /// A new key; `Conflict` when its name or value is taken.
+    async fn insert_api_key(&self, key: &ApiKey) -> UsageResult<()>;
+    /// False when no key has that name.
+    async fn set_api_key(&self, name: &str, enabled: bool, plans: &[String]) -> UsageResult<bool>;
+    async fn delete_api_key(&self, name: &str) -> UsageResult<bool>;
+    /// Creates or replaces a plan by name (keeping its creation time).
+    async fn put_usage_plan(&self, plan: &UsagePlan) -> UsageResult<()>;
+    async fn delete_usage_plan(&self, name: &str) -> UsageResult<bool>;
+    /// In one transaction: the file's plans and keys created or updated by name, and those an
+    /// earlier file declared that this one does not, deleted. A name or value held by an entry
+    /// made outside the file is a `Conflict`.
+    async fn apply_config(&self, plans: &[UsagePlan], keys: &[ApiKey]) -> UsageResult<()>;
+    /// Adds `n` to a key's count under a plan for the period starting at `period_start_ms`
+    /// and returns the new total (`n` = 0 reads it).
+    async fn add_usage(
+        &self,
+        key_id: &str,
+        plan: &str,
+        period_start_ms: i64,
+        n: u64,
+    ) -> UsageResult<u64>;
+}
+
+/// Hex SHA-256 of a key value.
+pub fn digest(value: &str) -> String {
+    aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, value.as_bytes())
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+const MIN_VALUE_LEN: usize = 20;
+const ID_ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+const VALUE_ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+
+fn random_text(alphabet: &[u8], len: usize) -> UsageResult<String> {
+    let mut b = vec![0u8; len];
+    aws_lc_rs::rand::fill(&mut b).map_err(|_| UsageError::Unavailable("no randomness".into()))?;
+    // 256 is not a multiple of the alphabet's size; the bias is below 2 % per character for
+    // ids and keys alike, and values carry 40 characters (over 230 bits).
+    Ok(b.iter()
+        .map(|x| alphabet[*x as usize % alphabet.len()] as char)
+        .collect())
+}
+
+/// A new key id.
+pub fn new_key_id() -> UsageResult<String> {
+    random_text(ID_ALPHABET, 10)
+}
+
+/// A new key value: 40 letters and digits, as API Gateway generates them.
+pub fn new_key_value() -> UsageResult<String> {
+    random_text(VALUE_ALPHABET, 40)
+}
+
+/// Checks a caller-chosen key value.
+pub fn check_key_value(value: &str) -> Result<(), String> {
+    if value.chars().count() < MIN_VALUE_LEN {
+        return Err(format!(
+            "an API key value needs at least {MIN_VALUE_LEN} characters"
+        ));
+    }
+    if !value.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err("an API key value is printable ASCII without spaces".into());
+    }
+    Ok(())
+}
+
+/// Checks a plan's limits (from the file or the CLI).
+pub fn check_limits(limits: &PlanLimits) -> Result<(), String> {
+    for s in &limits.stages {
+        let ok = s
+            .split_once('/')
+            .is_some_and(|(a, st)| !a.is_empty() && !st.is_empty() && !st.contains('/'));
+        if !ok {
+            return Err(format!(
+                "{s:?} is not an API stage (api/stage, like pets/prod)"
+            ));
+        }
+    }
+    if let Some(t) = &limits.throttle {
+        if !(t.rate.is_finite() && t.rate > 0.0) {
+            return Err("a throttle rate is a number of requests per second above 0".into());
+        }
+        if t.burst == 0 {
+            return Err("a throttle burst is at least 1".into());
+        }
+    }
+    if let Some(q) = &limits.quota
+        && q.offset >= q.limit
+        && q.limit > 0
+    {
+        return Err("a quota offset is less than its limit".into());
+    }
+    Ok(())
+}
+
+pub fn parse_period(s: &str) -> Option<Period> {
+    match s {
+        "DAY" => Some(Period::Day),
+        "WEEK" => Some(Period::Week),
+        "MONTH" => Some(Period::Month),
+        _ => None,
+    }
+}
+
+const DAY_MS: i64 = 86_400_000;
+
+/// Days since 1970-01-01 → (year, month 1–12, day 1–31), proleptic Gregorian.
+fn civil(days: i64) -> (i64, i64, i64) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+impl Period {
+    /// The start (UTC, ms) of the period holding `now_ms`: midnight, the Sunday before, the
+    /// first of the month.
+    pub fn start(self, now_ms: i64) -> i64 {
+        let days = now_ms.div_euclid(DAY_MS);
+        let first = match self {
+            Period::Day => days,
+            // 1970-01-01 was a Thursday: (days + 4) mod 7 is 0 on Sundays.
+            Period::Week => days - (days + 4).rem_euclid(7),
+            Period::Month => days - (civil(days).2 - 1),
+        };
+        first * DAY_MS
+    }
+}
+
+impl Quota {
+    /// The limit of the period starting at `period_start`: less the offset in the plan's first.
+    fn limit_in(&self, period_start: i64, plan_created_ms: i64) -> u64 {
+        if self.period.start(plan_created_ms) == period_start {
+            self.limit.saturating_sub(self.offset)
+        } else {
+            self.limit
+        }
+    }
+}
+
+/// The file's `usage_plans` and `api_keys`, checked against the APIs applied with them.
+pub fn compile(
+    plans: &[UsagePlanDef],
+    keys: &[ApiKeyDef],
+    apis: &[Arc<Api>],
+    now_ms: i64,
+) -> Result<(Vec<UsagePlan>, Vec<ApiKey>), DefinitionError> {
+    let err = |line: u64, message: String| DefinitionError { line, message };
+    let mut out_plans: Vec<UsagePlan> = Vec::new();
+    for p in plans {
+        let line = p.name.referenced.line();
+        if p.name.value.trim().is_empty() || out_plans.iter().any(|x| x.name == p.name.value) {
+            return Err(err(
+                line,
+                format!("the usage plan name {:?} is empty or taken", p.name.value),
+            ));
+        }
+        let mut stages = Vec::new();
+        for s in &p.stages {
+            let known = s.value.split_once('/').is_some_and(|(a, st)| {
+                apis.iter().any(|x| {
+                    x.name == a && x.kind == ApiKind::Rest && x.stages.iter().any(|y| y == st)
+                })
+            });
+            if !known {
+                return Err(err(
+                    s.referenced.line(),
+                    format!(
+                        "{:?} names no stage of a rest API here (api/stage)",
+                        s.value
+                    ),
+                ));
+            }
+            stages.push(s.value.clone());
+        }
+        let quota = match &p.quota {
+            None => None,
+            Some(q) => Some(Quota {
+                limit: q.limit.value,
+                period: parse_period(&q.period.value).ok_or_else(|| {
+                    err(
+                        q.period.referenced.line(),
+                        format!(
+                            "{:?} is not a quota period (DAY, WEEK or MONTH)",
+                            q.period.value
+                        ),
+                    )
+                })?,
+                offset: q.offset.unwrap_or(0),
+            }),
+        };
+        let limits = PlanLimits {
+            stages,
+            throttle: p.throttle.as_ref().map(|t| Throttle {
+                rate: t.rate.value,
+                burst: t.burst.value,
+            }),
+            quota,
+        };
+        let at = p
+            .throttle
+            .as_ref()
+            .map(|t| t.rate.referenced.line())
+            .unwrap_or(line);
+        check_limits(&limits).map_err(|m| err(at, m))?;
+        out_plans.push(UsagePlan {
+            name: p.name.value.clone(),
+            limits,
+            from_config: true,
+            created_ms: now_ms,
+        });
+    }
+    let mut out_keys: Vec<ApiKey> = Vec::new();
+    for k in keys {
+        let line = k.name.referenced.line();
+        if k.name.value.trim().is_empty() || out_keys.iter().any(|x| x.name == k.name.value) {
+            return Err(err(
+                line,
+                format!("the API key name {:?} is empty or taken", k.name.value),
+            ));
+        }
+        check_key_value(&k.value.value).map_err(|m| err(k.value.referenced.line(), m))?;
+        let d = digest(&k.value.value);
+        if out_keys.iter().any(|x| x.digest == d) {
+            return Err(err(
+                k.value.referenced.line(),
+                "two API keys have the same value".into(),
+            ));
+        }
+        for p in &k.usage_plans {
+            if !out_plans.iter().any(|x| x.name == p.value) {
+                return Err(err(
+                    p.referenced.line(),
+                    format!("no usage plan {:?} in this file", p.value),
+                ));
+            }
+        }
+        out_keys.push(ApiKey {
+            id: new_key_id().map_err(|e| err(line, e.to_string()))?,
+            name: k.name.value.clone(),
+            digest: d,
+            enabled: k.enabled.unwrap_or(true),
+            plans: k.usage_plans.iter().map(|p| p.value.clone()).collect(),
+            from_config: true,
+            created_ms: now_ms,
+        });
+    }
+    Ok((out_plans, out_keys))
+}
+
+/// A token bucket: `burst` tokens at most, `rate` more each second.
+#[derive(Debug, Clone, Copy)]
+struct Bucket {
+    tokens: f64,
+    at: Instant,
+}
+
+impl Bucket {
+    fn take(&mut self, t: &Throttle, now: Instant) -> bool {
+        let dt = now.saturating_duration_since(self.at).as_secs_f64();
+        self.tokens = (self.tokens + dt * t.rate).min(f64::from(t.burst));
+        self.at = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// One key's count under one plan, on this node.
+#[derive(Debug, Default)]
+struct Counter {
+    period: i64,
+    /// The total the database gave at the last write (None: not read in this period yet).
+    seen: Option<u64>,
+    /// Admitted here since.
+    pending: u64,
+}
+
+#[derive(Default)]
+struct View {
+    version: Option<i64>,
+    keys: HashMap<String, ApiKey>,
+    plans: HashMap<String, UsagePlan>,
+}
+
+type PlanKey = (String, String);
+
+/// The keys, plans, buckets and counters of this node.
+pub struct Usage {
+    store: Arc<dyn UsageStore>,
+    view: RwLock<Arc<View>>,
+    buckets: Mutex<HashMap<PlanKey, Bucket>>,
+    counters: Mutex<HashMap<PlanKey, Arc<tokio::sync::Mutex<Counter>>>>,
+    batch: u64,
+}
+
+/// How many admitted requests a node may hold before it writes them [default].
+pub const DEFAULT_QUOTA_BATCH: u64 = 100;
+
+impl Usage {
+    pub fn new(store: Arc<dyn UsageStore>, batch: u64) -> Self {
+        Self {
+            store,
+            view: RwLock::new(Arc::new(View::default())),
+            buckets: Mutex::new(HashMap::new()),
+            counters: Mutex::new(HashMap::new()),
+            batch: batch.max(1),
+        }
+    }
+
+    pub fn store(&self) -> &Arc<dyn UsageStore> {
+        &self.store
+    }
+
+    fn current(&self) -> Arc<View> {
+        self.view
+            .read()
+            .map(|v| v.clone())
+            .unwrap_or_else(|_| Arc::new(View::default()))
+    }
+
+    /// Reloads keys and plans when the store's version moved.
+    pub async fn refresh(&self) -> UsageResult<()> {
+        let version = self.store.usage_version().await?;
+        if self.current().version == Some(version) {
+            return Ok(());
+        }
+        let keys = self.store.api_keys().await?;
+        let plans = self.store.usage_plans().await?;
+        let view = View {
+            version: Some(version),
+            keys: keys.into_iter().map(|k| (k.digest.clone(), k)).collect(),
+            plans: plans.into_iter().map(|p| (p.name.clone(), p)).collect(),
+        };
+        if let Ok(mut v) = self.view.write() {
+            *v = Arc::new(view);
+        }
+        Ok(())
+    }
+
+    /// Writes every count this node holds (each second, and at shutdown).
+    pub async fn flush(&self) {
+        let all: Vec<(PlanKey, Arc<tokio::sync::Mutex<Counter>>)> = match self.counters.lock() {
+            Ok(m) => m.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            Err(_) => return,
+        };
+        for ((key, plan), counter) in all {
+            let mut c = counter.lock().await;
+            if let Err(e) = self.write(&key, &plan, &mut c).await {
+                tracing::warn!(api_key = %key, plan = %plan, error = %e, "quota count not written; retried later");
+            }
+        }
+    }
+
+    async fn write(&self, key: &str, plan: &str, c: &mut Counter) -> UsageResult<()> {
+        if c.pending > 0 {
+            c.seen = Some(self.store.add_usage(key, plan, c.period, c.pending).await?);
+            c.pending = 0;
+        }
+        Ok(())
+    }
+
+    /// The checks of an API-key route: a known, enabled key (`value`, from `x-api-key`) of a
+    /// plan covering `api/stage`, then its throttle, then its quota. Returns the key's id.
+    pub async fn admit(
+        &self,
+        value: Option<&str>,
+        api: &str,
+        stage: &str,
+        now_ms: i64,
+    ) -> Result<String, Refusal> {
+        let view = self.current();
+        let key = value
+            .and_then(|v| view.keys.get(&digest(v)))
+            .filter(|k| k.enabled)
+            .ok_or(Refusal::InvalidApiKey)?;
+        let wanted = format!("{api}/{stage}");
+        let mut plans: Vec<&UsagePlan> = key
+            .plans
+            .iter()
+            .filter_map(|p| view.plans.get(p))
+            .filter(|p| p.limits.stages.contains(&wanted))
+            .collect();
+        plans.sort_by(|a, b| a.name.cmp(&b.name));
+        let plan = plans.first().ok_or(Refusal::InvalidApiKey)?;
+        let pk = (key.id.clone(), plan.name.clone());
+        if let Some(t) = &plan.limits.throttle {
+            let now = Instant::now();
+            let mut buckets = self.buckets.lock().map_err(|_| Refusal::UsageUnavailable)?;
+            let bucket = buckets.entry(pk.clone()).or_insert(Bucket {
+                tokens: f64::from(t.burst),
+                at: now,
+            });
+            if !bucket.take(t, now) {
+                return Err(Refusal::Throttled);
+            }
+        }
+        if let Some(q) = &plan.limits.quota {
+            match self.count(&pk, plan, q, now_ms).await {
+                Ok(true) => {}
+                Ok(false) => return Err(Refusal::QuotaExceeded),
+                Err(e) => {
+                    tracing::error!(api_key = %key.id, error = %e, "quota not counted");
+                    return Err(Refusal::UsageUnavailable);
+                }
+            }
+        }
+        Ok(key.id.clone())
+    }
+
+    fn counter(&self, pk: &PlanKey) -> Arc<tokio::sync::Mutex<Counter>> {
+        match self.counters.lock() {
+            Ok(mut m) => m.entry(pk.clone()).or_default().clone(),
+            Err(_) => Arc::default(),
+        }
+    }
+
+    /// One request against the quota: true when admitted (and counted).
+    async fn count(
+        &self,
+        pk: &PlanKey,
+        plan: &UsagePlan,
+        q: &Quota,
+        now_ms: i64,
+    ) -> UsageResult<bool> {
+        let (key, name) = (pk.0.as_str(), pk.1.as_str());
+        let period = q.period.start(now_ms);
+        let limit = q.limit_in(period, plan.created_ms);
+        let counter = self.counter(pk);
+        let mut c = counter.lock().await;
+        if c.period != period || c.seen.is_none() {
+            // The last period's requests still go to that period.
+            self.write(key, name, &mut c).await?;
+            c.period = period;
+            c.seen = Some(self.store.add_usage(key, name, period, 0).await?);
+        }
+        if c.pending >= self.batch || (c.pending > 0 && c.seen.unwrap_or(0) + c.pending >= limit) {
+            // Full batch, or at the limit by this node's view: write, and learn the others'.
+            self.write(key, name, &mut c).await?;
+        }
+        if c.seen.unwrap_or(0) + c.pending >= limit {
+            return Ok(false);
+        }
+        c.pending += 1;
+        Ok(true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn periods_start_at_utc_midnight_sunday_and_the_first() {
+        // 2026-12-03T15:00:00Z, a Thursday.
+        let t = 1_796_310_000_000;
+        assert_eq!(Period::Day.start(t), 1_796_256_000_000); // 2026-12-03
+        assert_eq!(Period::Week.start(t), 1_795_910_400_000); // Sunday 2026-11-29
+        assert_eq!(Period::Month.start(t), 1_796_083_200_000); // 2026-12-01
+        assert_eq!(civil(0), (1970, 1, 1));
+        assert_eq!(civil(19_782), (2024, 2, 29));
+        // A period's first millisecond belongs to it.
+        let d = Period::Month.start(t);
+        assert_eq!(Period::Month.start(d), d);
+        assert_eq!(Period::Month.start(d - 1), 1_793_491_200_000); // 2026-11-01
+    }
+
+    #[test]
+    fn the_offset_only_shrinks_the_plans_first_period() {
+        let q = Quota {
+            limit: 100,
+            period: Period::Day,
+            offset: 30,
+        };
+        let created = 1_796_310_000_000;
+        let today = Period::Day.start(created);
+        assert_eq!(q.limit_in(today, created), 70);
+        assert_eq!(q.limit_in(today + DAY_MS, created), 100);
+    }
+
+    #[test]
+    fn a_bucket_allows_its_burst_then_its_rate() {
+        let t = Throttle {
+            rate: 10.0,
+            burst: 3,
+        };
+        let start = Instant::now();
+        let mut b = Bucket {
+            tokens: 3.0,
+            at: start,
+        };
+        assert!((0..3).all(|_| b.take(&t, start)));
+        assert!(!b.take(&t, start));
+        // 100 ms refill one token at 10/s.
+        let later = start + std::time::Duration::from_millis(100);
+        assert!(b.take(&t, later));
+        assert!(!b.take(&t, later));
+        // Never more than the burst, however long it rested.
+        let much_later = later + std::time::Duration::from_secs(60);
+        assert_eq!((0..10).filter(|_| b.take(&t, much_later)).count(), 3);
+    }
+
+    #[test]
+    fn key_values_and_limits_are_checked() {
+        assert!(check_key_value("short").is_err());
+        assert!(check_key_value("twenty-characters-ok").is_ok());
+        assert!(check_key_value("twenty characters no").is_err());
+        let v = new_key_value().unwrap();
+        assert_eq!(v.len(), 40);
+        assert!(check_key_value(&v).is_ok());
+        assert_eq!(new_key_id().unwrap().len(), 10);
+        let mut l = PlanLimits {
+            stages: vec!["pets/prod".into()],
+            throttle: Some(Throttle {
+                rate: 0.0,
+                burst: 1,
+            }),
+            quota: None,
+        };
+        assert!(check_limits(&l).is_err());
+        l.throttle = None;
+        assert!(check_limits(&l).is_ok());
+        l.stages = vec!["pets".into()];
+        assert!(check_limits(&l).is_err());
+    }
+
+    /// Only the counting part of a store: the algorithm's bound, with nodes interleaved
+    /// deterministically (the compat suite counts through the real databases).
+    #[derive(Default)]
+    struct Counts(std::sync::Mutex<HashMap<(String, String, i64), u64>>);
+
+    #[async_trait::async_trait]
+    impl UsageStore for Counts {
+        async fn usage_version(&self) -> UsageResult<i64> {
+            Ok(1)
+        }
+        async fn api_keys(&self) -> UsageResult<Vec<ApiKey>> {
+            Ok(vec![ApiKey {
+                id: "k1".into(),
+                name: "k".into(),
+                digest: digest("a-key-value-of-20-chars"),
+                enabled: true,
+                plans: vec!["p".into()],
+                from_config: false,
+                created_ms: 0,
+            }])
+        }
+        async fn usage_plans(&self) -> UsageResult<Vec<UsagePlan>> {
+            Ok(vec![UsagePlan {
+                name: "p".into(),
+                limits: PlanLimits {
+                    stages: vec!["a/prod".into()],
+                    throttle: None,
+                    quota: Some(Quota {
+                        limit: 50,
+                        period: Period::Day,
+                        offset: 0,
+                    }),
+                },
+                from_config: false,
+                created_ms: 0,
+            }])
+        }
+        async fn insert_api_key(&self, _: &ApiKey) -> UsageResult<()> {
+            Ok(())
+        }
+        async fn set_api_key(&self, _: &str, _: bool, _: &[String]) -> UsageResult<bool> {
+            Ok(true)
+        }
+        async fn delete_api_key(&self, _: &str) -> UsageResult<bool> {
+            Ok(true)
+        }
+        async fn put_usage_plan(&self, _: &UsagePlan) -> UsageResult<()> {
+            Ok(())
+        }
+        async fn delete_usage_plan(&self, _: &str) -> UsageResult<bool> {
+            Ok(true)
+        }
+        async fn apply_config(&self, _: &[UsagePlan], _: &[ApiKey]) -> UsageResult<()> {
+            Ok(())
+        }
+        async fn add_usage(&self, key: &str, plan: &str, start: i64, n: u64) -> UsageResult<u64> {
+            let mut m = self.0.lock().unwrap();
+            let v = m.entry((key.into(), plan.into(), start)).or_default();
+            *v += n;
+            Ok(*v)
+        }
+    }
+
+    async fn admitted(nodes: &[Usage], rounds: usize, now_ms: i64) -> usize {
+        let mut n = 0;
+        for _ in 0..rounds {
+            for node in nodes {
+                if node
+                    .admit(Some("a-key-value-of-20-chars"), "a", "prod", now_ms)
+                    .await
+                    .is_ok()
+                {
+                    n += 1;
+                }
+            }
+        }
+        n
+    }
+
+    #[tokio::test]
+    async fn one_node_is_exact_and_n_nodes_overshoot_by_at_most_n_minus_1_batches() {
+        let now = 1_796_310_000_000;
+        for batch in [1, 7, 100] {
+            let store: Arc<dyn UsageStore> = Arc::new(Counts::default());
+            let one = Usage::new(store.clone(), batch);
+            one.refresh().await.unwrap();
+            assert_eq!(
+                admitted(std::slice::from_ref(&one), 80, now).await,
+                50,
+                "batch {batch}"
+            );
+            for n in [2usize, 3] {
+                let store: Arc<dyn UsageStore> = Arc::new(Counts::default());
+                let nodes: Vec<Usage> = (0..n).map(|_| Usage::new(store.clone(), batch)).collect();
+                for node in &nodes {
+                    node.refresh().await.unwrap();
+                }
+                let got = admitted(&nodes, 200, now).await;
+                let bound = 50 + (n - 1) * batch as usize;
+                assert!(
+                    got >= 50 && got <= bound,
+                    "batch {batch}, {n} nodes: {got} > {bound}"
+                );
+                // Every admitted request reaches the database once the nodes have written.
+                for node in &nodes {
+                    node.flush().await;
+                }
+                let total = store
+                    .add_usage("k1", "p", Period::Day.start(now), 0)
+                    .await
+                    .unwrap();
+                assert_eq!(total as usize, got);
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_new_period_starts_from_zero_and_the_old_one_keeps_its_count() {
+        let store: Arc<dyn UsageStore> = Arc::new(Counts::default());
+        let node = Usage::new(store.clone(), 10);
+        node.refresh().await.unwrap();
+        let day1 = 1_796_310_000_000;
+        assert_eq!(admitted(std::slice::from_ref(&node), 60, day1).await, 50);
+        assert_eq!(
+            admitted(std::slice::from_ref(&node), 5, day1 + DAY_MS).await,
+            5
+        );
+        node.flush().await;
+        let first = Period::Day.start(day1);
+        assert_eq!(store.add_usage("k1", "p", first, 0).await.unwrap(), 50);
+        assert_eq!(
+            store.add_usage("k1", "p", first + DAY_MS, 0).await.unwrap(),
+            5
+        );
+        // Unknown and missing keys are refused before any count.
+        assert_eq!(
+            node.admit(Some("another-value-of-20-chars"), "a", "prod", day1)
+                .await,
+            Err(Refusal::InvalidApiKey)
+        );
+        assert_eq!(
+            node.admit(None, "a", "prod", day1).await,
+            Err(Refusal::InvalidApiKey)
+        );
+        assert_eq!(
+            node.admit(Some("a-key-value-of-20-chars"), "a", "beta", day1)
+                .await,
+            Err(Refusal::InvalidApiKey)
+        );
+    }
+}
