@@ -14,6 +14,7 @@ use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use gateway::definition::{ApiKeyDef, UsagePlanDef};
 use gateway::{ApiDef, Gateway, Listener, LocalPools};
 use tokens::{Claims, Jwks};
 use userpool::Directory;
@@ -72,8 +73,11 @@ impl Apis {
 
     /// Checks `defs`, binds the listeners new APIs need, then switches over: new listeners start,
     /// those no API wants any more stop after their requests in flight. Returns the API names.
-    pub async fn apply(self: &Arc<Self>, defs: &[ApiDef]) -> Result<Vec<String>> {
-        let compiled = self.gateway.check(defs).map_err(anyhow::Error::new)?;
+    pub async fn apply(self: &Arc<Self>, def: &Definition) -> Result<Vec<String>> {
+        let compiled = self.gateway.check(&def.apis).map_err(anyhow::Error::new)?;
+        let (plans, keys) =
+            gateway::usage::compile(&def.usage_plans, &def.api_keys, &compiled, now_ms())
+                .map_err(anyhow::Error::new)?;
         let mut running = self.listeners.lock().await;
         let mut wanted: Vec<SocketAddr> = compiled.iter().filter_map(|a| a.listen).collect();
         wanted.sort();
@@ -82,6 +86,15 @@ impl Apis {
         for addr in wanted.iter().filter(|a| !running.contains_key(a)) {
             let l = bind(*addr).with_context(|| format!("cannot listen on {addr} for an API"))?;
             bound.push((*addr, l));
+        }
+        // Keys and plans last among the checks: the store refuses names the CLI holds.
+        if let Some(usage) = self.gateway.usage() {
+            usage
+                .store()
+                .apply_config(&plans, &keys)
+                .await
+                .map_err(anyhow::Error::new)?;
+            usage.refresh().await.map_err(anyhow::Error::new)?;
         }
         let names = compiled.iter().map(|a| a.name.clone()).collect();
         self.gateway.install(compiled);
@@ -110,7 +123,7 @@ impl Apis {
         let path = &self.reload_from;
         let defs = match std::fs::read_to_string(path) {
             Ok(text) => parse_apis(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display())),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Definition::default()),
             Err(e) => Err(anyhow::anyhow!("cannot read {}: {e}", path.display())),
         };
         let result = match defs {
@@ -124,6 +137,13 @@ impl Apis {
             }
         }
     }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
 }
 
 /// Connections waiting to be accepted, per API listener: a burst of new callers (thousands in
@@ -143,8 +163,21 @@ fn bind(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
 }
 
 /// The `apis` of a configuration file's text (the whole file must be valid).
-pub fn parse_apis(text: &str) -> Result<Vec<ApiDef>> {
-    Ok(FileConfig::parse(text)?.apis.unwrap_or_default())
+/// What a configuration file declares for the gateway: APIs, usage plans, API keys.
+#[derive(Debug, Clone, Default)]
+pub struct Definition {
+    pub apis: Vec<ApiDef>,
+    pub usage_plans: Vec<UsagePlanDef>,
+    pub api_keys: Vec<ApiKeyDef>,
+}
+
+pub fn parse_apis(text: &str) -> Result<Definition> {
+    let file = FileConfig::parse(text)?;
+    Ok(Definition {
+        apis: file.apis.unwrap_or_default(),
+        usage_plans: file.usage_plans.unwrap_or_default(),
+        api_keys: file.api_keys.unwrap_or_default(),
+    })
 }
 
 /// Serves an API's own address thread-per-core: each thread runs its own event loop on the

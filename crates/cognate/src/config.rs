@@ -26,6 +26,13 @@ pub struct FileConfig {
     pub signing_keys: Option<SigningKeysConfig>,
     /// The gateway's APIs (see `gateway::definition`); applied again on SIGHUP.
     pub apis: Option<Vec<gateway::ApiDef>>,
+    /// Usage plans of the APIs' key-protected routes; applied with the APIs.
+    pub usage_plans: Option<Vec<gateway::definition::UsagePlanDef>>,
+    /// API keys (with their values) and their plans; applied with the APIs.
+    pub api_keys: Option<Vec<gateway::definition::ApiKeyDef>>,
+    /// Requests a node admits against a quota before writing its count [default: 100]; with
+    /// N nodes a quota is exceeded by at most (N - 1) x this.
+    pub quota_batch: Option<u64>,
 }
 
 #[derive(Debug, Default, Clone, Deserialize)]
@@ -104,8 +111,9 @@ pub struct Settings {
     pub key_rotation_after: Option<i64>,
     /// How long (ms) a rotated key is published before it signs.
     pub key_lead: i64,
-    /// The APIs of the file, applied at start.
-    pub apis: Vec<gateway::ApiDef>,
+    /// The APIs, usage plans and API keys of the file, applied at start.
+    pub definition: crate::apis::Definition,
+    pub quota_batch: u64,
     /// The file SIGHUP re-reads for APIs: `--config`, else `{data_dir}/cognate.yaml`.
     pub reload_from: PathBuf,
 }
@@ -217,7 +225,14 @@ impl Settings {
             body_limit: file.body_limit_bytes.unwrap_or(1 << 20),
             sender,
             smtp: messages.smtp,
-            apis: file.apis.unwrap_or_default(),
+            quota_batch: file
+                .quota_batch
+                .unwrap_or(gateway::usage::DEFAULT_QUOTA_BATCH),
+            definition: crate::apis::Definition {
+                apis: file.apis.unwrap_or_default(),
+                usage_plans: file.usage_plans.unwrap_or_default(),
+                api_keys: file.api_keys.unwrap_or_default(),
+            },
             reload_from,
         })
     }

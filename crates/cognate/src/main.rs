@@ -12,6 +12,7 @@ mod dev;
 mod secrets;
 mod server;
 mod system;
+mod usage_cli;
 mod wellknown;
 
 use std::path::PathBuf;
@@ -57,6 +58,20 @@ enum Command {
     Keys {
         #[command(subcommand)]
         command: KeysCommand,
+    },
+    /// Manage the gateway's API keys (running servers see changes within a second).
+    ApiKeys {
+        #[command(flatten)]
+        place: PlaceArgs,
+        #[command(subcommand)]
+        command: usage_cli::KeyCommand,
+    },
+    /// Manage the gateway's usage plans (throttles and quotas of API keys).
+    UsagePlans {
+        #[command(flatten)]
+        place: PlaceArgs,
+        #[command(subcommand)]
+        command: usage_cli::PlanCommand,
     },
 }
 
@@ -182,6 +197,16 @@ fn main() -> anyhow::Result<()> {
             let settings = settings(&place, Overrides::default())?;
             let lead = lead_seconds.map_or(settings.key_lead, |s| i64::from(s) * 1000);
             runtime.block_on(server::rotate_keys(&settings, &pool, lead))
+        }
+        Command::ApiKeys { place, command } => {
+            init_logs("text");
+            let settings = settings(&place, Overrides::default())?;
+            runtime.block_on(usage_cli::keys(&settings, command))
+        }
+        Command::UsagePlans { place, command } => {
+            init_logs("text");
+            let settings = settings(&place, Overrides::default())?;
+            runtime.block_on(usage_cli::plans(&settings, command))
         }
     };
     if let Err(e) = &result {

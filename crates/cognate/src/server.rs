@@ -28,19 +28,32 @@ const HASH_QUEUE_DEVELOPMENT: usize = 256;
 
 /// The database, opened and migrated, and the master key, checked against what it holds.
 async fn open_store(settings: &Settings) -> Result<(Arc<dyn Store>, Arc<vault::Vault>)> {
+    let (store, _, vault) = open_stores(settings).await?;
+    Ok((store, vault))
+}
+
+/// [`open_store`], with the gateway's usage store on the same database.
+async fn open_stores(
+    settings: &Settings,
+) -> Result<(
+    Arc<dyn Store>,
+    Arc<dyn gateway::UsageStore>,
+    Arc<vault::Vault>,
+)> {
     std::fs::create_dir_all(&settings.data_dir).with_context(|| {
         format!(
             "cannot create the data directory {}",
             settings.data_dir.display()
         )
     })?;
-    let store = store::connect(&settings.database).await?;
+    let stores = store::open(&settings.database).await?;
+    let store = stores.directory;
     let vault = Arc::new(secrets::master_key(
         settings.master_key.as_deref(),
         &settings.data_dir,
     )?);
     secrets::check_master_key(store.as_ref(), &vault).await?;
-    Ok((store, vault))
+    Ok((store, stores.usage, vault))
 }
 
 fn directory(
@@ -98,7 +111,8 @@ pub async fn rotate_keys(settings: &Settings, pool_id: &str, lead: i64) -> Resul
 /// Everything but the socket: opens the database and builds the routes and the gateway (with the
 /// file's APIs applied).
 pub async fn build(settings: &Settings) -> Result<(Router, Arc<Apis>)> {
-    let (store, vault) = open_store(settings).await?;
+    let (store, usage_store, vault) = open_stores(settings).await?;
+    let usage = Arc::new(gateway::Usage::new(usage_store, settings.quota_batch));
     let mut keys = settings.admin_keys.clone();
     if keys.is_empty() {
         keys.push(secrets::generated_admin_key(&settings.data_dir)?);
@@ -156,22 +170,26 @@ pub async fn build(settings: &Settings) -> Result<(Router, Arc<Apis>)> {
         settings.key_rotation_after,
         settings.key_lead,
     );
-    let gateway = Arc::new(gateway::Gateway::new(
-        Arc::new(DirectoryPools {
-            directory: directory.clone(),
-            issuer_base: settings.issuer_base.clone(),
-        }),
-        gateway::Context {
-            issuer_base: settings.issuer_base.clone(),
-        },
-        {
-            let clock = clock.clone();
-            Box::new(move || userpool::Clock::now(clock.as_ref()) / 1000)
-        },
-    ));
+    let gateway = Arc::new(
+        gateway::Gateway::new(
+            Arc::new(DirectoryPools {
+                directory: directory.clone(),
+                issuer_base: settings.issuer_base.clone(),
+            }),
+            gateway::Context {
+                issuer_base: settings.issuer_base.clone(),
+            },
+            {
+                let clock = clock.clone();
+                Box::new(move || userpool::Clock::now(clock.as_ref()) / 1000)
+            },
+        )
+        .with_usage(usage.clone()),
+    );
+    spawn_usage_upkeep(usage);
     let apis = Apis::new(gateway, settings.reload_from.clone());
     let names = apis
-        .apply(&settings.apis)
+        .apply(&settings.definition)
         .await
         .context("the configuration's APIs")?;
     if !names.is_empty() {
@@ -210,6 +228,22 @@ pub async fn build(settings: &Settings) -> Result<(Router, Arc<Apis>)> {
         .layer(middleware::from_fn(access_log))
         .layer(middleware::from_fn(request_id));
     Ok((app, apis))
+}
+
+/// Every second: keys and plans reloaded when they changed (on any node or through the CLI),
+/// quota counts written.
+fn spawn_usage_upkeep(usage: Arc<gateway::Usage>) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            if let Err(e) = usage.refresh().await {
+                tracing::warn!(error = %e, "API keys and usage plans not reloaded");
+            }
+            usage.flush().await;
+        }
+    });
 }
 
 /// Keeps the database's planner statistics fresh as pools grow, rotates signing keys that are
@@ -332,7 +366,7 @@ async fn access_log(req: Request, next: Next) -> Response {
 /// Runs until SIGTERM or Ctrl-C, then lets in-flight requests finish.
 pub async fn serve(settings: Settings) -> Result<()> {
     let (app, apis) = build(&settings).await?;
-    spawn_reload_on_hangup(apis);
+    spawn_reload_on_hangup(apis.clone());
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await
         .with_context(|| format!("cannot listen on {}", settings.listen))?;
@@ -350,6 +384,10 @@ pub async fn serve(settings: Settings) -> Result<()> {
     )
     .with_graceful_shutdown(shutdown_signal())
     .await?;
+    // The quota counts this node still holds.
+    if let Some(usage) = apis.gateway.usage() {
+        usage.flush().await;
+    }
     tracing::info!("stopped");
     Ok(())
 }

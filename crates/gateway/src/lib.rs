@@ -346,11 +346,14 @@ impl Gateway {
                     u.admit(value, &api.name, &located.stage, (self.now_s)() * 1000)
                         .await
                 }
-                None => Err(Refusal::InvalidApiKey),
+                None => Err((Refusal::InvalidApiKey, None)),
             };
             match admitted {
                 Ok(id) => outcome.api_key = Some(id),
-                Err(r) => return refuse(r, outcome),
+                Err((r, id)) => {
+                    outcome.api_key = id;
+                    return refuse(r, outcome);
+                }
             }
         }
         let res = match &route.integration {

@@ -473,19 +473,20 @@ impl Usage {
     }
 
     /// The checks of an API-key route: a known, enabled key (`value`, from `x-api-key`) of a
-    /// plan covering `api/stage`, then its throttle, then its quota. Returns the key's id.
+    /// plan covering `api/stage`, then its throttle, then its quota. Returns the key's id, also
+    /// with a refusal when the key was known (for the access log).
     pub async fn admit(
         &self,
         value: Option<&str>,
         api: &str,
         stage: &str,
         now_ms: i64,
-    ) -> Result<String, Refusal> {
+    ) -> Result<String, (Refusal, Option<String>)> {
         let view = self.current();
         let key = value
             .and_then(|v| view.keys.get(&digest(v)))
             .filter(|k| k.enabled)
-            .ok_or(Refusal::InvalidApiKey)?;
+            .ok_or((Refusal::InvalidApiKey, None))?;
         let wanted = format!("{api}/{stage}");
         let mut plans: Vec<&UsagePlan> = key
             .plans
@@ -494,26 +495,32 @@ impl Usage {
             .filter(|p| p.limits.stages.contains(&wanted))
             .collect();
         plans.sort_by(|a, b| a.name.cmp(&b.name));
-        let plan = plans.first().ok_or(Refusal::InvalidApiKey)?;
+        let refused = |r: Refusal| (r, Some(key.id.clone()));
+        let plan = plans
+            .first()
+            .ok_or_else(|| refused(Refusal::InvalidApiKey))?;
         let pk = (key.id.clone(), plan.name.clone());
         if let Some(t) = &plan.limits.throttle {
             let now = Instant::now();
-            let mut buckets = self.buckets.lock().map_err(|_| Refusal::UsageUnavailable)?;
+            let mut buckets = self
+                .buckets
+                .lock()
+                .map_err(|_| refused(Refusal::UsageUnavailable))?;
             let bucket = buckets.entry(pk.clone()).or_insert(Bucket {
                 tokens: f64::from(t.burst),
                 at: now,
             });
             if !bucket.take(t, now) {
-                return Err(Refusal::Throttled);
+                return Err(refused(Refusal::Throttled));
             }
         }
         if let Some(q) = &plan.limits.quota {
             match self.count(&pk, plan, q, now_ms).await {
                 Ok(true) => {}
-                Ok(false) => return Err(Refusal::QuotaExceeded),
+                Ok(false) => return Err(refused(Refusal::QuotaExceeded)),
                 Err(e) => {
                     tracing::error!(api_key = %key.id, error = %e, "quota not counted");
-                    return Err(Refusal::UsageUnavailable);
+                    return Err(refused(Refusal::UsageUnavailable));
                 }
             }
         }
@@ -774,16 +781,16 @@ mod tests {
         assert_eq!(
             node.admit(Some("another-value-of-20-chars"), "a", "prod", day1)
                 .await,
-            Err(Refusal::InvalidApiKey)
+            Err((Refusal::InvalidApiKey, None))
         );
         assert_eq!(
             node.admit(None, "a", "prod", day1).await,
-            Err(Refusal::InvalidApiKey)
+            Err((Refusal::InvalidApiKey, None))
         );
         assert_eq!(
             node.admit(Some("a-key-value-of-20-chars"), "a", "beta", day1)
                 .await,
-            Err(Refusal::InvalidApiKey)
+            Err((Refusal::InvalidApiKey, None))
         );
     }
 }
