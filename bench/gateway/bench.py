@@ -91,8 +91,22 @@ def definition(pool_id, gw_port, up_port):
     routes:
       - route: GET /items
         scopes: [aws.cognito.signin.user.admin]
+        api_key_required: true
         integration: {{type: http, url: "http://127.0.0.1:{up_port}/items"}}
+usage_plans:
+  # In the measured path, never refusing: a token bucket and a daily quota for the one key.
+  - name: bench
+    stages: [bench/prod]
+    throttle: {{rate: 10000000, burst: 10000000}}
+    quota: {{limit: 1000000000000, period: DAY}}
+api_keys:
+  - name: bench
+    value: {API_KEY}
+    usage_plans: [bench]
 """
+
+
+API_KEY = "bench-api-key-value-0123456789"
 
 
 NGINX = """worker_processes auto;
@@ -145,14 +159,14 @@ def main():
         nginx = shutil.which("nginx") or "/usr/sbin/nginx"
         procs.append(subprocess.Popen([nginx, "-c", conf, "-p", work, "-g", "daemon off;"]))
         wait_http(f"http://127.0.0.1:{ng}/")
-        auth = [f"Authorization: {setup['access_token']}"]
+        auth = [f"Authorization: {setup['access_token']}", f"x-api-key: {API_KEY}"]
         targets = {
             "direct": (f"http://127.0.0.1:{up}/items", ()),
             "nginx": (f"http://127.0.0.1:{ng}/items", ()),
             "cognate": (f"http://127.0.0.1:{gw}/prod/items", auth),
         }
         # Authorization works, and without a token the route refuses.
-        check = urllib.request.Request(targets["cognate"][0], headers={"Authorization": setup["access_token"]})
+        check = urllib.request.Request(targets["cognate"][0], headers={"Authorization": setup["access_token"], "x-api-key": API_KEY})
         assert urllib.request.urlopen(check).status == 200
         try:
             urllib.request.urlopen(targets["cognate"][0])

@@ -790,7 +790,7 @@ mod tests {
         assert_eq!(
             node.admit(Some("a-key-value-of-20-chars"), "a", "beta", day1)
                 .await,
-            Err((Refusal::InvalidApiKey, None))
+            Err((Refusal::InvalidApiKey, Some("k1".into())))
         );
     }
 }

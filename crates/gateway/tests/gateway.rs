@@ -304,6 +304,11 @@ fn definitions_are_refused_with_the_line_at_fault() {
             5,
             "https",
         ),
+        (
+            "apis:\n  - name: a\n    kind: http\n    prefix: /a\n    routes:\n      - route: GET /x\n        api_key_required: true\n        integration: {type: mock}\n",
+            7,
+            "API keys belong to rest APIs",
+        ),
     ];
     for (yaml, line, word) in cases {
         let file: File = serde_saphyr::from_str(yaml).unwrap();
