@@ -93,6 +93,7 @@ def definition(pool_id, gw_port, up_port):
         scopes: [aws.cognito.signin.user.admin]
         api_key_required: true
         integration: {{type: http, url: "http://127.0.0.1:{up_port}/items"}}
+{os.environ.get("BENCH_EXTRA", "")}
 usage_plans:
   # In the measured path, never refusing: a token bucket and a daily quota for the one key.
   - name: bench
@@ -179,9 +180,16 @@ def main():
                 row = dict(wrk(url, headers), target=name, round=rnd + 1)
                 print(row, flush=True)
                 rows.append(row)
+        if os.environ.get("PERF_OUT"):
+            # For looking into the gateway's costs: `perf record` of Cognate under one more wrk run.
+            perf = subprocess.Popen(["perf", "record", "-F", "499", "-g", "-p", str(procs[1].pid),
+                                     "-o", os.environ["PERF_OUT"]], stderr=subprocess.DEVNULL)
+            print("profiled", wrk(*targets["cognate"]), flush=True)
+            perf.send_signal(2)
+            perf.wait()
         mean = lambda name: sum(r["per_s"] for r in rows if r["target"] == name) / ROUNDS
         peak = mean("cognate")
-        half = int(peak / 2)
+        half = int(os.environ.get("RATE") or peak / 2)
         # A short first run of each, reported apart: Cognate's upstream pools fill during it; the
         # measured rows are the steady state. The generator keeps 64 connections open (wrk2's
         # model), so the rows measure latency, not connection set-up.

@@ -5,6 +5,10 @@
 # adds at half its peak, measured at a fixed rate (open loop) against the direct run's noise.
 #
 #   bench/gateway/run.sh            # about 3 minutes on 2 cores
+#   PERF_OUT=/tmp/gw.data ROUNDS=1 bench/gateway/run.sh   # also `perf record` of Cognate under wrk
+#   RATE=11449 bench/gateway/run.sh   # the fixed-rate rows at a given rate instead of half the peak
+#   BENCH_EXTRA="quota_batch: 1000" bench/gateway/run.sh   # a top-level line added to the config
+#   (ROUNDS and SECONDS_PER_RUN set the wrk rounds; defaults 2 and 10)
 #
 # Installs wrk and nginx with apt-get when they are missing. Results: bench/gateway/results.json
 # and a Markdown table on stdout (copied into docs/performance.md).

@@ -89,7 +89,7 @@ struct Outcome<'a> {
     stage: &'a str,
     route: &'a str,
     sub: Option<String>,
-    api_key: Option<String>,
+    api_key: Option<Arc<str>>,
     refusal: Option<&'static str>,
 }
 

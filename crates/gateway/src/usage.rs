@@ -5,10 +5,11 @@
 //! Keys are stored as SHA-256 digests of their values; each node holds the keys and plans in
 //! memory and reloads them when the store's version moves ([`Usage::refresh`], every second).
 //! Quota counts are batched: a node admits a request when the total it last read plus what it
-//! admitted since is under the limit, and writes its count after at most `batch` requests
-//! (and every second). A node never admits more than `batch` requests the database has not
-//! seen, so with N nodes a period's total exceeds the limit by at most (N − 1) × batch; one
-//! node alone is exact. Requests a node admitted and had not written yet are lost if it dies
+//! admitted since is under the limit — decided in memory — and writes its count in the
+//! background once half a batch is pending (and every second). A node never holds more than
+//! `batch` requests the database has not seen (past that a request waits for the write), so
+//! with N nodes a period's total exceeds the limit by at most (N − 1) × batch; one node alone
+//! is exact. Requests a node admitted and had not written yet are lost if it dies
 //! (at most `batch`, or a second's worth): a crash can only undercount.
 
 use std::collections::HashMap;
@@ -384,15 +385,149 @@ struct Counter {
     period: i64,
     /// The total the database gave at the last write (None: not read in this period yet).
     seen: Option<u64>,
-    /// Admitted here since.
+    /// Admitted here and being written now.
+    in_flight: u64,
+    /// Admitted here and not written yet.
     pending: u64,
+    /// A background write of `pending` is on its way.
+    scheduled: bool,
+}
+
+/// What the counter says of one more request without waiting for the database.
+enum Step {
+    Admit {
+        write: bool,
+    },
+    Refuse {
+        write: bool,
+    },
+    /// The period is not read yet, or `batch` requests wait to be written: the caller must
+    /// write or read first.
+    Wait,
+}
+
+impl Counter {
+    fn step(&mut self, period: i64, limit: u64, batch: u64) -> Step {
+        // A request timed just before a period began, decided after it began, counts in the
+        // new one (the counter never goes back).
+        let Some(seen) = self.seen.filter(|_| self.period >= period) else {
+            return Step::Wait;
+        };
+        let unwritten = self.in_flight + self.pending;
+        let idle = self.in_flight == 0 && !self.scheduled;
+        if seen + unwritten >= limit {
+            // At the limit by this node's view (the database can only hold more): refuse, and
+            // write what is pending so the other nodes learn it.
+            let write = idle && self.pending > 0;
+            self.scheduled |= write;
+            return Step::Refuse { write };
+        }
+        if unwritten >= batch {
+            return Step::Wait;
+        }
+        self.pending += 1;
+        // Writes start at half a batch, so that the next half is admitted while one is under way.
+        let write = idle && self.pending >= batch.div_ceil(2);
+        self.scheduled |= write;
+        Step::Admit { write }
+    }
+}
+
+/// One key's use of one plan on this node: its token bucket and its quota count.
+#[derive(Default)]
+struct PlanUse {
+    bucket: Mutex<Option<Bucket>>,
+    count: Mutex<Counter>,
+    /// Held while this node writes or reads the count (one database call at a time).
+    writing: tokio::sync::Mutex<()>,
+}
+
+impl PlanUse {
+    fn take_token(&self, t: &Throttle, now: Instant) -> Option<bool> {
+        let mut b = self.bucket.lock().ok()?;
+        let bucket = b.get_or_insert(Bucket {
+            tokens: f64::from(t.burst),
+            at: now,
+        });
+        Some(bucket.take(t, now))
+    }
+
+    fn step(&self, period: i64, limit: u64, batch: u64) -> UsageResult<Step> {
+        let mut c = self.count.lock().map_err(|_| poisoned())?;
+        Ok(c.step(period, limit, batch))
+    }
+
+    /// Writes what is pending (the caller holds `writing`).
+    async fn write_pending(&self, store: &dyn UsageStore, pk: &PlanKey) -> UsageResult<()> {
+        let (period, n) = {
+            let mut c = self.count.lock().map_err(|_| poisoned())?;
+            c.scheduled = false;
+            if c.pending == 0 || c.seen.is_none() {
+                return Ok(());
+            }
+            let n = std::mem::take(&mut c.pending);
+            c.in_flight += n;
+            (c.period, n)
+        };
+        let written = store.add_usage(&pk.0, &pk.1, period, n).await;
+        let mut c = self.count.lock().map_err(|_| poisoned())?;
+        c.in_flight -= n;
+        match written {
+            Ok(total) => {
+                if c.period == period {
+                    c.seen = Some(total);
+                }
+                Ok(())
+            }
+            Err(e) => {
+                // Kept for the next write (of this period only: a later one starts from zero).
+                if c.period == period {
+                    c.pending += n;
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Makes `period` the counted one: the last period's pending requests written to it, then
+    /// this period's total read (the caller holds `writing`).
+    async fn enter(&self, store: &dyn UsageStore, pk: &PlanKey, period: i64) -> UsageResult<()> {
+        self.write_pending(store, pk).await?;
+        let current = {
+            let c = self.count.lock().map_err(|_| poisoned())?;
+            c.period >= period && c.seen.is_some()
+        };
+        if !current {
+            let total = store.add_usage(&pk.0, &pk.1, period, 0).await?;
+            let mut c = self.count.lock().map_err(|_| poisoned())?;
+            if c.pending > 0 {
+                // More of the last period came in meanwhile: the caller's next round writes it.
+                return Ok(());
+            }
+            c.period = period;
+            c.seen = Some(total);
+        }
+        Ok(())
+    }
+}
+
+fn poisoned() -> UsageError {
+    UsageError::Unavailable("a usage counter was poisoned".into())
+}
+
+/// What a key may reach: per `api`/`stage`, the plan that applies (the first by name) and the
+/// key's use of it.
+struct KeyEntry {
+    key: ApiKey,
+    id: Arc<str>,
+    stages: Vec<(String, String, Arc<UsagePlan>, Arc<PlanUse>)>,
 }
 
 #[derive(Default)]
 struct View {
     version: Option<i64>,
-    keys: HashMap<String, ApiKey>,
-    plans: HashMap<String, UsagePlan>,
+    /// By the raw SHA-256 of the value.
+    keys: HashMap<[u8; 32], KeyEntry>,
 }
 
 type PlanKey = (String, String);
@@ -401,21 +536,39 @@ type PlanKey = (String, String);
 pub struct Usage {
     store: Arc<dyn UsageStore>,
     view: RwLock<Arc<View>>,
-    buckets: Mutex<HashMap<PlanKey, Bucket>>,
-    counters: Mutex<HashMap<PlanKey, Arc<tokio::sync::Mutex<Counter>>>>,
+    /// Buckets and counts by (key id, plan name); they outlive reloads of the view.
+    uses: Mutex<HashMap<PlanKey, Arc<PlanUse>>>,
     batch: u64,
 }
 
 /// How many admitted requests a node may hold before it writes them [default].
 pub const DEFAULT_QUOTA_BATCH: u64 = 100;
 
+fn raw_digest(value: &str) -> [u8; 32] {
+    let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, value.as_bytes());
+    let mut out = [0u8; 32];
+    out.copy_from_slice(d.as_ref());
+    out
+}
+
+/// The stored hex digest as bytes (None for a malformed one, which then matches no value).
+fn digest_bytes(hex: &str) -> Option<[u8; 32]> {
+    let mut out = [0u8; 32];
+    if hex.len() != 64 {
+        return None;
+    }
+    for (i, o) in out.iter_mut().enumerate() {
+        *o = u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(out)
+}
+
 impl Usage {
     pub fn new(store: Arc<dyn UsageStore>, batch: u64) -> Self {
         Self {
             store,
             view: RwLock::new(Arc::new(View::default())),
-            buckets: Mutex::new(HashMap::new()),
-            counters: Mutex::new(HashMap::new()),
+            uses: Mutex::new(HashMap::new()),
             batch: batch.max(1),
         }
     }
@@ -438,38 +591,64 @@ impl Usage {
             return Ok(());
         }
         let keys = self.store.api_keys().await?;
-        let plans = self.store.usage_plans().await?;
-        let view = View {
+        let plans: HashMap<String, Arc<UsagePlan>> = self
+            .store
+            .usage_plans()
+            .await?
+            .into_iter()
+            .map(|p| (p.name.clone(), Arc::new(p)))
+            .collect();
+        let mut uses = self.uses.lock().map_err(|_| poisoned())?;
+        let mut view = View {
             version: Some(version),
-            keys: keys.into_iter().map(|k| (k.digest.clone(), k)).collect(),
-            plans: plans.into_iter().map(|p| (p.name.clone(), p)).collect(),
+            keys: HashMap::new(),
         };
+        for key in keys {
+            let Some(raw) = digest_bytes(&key.digest) else {
+                continue;
+            };
+            let mut mine: Vec<&Arc<UsagePlan>> =
+                key.plans.iter().filter_map(|p| plans.get(p)).collect();
+            mine.sort_by(|a, b| a.name.cmp(&b.name));
+            let mut stages: Vec<(String, String, Arc<UsagePlan>, Arc<PlanUse>)> = Vec::new();
+            for plan in mine {
+                for pair in &plan.limits.stages {
+                    let Some((api, stage)) = pair.split_once('/') else {
+                        continue;
+                    };
+                    if stages.iter().any(|(a, s, ..)| a == api && s == stage) {
+                        continue;
+                    }
+                    let used = uses
+                        .entry((key.id.clone(), plan.name.clone()))
+                        .or_default()
+                        .clone();
+                    stages.push((api.into(), stage.into(), plan.clone(), used));
+                }
+            }
+            let id = Arc::from(key.id.as_str());
+            view.keys.insert(raw, KeyEntry { key, id, stages });
+        }
+        drop(uses);
         if let Ok(mut v) = self.view.write() {
             *v = Arc::new(view);
         }
         Ok(())
     }
 
-    /// Writes every count this node holds (each second, and at shutdown).
+    /// Writes every count this node holds (each second, and at shutdown; it waits for writes
+    /// under way).
     pub async fn flush(&self) {
-        let all: Vec<(PlanKey, Arc<tokio::sync::Mutex<Counter>>)> = match self.counters.lock() {
+        let all: Vec<(PlanKey, Arc<PlanUse>)> = match self.uses.lock() {
             Ok(m) => m.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
             Err(_) => return,
         };
-        for ((key, plan), counter) in all {
-            let mut c = counter.lock().await;
-            if let Err(e) = self.write(&key, &plan, &mut c).await {
-                tracing::warn!(api_key = %key, plan = %plan, error = %e, "quota count not written; retried later");
+        for (pk, used) in all {
+            let _writing = used.writing.lock().await;
+            if let Err(e) = used.write_pending(self.store.as_ref(), &pk).await {
+                tracing::warn!(api_key = %pk.0, plan = %pk.1, error = %e, "quota count not written; retried later");
             }
         }
-    }
-
-    async fn write(&self, key: &str, plan: &str, c: &mut Counter) -> UsageResult<()> {
-        if c.pending > 0 {
-            c.seen = Some(self.store.add_usage(key, plan, c.period, c.pending).await?);
-            c.pending = 0;
-        }
-        Ok(())
     }
 
     /// The checks of an API-key route: a known, enabled key (`value`, from `x-api-key`) of a
@@ -481,87 +660,88 @@ impl Usage {
         api: &str,
         stage: &str,
         now_ms: i64,
-    ) -> Result<String, (Refusal, Option<String>)> {
+    ) -> Result<Arc<str>, (Refusal, Option<Arc<str>>)> {
         let view = self.current();
-        let key = value
-            .and_then(|v| view.keys.get(&digest(v)))
-            .filter(|k| k.enabled)
+        let entry = value
+            .and_then(|v| view.keys.get(&raw_digest(v)))
+            .filter(|e| e.key.enabled)
             .ok_or((Refusal::InvalidApiKey, None))?;
-        let wanted = format!("{api}/{stage}");
-        let mut plans: Vec<&UsagePlan> = key
-            .plans
+        let refused = |r: Refusal| (r, Some(entry.id.clone()));
+        let (_, _, plan, used) = entry
+            .stages
             .iter()
-            .filter_map(|p| view.plans.get(p))
-            .filter(|p| p.limits.stages.contains(&wanted))
-            .collect();
-        plans.sort_by(|a, b| a.name.cmp(&b.name));
-        let refused = |r: Refusal| (r, Some(key.id.clone()));
-        let plan = plans
-            .first()
+            .find(|(a, s, ..)| a == api && s == stage)
             .ok_or_else(|| refused(Refusal::InvalidApiKey))?;
-        let pk = (key.id.clone(), plan.name.clone());
         if let Some(t) = &plan.limits.throttle {
-            let now = Instant::now();
-            let mut buckets = self
-                .buckets
-                .lock()
-                .map_err(|_| refused(Refusal::UsageUnavailable))?;
-            let bucket = buckets.entry(pk.clone()).or_insert(Bucket {
-                tokens: f64::from(t.burst),
-                at: now,
-            });
-            if !bucket.take(t, now) {
-                return Err(refused(Refusal::Throttled));
+            match used.take_token(t, Instant::now()) {
+                Some(true) => {}
+                Some(false) => return Err(refused(Refusal::Throttled)),
+                None => return Err(refused(Refusal::UsageUnavailable)),
             }
         }
         if let Some(q) = &plan.limits.quota {
-            match self.count(&pk, plan, q, now_ms).await {
+            let pk = || (entry.key.id.clone(), plan.name.clone());
+            match self.count(used, pk, plan, q, now_ms).await {
                 Ok(true) => {}
                 Ok(false) => return Err(refused(Refusal::QuotaExceeded)),
                 Err(e) => {
-                    tracing::error!(api_key = %key.id, error = %e, "quota not counted");
+                    tracing::error!(api_key = %entry.id, error = %e, "quota not counted");
                     return Err(refused(Refusal::UsageUnavailable));
                 }
             }
         }
-        Ok(key.id.clone())
+        Ok(entry.id.clone())
     }
 
-    fn counter(&self, pk: &PlanKey) -> Arc<tokio::sync::Mutex<Counter>> {
-        match self.counters.lock() {
-            Ok(mut m) => m.entry(pk.clone()).or_default().clone(),
-            Err(_) => Arc::default(),
-        }
+    /// Writes a key's pending count in the background (the request that filled half a batch
+    /// does not wait for the database).
+    fn write_behind(&self, used: &Arc<PlanUse>, pk: PlanKey) {
+        let (store, used) = (self.store.clone(), used.clone());
+        tokio::spawn(async move {
+            let _writing = used.writing.lock().await;
+            if let Err(e) = used.write_pending(store.as_ref(), &pk).await {
+                tracing::warn!(api_key = %pk.0, plan = %pk.1, error = %e, "quota count not written; retried later");
+            }
+        });
     }
 
-    /// One request against the quota: true when admitted (and counted).
+    /// One request against the quota: true when admitted (and counted). Usually decided in
+    /// memory; it waits for the database only to read a new period's total, or when a whole
+    /// batch is still unwritten.
     async fn count(
         &self,
-        pk: &PlanKey,
+        used: &Arc<PlanUse>,
+        pk: impl Fn() -> PlanKey,
         plan: &UsagePlan,
         q: &Quota,
         now_ms: i64,
     ) -> UsageResult<bool> {
-        let (key, name) = (pk.0.as_str(), pk.1.as_str());
         let period = q.period.start(now_ms);
         let limit = q.limit_in(period, plan.created_ms);
-        let counter = self.counter(pk);
-        let mut c = counter.lock().await;
-        if c.period != period || c.seen.is_none() {
-            // The last period's requests still go to that period.
-            self.write(key, name, &mut c).await?;
-            c.period = period;
-            c.seen = Some(self.store.add_usage(key, name, period, 0).await?);
+        // Each round either decides or waits for one database call, which makes progress.
+        for _ in 0..8 {
+            match used.step(period, limit, self.batch)? {
+                Step::Admit { write } => {
+                    if write {
+                        self.write_behind(used, pk());
+                    }
+                    return Ok(true);
+                }
+                Step::Refuse { write } => {
+                    if write {
+                        self.write_behind(used, pk());
+                    }
+                    return Ok(false);
+                }
+                Step::Wait => {
+                    let _writing = used.writing.lock().await;
+                    used.enter(self.store.as_ref(), &pk(), period).await?;
+                }
+            }
         }
-        if c.pending >= self.batch || (c.pending > 0 && c.seen.unwrap_or(0) + c.pending >= limit) {
-            // Full batch, or at the limit by this node's view: write, and learn the others'.
-            self.write(key, name, &mut c).await?;
-        }
-        if c.seen.unwrap_or(0) + c.pending >= limit {
-            return Ok(false);
-        }
-        c.pending += 1;
-        Ok(true)
+        Err(UsageError::Unavailable(
+            "the quota count could not be brought up to date".into(),
+        ))
     }
 }
 
@@ -646,7 +826,11 @@ mod tests {
     /// Only the counting part of a store: the algorithm's bound, with nodes interleaved
     /// deterministically (the compat suite counts through the real databases).
     #[derive(Default)]
-    struct Counts(std::sync::Mutex<HashMap<(String, String, i64), u64>>);
+    struct Counts {
+        totals: std::sync::Mutex<HashMap<(String, String, i64), u64>>,
+        /// When set, each write (n > 0) waits for a permit.
+        gate: Option<Arc<tokio::sync::Semaphore>>,
+    }
 
     #[async_trait::async_trait]
     impl UsageStore for Counts {
@@ -699,7 +883,10 @@ mod tests {
             Ok(())
         }
         async fn add_usage(&self, key: &str, plan: &str, start: i64, n: u64) -> UsageResult<u64> {
-            let mut m = self.0.lock().unwrap();
+            if let (Some(gate), true) = (&self.gate, n > 0) {
+                gate.acquire().await.unwrap().forget();
+            }
+            let mut m = self.totals.lock().unwrap();
             let v = m.entry((key.into(), plan.into(), start)).or_default();
             *v += n;
             Ok(*v)
@@ -792,5 +979,73 @@ mod tests {
                 .await,
             Err((Refusal::InvalidApiKey, Some("k1".into())))
         );
+    }
+
+    const VALUE: &str = "a-key-value-of-20-chars";
+
+    #[tokio::test]
+    async fn requests_are_admitted_while_a_batch_is_written_and_wait_only_past_a_whole_batch() {
+        let gate = Arc::new(tokio::sync::Semaphore::new(0));
+        let store = Arc::new(Counts {
+            gate: Some(gate.clone()),
+            ..Counts::default()
+        });
+        let node = Arc::new(Usage::new(store.clone(), 10));
+        node.refresh().await.unwrap();
+        let now = 1_796_310_000_000;
+        // The fifth request starts a write, which the gate holds; the next five are admitted
+        // meanwhile, from memory.
+        for i in 0..10 {
+            assert!(
+                node.admit(Some(VALUE), "a", "prod", now).await.is_ok(),
+                "request {i}"
+            );
+        }
+        let eleventh = tokio::spawn({
+            let node = node.clone();
+            async move { node.admit(Some(VALUE), "a", "prod", now).await }
+        });
+        for _ in 0..20 {
+            tokio::task::yield_now().await;
+        }
+        assert!(
+            !eleventh.is_finished(),
+            "a whole batch unwritten: the next request waits"
+        );
+        gate.add_permits(100);
+        assert!(eleventh.await.unwrap().is_ok());
+        node.flush().await;
+        let total = store.add_usage("k1", "p", Period::Day.start(now), 0).await;
+        assert_eq!(total, Ok(11));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn parallel_requests_on_one_node_never_pass_the_limit() {
+        let store: Arc<dyn UsageStore> = Arc::new(Counts::default());
+        let node = Arc::new(Usage::new(store.clone(), 7));
+        node.refresh().await.unwrap();
+        let now = 1_796_310_000_000;
+        let tasks: Vec<_> = (0..64)
+            .map(|_| {
+                let node = node.clone();
+                tokio::spawn(async move {
+                    let mut ok = 0;
+                    for _ in 0..20 {
+                        if node.admit(Some(VALUE), "a", "prod", now).await.is_ok() {
+                            ok += 1;
+                        }
+                    }
+                    ok
+                })
+            })
+            .collect();
+        let mut admitted = 0;
+        for t in tasks {
+            admitted += t.await.unwrap();
+        }
+        assert_eq!(admitted, 50);
+        node.flush().await;
+        let total = store.add_usage("k1", "p", Period::Day.start(now), 0).await;
+        assert_eq!(total, Ok(50));
     }
 }
