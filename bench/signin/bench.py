@@ -25,6 +25,8 @@ ARGON2_ROUNDS = 1 if QUICK else 3
 ONLY = os.environ.get("ONLY", "")
 # The hashing queue holds 16 sign-ins; 8 connections keep both cores busy, 192 overload it.
 HASH_CONCURRENCY, OVERLOAD_CONCURRENCY = 8, 192
+# Each window of the interleaved run (eight sign-in windows between nine floor windows).
+INTERLEAVE_S = 2 if QUICK else 3
 
 
 def floor(root):
@@ -96,7 +98,14 @@ def argon2(a, results):
             row["floor_argon2id_per_s"] = (floors[-2]["argon2id_per_s"] + floors[-1]["argon2id_per_s"]) / 2
             row["floor_srp_server_ms"] = (floors[-2]["srp_server_ms"] + floors[-1]["srp_server_ms"]) / 2
         rows += got
-    results["argon2"] = {"name": name, "rows": rows, "floors": floors}
+    # The goal's own measurement: sign-in windows alternating with floor windows seconds apart.
+    server, d = cognate(a.root, dev=False)
+    print(f"== {server.name} interleaved with the floor", file=sys.stderr)
+    inter = signin(a.root, server, ["password-interleaved"], USERS, concurrency=HASH_CONCURRENCY,
+                   seconds=INTERLEAVE_S)[0]
+    server.stop()
+    shutil.rmtree(d, ignore_errors=True)
+    results["argon2"] = {"name": name, "rows": rows, "floors": floors, "interleaved": inter}
 
 
 def main():
@@ -193,6 +202,18 @@ def render_argon2(g):
         out.append(f"| {row['round']} | {row['measure']} | {row['concurrency']} | {row['per_s']:.1f} | {ratio} | "
                    f"{row['p50_ms']:.1f} | {row['p99_ms']:.1f} | {fmt(row.get('server_cpu_ms_per_request'))} | "
                    f"{fmt(row.get('loadgen_cpu_ms_per_request'))} | {errors_text(row)} |")
+    i = g.get("interleaved")
+    if i and "windows" in i:
+        out += ["", f"USER_PASSWORD_AUTH ({i['concurrency']} connections) in {i['window_seconds']} s windows alternating "
+                f"with {i['window_seconds']} s argon2id floor windows (floors: "
+                + ", ".join(f"{f:.1f}" for f in i["floors"]) + " hashes/s):", "",
+                "| Window | Sign-ins/s | Floor around it | Ratio | Server CPU ms/sign-in | Errors |",
+                "|---:|---:|---:|---:|---:|---:|"]
+        for n, w in enumerate(i["windows"], 1):
+            out.append(f"| {n} | {w['per_s']:.1f} | {w['floor_per_s']:.1f} | {w['ratio']:.2f} | "
+                       f"{fmt(w.get('server_cpu_ms_per_request'))} | {w['errors']} |")
+        out += ["", f"Ratio to the floor: mean **{i['ratio_mean']:.2f}**, median {i['ratio_median']:.2f}, "
+                f"range {i['ratio_min']:.2f}–{i['ratio_max']:.2f}."]
     return out
 
 

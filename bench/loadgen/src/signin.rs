@@ -304,24 +304,10 @@ pub async fn run(args: Args) -> Result<()> {
         match flow.as_str() {
             "password" => {
                 let cpu = CpuSpan::start(args.cpu_pid);
-                let (tt, pp) = (t.clone(), p.clone());
-                let (wall, ok, errors) =
-                    drive_for(args.seconds, args.concurrency, args.backoff, move |i| {
-                        let (t, p) = (tt.clone(), pp.clone());
-                        async move {
-                            let r = t
-                                .call_public("InitiateAuth", &password_auth(&p, i % users))
-                                .await
-                                .map_err(kind)?;
-                            r["AuthenticationResult"]["AccessToken"]
-                                .as_str()
-                                .map(|_| ())
-                                .ok_or_else(|| "no tokens".to_string())
-                        }
-                    })
-                    .await;
+                let (wall, ok, errors) = password_for(&t, &p, &args, args.seconds).await;
                 report("USER_PASSWORD_AUTH", &args, (wall, &ok, &errors), cpu);
             }
+            "password-interleaved" => interleaved(&t, &p, &args).await,
             "refresh" | "getuser" => {
                 let tokens = Arc::new(tokens_of_all(&t, &p, users).await?);
                 let refresh = flow == "refresh";
@@ -378,6 +364,78 @@ pub async fn run(args: Args) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// USER_PASSWORD_AUTH sign-ins for `seconds`.
+async fn password_for(
+    t: &Arc<Target>,
+    p: &Arc<Pool>,
+    args: &Args,
+    seconds: f64,
+) -> (f64, Vec<f64>, BTreeMap<String, Vec<f64>>) {
+    let (tt, pp, users) = (t.clone(), p.clone(), args.users);
+    drive_for(seconds, args.concurrency, args.backoff, move |i| {
+        let (t, p) = (tt.clone(), pp.clone());
+        async move {
+            let r = t
+                .call_public("InitiateAuth", &password_auth(&p, i % users))
+                .await
+                .map_err(kind)?;
+            r["AuthenticationResult"]["AccessToken"]
+                .as_str()
+                .map(|_| ())
+                .ok_or_else(|| "no tokens".to_string())
+        }
+    })
+    .await
+}
+
+/// USER_PASSWORD_AUTH against the argon2id floor in alternating windows of `seconds` each
+/// (floor, sign-ins, floor, …, floor), `INTERLEAVED_ROUNDS` sign-in windows: each is compared
+/// with the floors just before and after it, seconds apart, because this machine's floor
+/// drifts by ±15 % within a minute. The server is idle during a floor window.
+async fn interleaved(t: &Arc<Target>, p: &Arc<Pool>, args: &Args) {
+    const INTERLEAVED_ROUNDS: usize = 8;
+    let window = args.seconds;
+    let floor = || async move {
+        tokio::task::spawn_blocking(move || crate::saturate(window, crate::argon2_job))
+            .await
+            .unwrap_or(0.0)
+    };
+    let mut floors = vec![floor().await];
+    let mut windows = Vec::new();
+    for _ in 0..INTERLEAVED_ROUNDS {
+        let cpu = CpuSpan::start(args.cpu_pid);
+        let (wall, ok, errors) = password_for(t, p, args, window).await;
+        let (server_cpu, _) = cpu.per_request(ok.len());
+        floors.push(floor().await);
+        let around = (floors[floors.len() - 2] + floors[floors.len() - 1]) / 2.0;
+        let per_s = ok.len() as f64 / wall;
+        windows.push(json!({
+            "per_s": per_s,
+            "floor_per_s": around,
+            "ratio": per_s / around,
+            "server_cpu_ms_per_request": server_cpu,
+            "errors": errors.values().map(Vec::len).sum::<usize>(),
+        }));
+    }
+    let mut ratios: Vec<f64> = windows.iter().filter_map(|w| w["ratio"].as_f64()).collect();
+    ratios.sort_by(|a, b| a.total_cmp(b));
+    let mean = ratios.iter().sum::<f64>() / ratios.len().max(1) as f64;
+    println!(
+        "{}",
+        json!({
+            "measure": "USER_PASSWORD_AUTH interleaved with the argon2id floor",
+            "concurrency": args.concurrency,
+            "window_seconds": window,
+            "floors": floors,
+            "windows": windows,
+            "ratio_mean": mean,
+            "ratio_median": pick(&ratios, 0.5),
+            "ratio_min": ratios.first(),
+            "ratio_max": ratios.last(),
+        })
+    );
 }
 
 /// Both calls of an SRP sign-in, the client's arithmetic done by aws-cognito-srp on a blocking
