@@ -116,6 +116,8 @@ error_log {dir}/nginx-error.log;
 events {{ worker_connections 4096; }}
 http {{
   access_log off;
+  # Clients keep their connections (nginx closes one after 1,000 requests by default).
+  keepalive_requests 100000000;
   upstream up {{ server 127.0.0.1:{up}; keepalive 128; }}
   server {{
     listen 127.0.0.1:{port};
@@ -200,7 +202,8 @@ def main():
             print("warm-up", row, flush=True)
             warmup.append(row)
         fixed = []
-        for name in ("direct", "cognate", "direct", "cognate"):
+        # nginx at the same rate shows what a plain proxy hop adds on this machine.
+        for name in ("direct", "nginx", "cognate", "direct", "nginx", "cognate"):
             url, headers = targets[name]
             row = dict(rate(root, url, half, headers), target=name)
             print(row, flush=True)
@@ -232,6 +235,7 @@ def render(r):
             f"plain proxy_pass ({r['nginx']:.0f}/s); direct {r['direct']:.0f}/s.", ""]
     d = [f for f in r["fixed_rate"] if f["target"] == "direct"]
     c = [f for f in r["fixed_rate"] if f["target"] == "cognate"]
+    n = [f for f in r["fixed_rate"] if f["target"] == "nginx"]
     out += [f"Fixed rate {d[0]['rate']}/s (half of Cognate's peak) over 64 kept-alive connections, {r['seconds']} s per row:", "",
             "| Target | p50 ms | p90 ms | p99 ms | max ms | Errors |", "|---|---:|---:|---:|---:|---:|"]
     for f in r.get("warmup", []):
@@ -242,6 +246,9 @@ def render(r):
     out += ["", f"Added by Cognate: p50 **{avg(c, 'p50_ms') - avg(d, 'p50_ms'):.3f} ms**, p99 "
             f"**{avg(c, 'p99_ms') - avg(d, 'p99_ms'):.3f} ms** (noise of the direct runs: p50 "
             f"{abs(d[0]['p50_ms'] - d[1]['p50_ms']):.3f} ms, p99 {abs(d[0]['p99_ms'] - d[1]['p99_ms']):.3f} ms)."]
+    if n:
+        out += ["", f"Added by nginx's plain proxy_pass at the same rate: p50 {avg(n, 'p50_ms') - avg(d, 'p50_ms'):.3f} ms, "
+                f"p99 {avg(n, 'p99_ms') - avg(d, 'p99_ms'):.3f} ms."]
     return "\n".join(out)
 
 

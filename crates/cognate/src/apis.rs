@@ -158,6 +158,9 @@ fn bind(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
         tokio::net::TcpSocket::new_v6()?
     };
     socket.set_reuseaddr(true)?;
+    // Each gateway thread listens on a socket of its own on the address, and the kernel spreads
+    // new connections over them (one shared socket let the first thread awake take a burst).
+    socket.set_reuseport(true)?;
     socket.bind(addr)?;
     socket.listen(BACKLOG)
 }
@@ -180,21 +183,25 @@ pub fn parse_apis(text: &str) -> Result<Definition> {
     })
 }
 
-/// Serves an API's own address thread-per-core: each thread runs its own event loop on the
-/// shared socket, with its own upstream connections, so a request stays on one thread from
-/// accept to answer (no hand-offs between threads, as nginx's workers).
+/// Serves an API's own address thread-per-core: each thread runs its own event loop on its
+/// own socket of the address (SO_REUSEPORT), with its own upstream connections, so a request
+/// stays on one thread from accept to answer (no hand-offs between threads, as nginx's workers).
 fn serve_own(
     gateway: Arc<Gateway>,
     addr: SocketAddr,
     listener: tokio::net::TcpListener,
     stopped: tokio::sync::watch::Receiver<bool>,
 ) -> Result<()> {
-    let std_listener = listener.into_std()?;
     let threads = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(2);
-    for i in 0..threads {
-        let socket = std_listener.try_clone()?;
+    // The others bound to the port the first got (the configured one, or the kernel's for 0).
+    let actual = listener.local_addr()?;
+    let mut sockets = vec![listener.into_std()?];
+    for _ in 1..threads {
+        sockets.push(bind(actual)?.into_std()?);
+    }
+    for (i, socket) in sockets.into_iter().enumerate() {
         let (gateway, mut stopped) = (gateway.clone(), stopped.clone());
         std::thread::Builder::new()
             .name(format!("gateway-{}-{i}", addr.port()))
