@@ -381,10 +381,7 @@ async fn password_for(
                 .call_public("InitiateAuth", &password_auth(&p, i % users))
                 .await
                 .map_err(kind)?;
-            r["AuthenticationResult"]["AccessToken"]
-                .as_str()
-                .map(|_| ())
-                .ok_or_else(|| "no tokens".to_string())
+            signed_in(&r)
         }
     })
     .await
@@ -488,6 +485,11 @@ async fn srp_sign_in(t: &Target, p: &Pool, user: usize) -> Outcome {
         .call_public("RespondToAuthChallenge", &answer)
         .await
         .map_err(kind)?;
+    signed_in(&r)
+}
+
+/// Whether an answer holds tokens.
+fn signed_in(r: &Value) -> Outcome {
     r["AuthenticationResult"]["AccessToken"]
         .as_str()
         .map(|_| ())

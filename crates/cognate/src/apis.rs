@@ -75,9 +75,13 @@ impl Apis {
     /// those no API wants any more stop after their requests in flight. Returns the API names.
     pub async fn apply(self: &Arc<Self>, def: &Definition) -> Result<Vec<String>> {
         let compiled = self.gateway.check(&def.apis).map_err(anyhow::Error::new)?;
-        let (plans, keys) =
-            gateway::usage::compile(&def.usage_plans, &def.api_keys, &compiled, now_ms())
-                .map_err(anyhow::Error::new)?;
+        let (plans, keys) = gateway::usage::compile(
+            &def.usage_plans,
+            &def.api_keys,
+            &compiled,
+            crate::system::wall_ms(),
+        )
+        .map_err(anyhow::Error::new)?;
         let mut running = self.listeners.lock().await;
         let mut wanted: Vec<SocketAddr> = compiled.iter().filter_map(|a| a.listen).collect();
         wanted.sort();
@@ -137,13 +141,6 @@ impl Apis {
             }
         }
     }
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }
 
 /// Connections waiting to be accepted, per API listener: a burst of new callers (thousands in

@@ -21,12 +21,17 @@ impl SystemClock {
 
 impl Clock for SystemClock {
     fn now(&self) -> Millis {
-        let real = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_millis() as Millis)
-            .unwrap_or(0);
-        real.saturating_add(self.offset.load(Ordering::SeqCst))
+        wall_ms().saturating_add(self.offset.load(Ordering::SeqCst))
     }
+}
+
+/// The system's time in Unix milliseconds, without the development offset (quota periods and
+/// the creation times of keys and plans).
+pub fn wall_ms() -> Millis {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as Millis)
+        .unwrap_or(0)
 }
 
 pub struct SystemRandom;

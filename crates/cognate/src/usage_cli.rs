@@ -87,13 +87,6 @@ async fn open(settings: &Settings) -> Result<std::sync::Arc<dyn UsageStore>> {
         .usage)
 }
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
-
 /// The CLI's own key of that name (file keys belong to the file).
 async fn own_key(s: &dyn UsageStore, name: &str) -> Result<ApiKey> {
     let Some(k) = s.api_keys().await?.into_iter().find(|k| k.name == name) else {
@@ -131,7 +124,7 @@ pub async fn keys(settings: &Settings, cmd: KeyCommand) -> Result<()> {
                 enabled: !disabled,
                 plans,
                 from_config: false,
-                created_ms: now_ms(),
+                created_ms: crate::system::wall_ms(),
             };
             s.insert_api_key(&key).await?;
             let mut out =
@@ -214,7 +207,7 @@ pub async fn plans(settings: &Settings, cmd: PlanCommand) -> Result<()> {
                 name: name.clone(),
                 limits,
                 from_config: false,
-                created_ms: now_ms(),
+                created_ms: crate::system::wall_ms(),
             })
             .await?;
             println!("{}", json!({"name": name}));

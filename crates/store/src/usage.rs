@@ -49,6 +49,50 @@ macro_rules! usage_store {
                 })
             }
 
+            /// Inserts a plan (`from_config` as given), `conflict` saying what a taken name does;
+            /// the rows written.
+            async fn write_plan_in(
+                tx: &mut sqlx::Transaction<'_, <$row as sqlx::Row>::Database>,
+                plan: &UsagePlan,
+                from_config: bool,
+                conflict: &str,
+            ) -> UsageResult<u64> {
+                Ok(sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "INSERT INTO usage_plans (name, limits, from_config, created_ms) VALUES ($1, $2, $3, $4) {conflict}"
+                )))
+                .bind(&plan.name)
+                .bind(json(&plan.limits)?)
+                .bind(from_config)
+                .bind(plan.created_ms)
+                .execute(&mut **tx)
+                .await
+                .map_err(unavailable)?
+                .rows_affected())
+            }
+
+            /// Inserts a key (`from_config` as given), `conflict` saying what a taken name does;
+            /// the rows written, or the database's refusal (a value held by another key).
+            async fn write_key_in(
+                tx: &mut sqlx::Transaction<'_, <$row as sqlx::Row>::Database>,
+                key: &ApiKey,
+                from_config: bool,
+                conflict: &str,
+            ) -> UsageResult<Result<u64, sqlx::Error>> {
+                Ok(sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "INSERT INTO api_keys ({KEY_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7) {conflict}"
+                )))
+                .bind(&key.id)
+                .bind(&key.name)
+                .bind(&key.digest)
+                .bind(key.enabled)
+                .bind(json(&key.plans)?)
+                .bind(from_config)
+                .bind(key.created_ms)
+                .execute(&mut **tx)
+                .await
+                .map(|r| r.rows_affected()))
+            }
+
             /// Deletes a key and its counts; false when there was none.
             async fn delete_key_in(
                 tx: &mut sqlx::Transaction<'_, <$row as sqlx::Row>::Database>,
@@ -108,19 +152,7 @@ macro_rules! usage_store {
 
             async fn insert_api_key(&self, key: &ApiKey) -> UsageResult<()> {
                 let mut tx = self.pool.begin_with($begin).await.map_err(unavailable)?;
-                sqlx::query(sqlx::AssertSqlSafe(format!(
-                    "INSERT INTO api_keys ({KEY_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7)"
-                )))
-                .bind(&key.id)
-                .bind(&key.name)
-                .bind(&key.digest)
-                .bind(key.enabled)
-                .bind(json(&key.plans)?)
-                .bind(key.from_config)
-                .bind(key.created_ms)
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| {
+                Self::write_key_in(&mut tx, key, key.from_config, "").await?.map_err(|e| {
                     conflict_or(e, &format!("an API key named {:?}, or with this value, exists", key.name))
                 })?;
                 sqlx::query(BUMP).execute(&mut *tx).await.map_err(unavailable)?;
@@ -152,17 +184,13 @@ macro_rules! usage_store {
 
             async fn put_usage_plan(&self, plan: &UsagePlan) -> UsageResult<()> {
                 let mut tx = self.pool.begin_with($begin).await.map_err(unavailable)?;
-                sqlx::query(
-                    "INSERT INTO usage_plans (name, limits, from_config, created_ms) VALUES ($1, $2, $3, $4) \
-                     ON CONFLICT (name) DO UPDATE SET limits = excluded.limits, from_config = excluded.from_config",
+                Self::write_plan_in(
+                    &mut tx,
+                    plan,
+                    plan.from_config,
+                    "ON CONFLICT (name) DO UPDATE SET limits = excluded.limits, from_config = excluded.from_config",
                 )
-                .bind(&plan.name)
-                .bind(json(&plan.limits)?)
-                .bind(plan.from_config)
-                .bind(plan.created_ms)
-                .execute(&mut *tx)
-                .await
-                .map_err(unavailable)?;
+                .await?;
                 sqlx::query(BUMP).execute(&mut *tx).await.map_err(unavailable)?;
                 tx.commit().await.map_err(unavailable)
             }
@@ -183,18 +211,13 @@ macro_rules! usage_store {
             async fn apply_config(&self, plans: &[UsagePlan], keys: &[ApiKey]) -> UsageResult<()> {
                 let mut tx = self.pool.begin_with($begin).await.map_err(unavailable)?;
                 for p in plans {
-                    let n = sqlx::query(
-                        "INSERT INTO usage_plans (name, limits, from_config, created_ms) VALUES ($1, $2, $3, $4) \
-                         ON CONFLICT (name) DO UPDATE SET limits = excluded.limits WHERE usage_plans.from_config",
+                    let n = Self::write_plan_in(
+                        &mut tx,
+                        p,
+                        true,
+                        "ON CONFLICT (name) DO UPDATE SET limits = excluded.limits WHERE usage_plans.from_config",
                     )
-                    .bind(&p.name)
-                    .bind(json(&p.limits)?)
-                    .bind(true)
-                    .bind(p.created_ms)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(unavailable)?
-                    .rows_affected();
+                    .await?;
                     if n == 0 {
                         return Err(UsageError::Conflict(format!(
                             "a usage plan named {:?} was made with the CLI; delete it or rename the file's",
@@ -214,22 +237,15 @@ macro_rules! usage_store {
                         .map_err(unavailable)?;
                 }
                 for k in keys {
-                    let n = sqlx::query(sqlx::AssertSqlSafe(format!(
-                        "INSERT INTO api_keys ({KEY_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7) \
-                         ON CONFLICT (name) DO UPDATE SET value_digest = excluded.value_digest, \
-                         enabled = excluded.enabled, plans = excluded.plans WHERE api_keys.from_config"
-                    )))
-                    .bind(&k.id)
-                    .bind(&k.name)
-                    .bind(&k.digest)
-                    .bind(k.enabled)
-                    .bind(json(&k.plans)?)
-                    .bind(true)
-                    .bind(k.created_ms)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(|e| conflict_or(e, &format!("the value of the API key {:?} belongs to another key", k.name)))?
-                    .rows_affected();
+                    let n = Self::write_key_in(
+                        &mut tx,
+                        k,
+                        true,
+                        "ON CONFLICT (name) DO UPDATE SET value_digest = excluded.value_digest, \
+                         enabled = excluded.enabled, plans = excluded.plans WHERE api_keys.from_config",
+                    )
+                    .await?
+                    .map_err(|e| conflict_or(e, &format!("the value of the API key {:?} belongs to another key", k.name)))?;
                     if n == 0 {
                         return Err(UsageError::Conflict(format!(
                             "an API key named {:?} was made with the CLI; delete it or rename the file's",
