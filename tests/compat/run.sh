@@ -26,6 +26,14 @@ if [ ! -f "$stamp" ] || [ "$here/requirements.txt" -nt "$stamp" ]; then
   touch "$stamp"
 fi
 
+# --- openssl: certificates for the https-upstream tests --------------------------------
+if ! command -v openssl >/dev/null 2>&1; then
+  echo "[compat] installing openssl"
+  sudo=""; [ "$(id -u)" -ne 0 ] && sudo="sudo"
+  $sudo apt-get install -y -q openssl >/dev/null 2>&1 \
+    || { $sudo apt-get update -q >/dev/null && $sudo apt-get install -y -q openssl >/dev/null; }
+fi
+
 # --- Node client ----------------------------------------------------------------------
 echo "[compat] installing Node dependencies"
 if [ -f "$here/node/package-lock.json" ]; then

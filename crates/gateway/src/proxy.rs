@@ -3,12 +3,14 @@
 //! `X-Forwarded-*` are set, and headers a caller could use to forge claims are dropped.
 
 use std::net::SocketAddr;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use bytes::Bytes;
 use http::header::{self, HeaderName};
 use http::{HeaderMap, HeaderValue, Request, Response, Uri};
 use http_body_util::{BodyExt, Limited};
+use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
@@ -34,7 +36,8 @@ impl UrlTemplate {
     pub fn parse(url: &str) -> Result<Self, String> {
         let rest = url
             .strip_prefix("http://")
-            .ok_or_else(|| format!("the upstream {url:?} must be an http:// URL"))?;
+            .or_else(|| url.strip_prefix("https://"))
+            .ok_or_else(|| format!("the upstream {url:?} must be an http:// or https:// URL"))?;
         let authority = rest.split(['/', '?']).next().unwrap_or("");
         if authority.is_empty() {
             return Err(format!("the upstream {url:?} has no host"));
@@ -161,20 +164,55 @@ fn claim_text(claims: &Claims, name: &str) -> Option<String> {
     }
 }
 
-fn client() -> Client<HttpConnector, Body> {
-    let mut connector = HttpConnector::new();
-    connector.set_nodelay(true);
-    connector.set_connect_timeout(Some(Duration::from_secs(10)));
-    Client::builder(TokioExecutor::new())
-        .pool_idle_timeout(Duration::from_secs(60))
-        .pool_max_idle_per_host(256)
-        .build(connector)
+type Connector = HttpsConnector<HttpConnector>;
+
+/// TLS for https upstreams: the system's trusted certificates (`SSL_CERT_FILE` or
+/// `SSL_CERT_DIR` name others), TLS 1.2 and 1.3, the host name (or IP address) verified.
+static TLS: LazyLock<Option<rustls::ClientConfig>> = LazyLock::new(|| {
+    let loaded = rustls_native_certs::load_native_certs();
+    for e in &loaded.errors {
+        tracing::warn!(error = %e, "a trusted certificate could not be read");
+    }
+    let mut roots = rustls::RootCertStore::empty();
+    let (added, _) = roots.add_parsable_certificates(loaded.certs);
+    if added == 0 {
+        tracing::warn!("no trusted certificates found: https upstreams will fail (502)");
+    }
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    match rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+    {
+        Ok(b) => Some(b.with_root_certificates(roots).with_no_client_auth()),
+        Err(e) => {
+            tracing::error!(error = %e, "no TLS for upstreams: upstream requests will fail (502)");
+            None
+        }
+    }
+});
+
+fn client() -> Option<Client<Connector, Body>> {
+    let mut http = HttpConnector::new();
+    http.set_nodelay(true);
+    http.set_connect_timeout(Some(Duration::from_secs(10)));
+    // The TLS layer above it takes https:// URLs.
+    http.enforce_http(false);
+    let connector = HttpsConnectorBuilder::new()
+        .with_tls_config(TLS.clone()?)
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(http);
+    Some(
+        Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(60))
+            .pool_max_idle_per_host(256)
+            .build(connector),
+    )
 }
 
 thread_local! {
     /// One connection pool per thread: a pooled connection's task runs on the thread that
     /// opened it, so a request served on a gateway thread never hands off to another thread.
-    static CLIENT: Client<HttpConnector, Body> = client();
+    static CLIENT: Option<Client<Connector, Body>> = client();
 }
 
 /// The upstream connections (per thread, see [`CLIENT`]).
@@ -238,7 +276,9 @@ impl Upstreams {
         *out.method_mut() = parts.method;
         *out.uri_mut() = uri;
         *out.headers_mut() = headers;
-        let pending = CLIENT.with(|c| c.request(out));
+        let pending = CLIENT
+            .with(|c| c.as_ref().map(|c| c.request(out)))
+            .ok_or(Refusal::IntegrationFailure)?;
         let res = match tokio::time::timeout(integration.timeout, pending).await {
             Err(_) => return Err(Refusal::IntegrationTimeout),
             Ok(Err(e)) => {
@@ -298,6 +338,10 @@ mod tests {
             "http://up/list?fixed=1&x=1"
         );
         assert!(UrlTemplate::parse("ftp://x/").is_err());
+        let t = UrlTemplate::parse("https://api.example.com/v1/{id}").unwrap();
+        assert_eq!(t.render(&p, ""), "https://api.example.com/v1/42");
+        assert!(UrlTemplate::parse("ftp://up/x").is_err());
+        assert!(UrlTemplate::parse("https://{host}/x").is_err());
         assert!(UrlTemplate::parse("http://{host}/x").is_err());
         assert!(UrlTemplate::parse("http://api-{id}.internal/x").is_err());
         assert!(UrlTemplate::parse("http:///x").is_err());

@@ -68,7 +68,7 @@ class ServerHandle:
         return _tail(self.log_path, n)
 
 
-def launch_server(data_dir=None, workdir=None, port=None, extra_args=()):
+def launch_server(data_dir=None, workdir=None, port=None, extra_args=(), extra_env=None):
     """Start `$COGNATE_BIN serve` on a free port and wait for GET /health == 200 (30 s)."""
     binary = cognate_bin()
     if not binary.exists():
@@ -89,6 +89,7 @@ def launch_server(data_dir=None, workdir=None, port=None, extra_args=()):
         COGNATE_ACCESS_KEY_ID=ACCESS_KEY_ID,
         COGNATE_SECRET_ACCESS_KEY=SECRET_ACCESS_KEY,
     )
+    env.update(extra_env or {})
     log = open(log_path, "wb")
     proc = subprocess.Popen(
         [
