@@ -80,6 +80,7 @@ fn benches(c: &mut Criterion) {
         name: "users".into(),
         kind: Kind::Cognito {
             issuers: vec![ISS.into()],
+            aud_pattern: None,
         },
         header: http::header::AUTHORIZATION,
         skew_s: 0,

@@ -143,6 +143,14 @@ fn pool_id(s: &Spanned<String>) -> Result<&str, DefinitionError> {
     }
 }
 
+/// `expr` matching whole values only (as API Gateway's expressions do).
+pub(crate) fn whole_match(expr: &str) -> Result<regex::Regex, String> {
+    regex::RegexBuilder::new(&format!("^(?:{expr})$"))
+        .size_limit(1 << 20)
+        .build()
+        .map_err(|e| e.to_string())
+}
+
 fn authorizer(def: &AuthorizerDef, ctx: &Context) -> Result<Authorizer, DefinitionError> {
     let kind = match def.kind.value.as_str() {
         "cognito" => {
@@ -159,9 +167,29 @@ fn authorizer(def: &AuthorizerDef, ctx: &Context) -> Result<Authorizer, Definiti
                 .iter()
                 .map(|p| pool_id(p).map(|id| format!("{base}/{id}")))
                 .collect::<Result<_, _>>()?;
-            AuthorizerKind::Cognito { issuers }
+            let aud_pattern = match &def.identity_validation_expression {
+                Some(e) => Some(whole_match(&e.value).map_err(|why| {
+                    at(
+                        e,
+                        format!(
+                            "identity_validation_expression is not a regular expression: {why}"
+                        ),
+                    )
+                })?),
+                None => None,
+            };
+            AuthorizerKind::Cognito {
+                issuers,
+                aud_pattern,
+            }
         }
         "jwt" => {
+            if let Some(e) = &def.identity_validation_expression {
+                return Err(at(
+                    e,
+                    "identity_validation_expression is for cognito authorizers (REST APIs)",
+                ));
+            }
             let issuer = def
                 .issuer
                 .as_ref()

@@ -14,8 +14,12 @@ use crate::responses::Refusal;
 
 #[derive(Debug, Clone)]
 pub enum Kind {
-    /// The issuers of the configured pools.
-    Cognito { issuers: Vec<String> },
+    /// The issuers of the configured pools, and the `identityValidationExpression` a token's
+    /// `aud` must match whole.
+    Cognito {
+        issuers: Vec<String>,
+        aud_pattern: Option<regex::Regex>,
+    },
     Jwt {
         issuer: String,
         audience: Vec<String>,
@@ -71,7 +75,7 @@ impl Authorizer {
 
     fn issuer_allowed(&self, iss: &str) -> bool {
         match &self.kind {
-            Kind::Cognito { issuers } => issuers.iter().any(|i| i == iss),
+            Kind::Cognito { issuers, .. } => issuers.iter().any(|i| i == iss),
             Kind::Jwt { issuer, .. } => issuer == iss,
         }
     }
@@ -103,7 +107,9 @@ impl Authorizer {
             return Err(deny("the token was issued in the future"));
         }
         match &self.kind {
-            Kind::Cognito { .. } => self.cognito_rules(&claims, route_scopes)?,
+            Kind::Cognito { aud_pattern, .. } => {
+                self.cognito_rules(&claims, route_scopes, aud_pattern.as_ref())?
+            }
             Kind::Jwt { audience, .. } => jwt_rules(&claims, audience, route_scopes)?,
         }
         if self.reject_signed_out
@@ -166,7 +172,22 @@ impl Authorizer {
 
     /// REST: without route scopes only an ID token passes; with them, an access token that
     /// carries one of them. Both failures are 401.
-    fn cognito_rules(&self, claims: &Claims, route_scopes: &[String]) -> Result<(), Refusal> {
+    /// With an `identityValidationExpression`, the token's `aud` must match it (AWS: "API
+    /// Gateway will match the aud field of the incoming token"); access tokens have no `aud`.
+    fn cognito_rules(
+        &self,
+        claims: &Claims,
+        route_scopes: &[String],
+        aud_pattern: Option<&regex::Regex>,
+    ) -> Result<(), Refusal> {
+        if let Some(p) = aud_pattern
+            && !str_claim(claims, "aud").is_some_and(|aud| p.is_match(aud))
+        {
+            return Err(unauthorized(
+                false,
+                "the token's aud does not match the identity validation expression",
+            ));
+        }
         let token_use = str_claim(claims, "token_use");
         if route_scopes.is_empty() {
             if token_use != Some("id") {
@@ -265,7 +286,10 @@ mod tests {
     fn cognito_wants_id_tokens_without_scopes_and_access_tokens_with_them() {
         let a = Authorizer {
             name: "a".into(),
-            kind: Kind::Cognito { issuers: vec![] },
+            kind: Kind::Cognito {
+                issuers: vec![],
+                aud_pattern: None,
+            },
             header: http::header::AUTHORIZATION,
             skew_s: 0,
             reject_signed_out: false,
@@ -273,13 +297,37 @@ mod tests {
         let id = claims(json!({"token_use": "id"}));
         let access =
             claims(json!({"token_use": "access", "scope": "x/y aws.cognito.signin.user.admin"}));
-        assert!(a.cognito_rules(&id, &[]).is_ok());
-        assert!(a.cognito_rules(&access, &[]).is_err());
+        assert!(a.cognito_rules(&id, &[], None).is_ok());
+        assert!(a.cognito_rules(&access, &[], None).is_err());
         let want = vec!["aws.cognito.signin.user.admin".to_string()];
-        assert!(a.cognito_rules(&access, &want).is_ok());
-        assert!(a.cognito_rules(&id, &want).is_err());
+        assert!(a.cognito_rules(&access, &want, None).is_ok());
+        assert!(a.cognito_rules(&id, &want, None).is_err());
         let other = vec!["Admins-client".to_string()];
-        let err = a.cognito_rules(&access, &other).unwrap_err();
+        let err = a.cognito_rules(&access, &other, None).unwrap_err();
         assert_eq!(err.status(), http::StatusCode::UNAUTHORIZED);
+    }
+
+    #[test]
+    fn an_identity_validation_expression_must_match_the_whole_aud() {
+        let a = Authorizer {
+            name: "a".into(),
+            kind: Kind::Cognito {
+                issuers: vec![],
+                aud_pattern: None,
+            },
+            header: http::header::AUTHORIZATION,
+            skew_s: 0,
+            reject_signed_out: false,
+        };
+        let p = crate::api::whole_match("web[0-9]+").unwrap();
+        let id = |aud: &str| claims(json!({"token_use": "id", "aud": aud}));
+        assert!(a.cognito_rules(&id("web42"), &[], Some(&p)).is_ok());
+        for aud in ["web", "xweb42", "web42x"] {
+            let err = a.cognito_rules(&id(aud), &[], Some(&p)).unwrap_err();
+            assert_eq!(err.status(), http::StatusCode::UNAUTHORIZED, "{aud}");
+        }
+        let access = claims(json!({"token_use": "access", "client_id": "web42", "scope": "s"}));
+        assert!(a.cognito_rules(&access, &["s".into()], Some(&p)).is_err());
+        assert!(a.cognito_rules(&access, &["s".into()], None).is_ok());
     }
 }

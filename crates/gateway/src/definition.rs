@@ -64,6 +64,9 @@ pub struct AuthorizerDef {
     pub clock_skew_seconds: Option<u32>,
     /// Beyond API Gateway: also refuse access tokens of signed-out sessions (local pools only).
     pub reject_signed_out: Option<bool>,
+    /// cognito: a regular expression the token's `aud` must match whole (API Gateway's
+    /// `identityValidationExpression`), else 401.
+    pub identity_validation_expression: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

@@ -309,6 +309,11 @@ fn definitions_are_refused_with_the_line_at_fault() {
             7,
             "API keys belong to rest APIs",
         ),
+        (
+            "apis:\n  - name: a\n    kind: rest\n    authorizers:\n      - name: u\n        type: cognito\n        pools: [us-east-1_Abc]\n        identity_validation_expression: \"web(\"\n    prefix: /a\n    routes: []\n",
+            8,
+            "not a regular expression",
+        ),
     ];
     for (yaml, line, word) in cases {
         let file: File = serde_saphyr::from_str(yaml).unwrap();

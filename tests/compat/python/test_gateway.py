@@ -80,6 +80,14 @@ apis:
       - name: users
         type: cognito
         pools: [{pool_id}]
+      - name: web-only
+        type: cognito
+        pools: [{pool_id}]
+        identity_validation_expression: "{client_id}"
+      - name: others-only
+        type: cognito
+        pools: [{pool_id}]
+        identity_validation_expression: "other-[a-z0-9]+"
     default_authorizer: users
     cors:
       allow_origins: ["https://app.example"]
@@ -105,6 +113,12 @@ apis:
         integration: {{type: http, url: "{up}/slow", timeout_ms: 300}}
       - route: GET /down
         integration: {{type: http, url: "http://127.0.0.1:{dead_port}/x"}}
+      - route: GET /web-only
+        authorizer: web-only
+        integration: {{type: http, url: "{up}/web-only"}}
+      - route: GET /others-only
+        authorizer: others-only
+        integration: {{type: http, url: "{up}/others-only"}}
       - route: GET /health
         authorizer: none
         integration:
@@ -231,6 +245,12 @@ def test_missing_and_unusable_tokens_are_401(env, tokens):
     # REST without scopes wants an ID token: the access token is refused.
     unauthorized(requests.get(url, headers={"Authorization": tokens["AccessToken"]}))
     assert requests.get(url).headers["x-amzn-ErrorType"] == "UnauthorizedException"
+
+
+def test_identity_validation_expression_matches_the_id_tokens_aud(env, tokens):
+    ok = requests.get(env["gw"] + "/prod/web-only", headers={"Authorization": tokens["IdToken"]})
+    assert ok.status_code == 200, ok.text
+    unauthorized(requests.get(env["gw"] + "/prod/others-only", headers={"Authorization": tokens["IdToken"]}))
 
 
 def test_tampered_alg_none_and_hs256_tokens_are_401(env, tokens):
