@@ -88,7 +88,8 @@ impl Apis {
         wanted.dedup();
         let mut bound = Vec::new();
         for addr in wanted.iter().filter(|a| !running.contains_key(a)) {
-            let l = bind(*addr).with_context(|| format!("cannot listen on {addr} for an API"))?;
+            let l = bind_per_thread(*addr)
+                .with_context(|| format!("cannot listen on {addr} for an API"))?;
             bound.push((*addr, l));
         }
         // Keys and plans last among the checks: the store refuses names the CLI holds.
@@ -148,6 +149,21 @@ impl Apis {
 /// a second or more.
 const BACKLOG: u32 = 8192;
 
+/// One listening socket per core on `addr` (the kernel's port for all, when `addr` asks for 0),
+/// all bound before anything switches, so a taken address fails the apply and not a thread.
+fn bind_per_thread(addr: SocketAddr) -> std::io::Result<Vec<std::net::TcpListener>> {
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2);
+    let first = bind(addr)?;
+    let actual = first.local_addr()?;
+    let mut sockets = vec![first.into_std()?];
+    for _ in 1..threads {
+        sockets.push(bind(actual)?.into_std()?);
+    }
+    Ok(sockets)
+}
+
 fn bind(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
     let socket = if addr.is_ipv4() {
         tokio::net::TcpSocket::new_v4()?
@@ -162,7 +178,6 @@ fn bind(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
     socket.listen(BACKLOG)
 }
 
-/// The `apis` of a configuration file's text (the whole file must be valid).
 /// What a configuration file declares for the gateway: APIs, usage plans, API keys.
 #[derive(Debug, Clone, Default)]
 pub struct Definition {
@@ -186,18 +201,9 @@ pub fn parse_apis(text: &str) -> Result<Definition> {
 fn serve_own(
     gateway: Arc<Gateway>,
     addr: SocketAddr,
-    listener: tokio::net::TcpListener,
+    sockets: Vec<std::net::TcpListener>,
     stopped: tokio::sync::watch::Receiver<bool>,
 ) -> Result<()> {
-    let threads = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(2);
-    // The others bound to the port the first got (the configured one, or the kernel's for 0).
-    let actual = listener.local_addr()?;
-    let mut sockets = vec![listener.into_std()?];
-    for _ in 1..threads {
-        sockets.push(bind(actual)?.into_std()?);
-    }
     for (i, socket) in sockets.into_iter().enumerate() {
         let (gateway, mut stopped) = (gateway.clone(), stopped.clone());
         std::thread::Builder::new()
