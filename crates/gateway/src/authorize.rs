@@ -282,9 +282,8 @@ mod tests {
         assert!(jwt_rules(&c, &aud, &scopes).is_ok());
     }
 
-    #[test]
-    fn cognito_wants_id_tokens_without_scopes_and_access_tokens_with_them() {
-        let a = Authorizer {
+    fn cognito() -> Authorizer {
+        Authorizer {
             name: "a".into(),
             kind: Kind::Cognito {
                 issuers: vec![],
@@ -293,7 +292,12 @@ mod tests {
             header: http::header::AUTHORIZATION,
             skew_s: 0,
             reject_signed_out: false,
-        };
+        }
+    }
+
+    #[test]
+    fn cognito_wants_id_tokens_without_scopes_and_access_tokens_with_them() {
+        let a = cognito();
         let id = claims(json!({"token_use": "id"}));
         let access =
             claims(json!({"token_use": "access", "scope": "x/y aws.cognito.signin.user.admin"}));
@@ -309,16 +313,7 @@ mod tests {
 
     #[test]
     fn an_identity_validation_expression_must_match_the_whole_aud() {
-        let a = Authorizer {
-            name: "a".into(),
-            kind: Kind::Cognito {
-                issuers: vec![],
-                aud_pattern: None,
-            },
-            header: http::header::AUTHORIZATION,
-            skew_s: 0,
-            reject_signed_out: false,
-        };
+        let a = cognito();
         let p = crate::api::whole_match("web[0-9]+").unwrap();
         let id = |aud: &str| claims(json!({"token_use": "id", "aud": aud}));
         assert!(a.cognito_rules(&id("web42"), &[], Some(&p)).is_ok());
