@@ -140,6 +140,12 @@ fn init_logs(format: &str) {
         .with_env_filter(filter)
         .with_writer(logs::Logs::new())
         .with_ansi(ansi);
+    // A panic's message comes after the lines logged before it.
+    let report = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        logs::flush();
+        report(info);
+    }));
     if format == "json" {
         builder.json().flatten_event(true).init();
     } else {
