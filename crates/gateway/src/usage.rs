@@ -125,8 +125,7 @@ pub trait UsageStore: Send + Sync {
 
 /// Hex SHA-256 of a key value.
 pub fn digest(value: &str) -> String {
-    aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, value.as_bytes())
-        .as_ref()
+    raw_digest(value)
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
@@ -434,8 +433,9 @@ impl Counter {
 }
 
 /// One key's use of one plan on this node: its token bucket and its quota count.
-#[derive(Default)]
 struct PlanUse {
+    /// (key id, plan name): where its count is written.
+    key: PlanKey,
     bucket: Mutex<Option<Bucket>>,
     count: Mutex<Counter>,
     /// Held while this node writes or reads the count (one database call at a time).
@@ -443,6 +443,15 @@ struct PlanUse {
 }
 
 impl PlanUse {
+    fn new(key: PlanKey) -> Self {
+        Self {
+            key,
+            bucket: Mutex::default(),
+            count: Mutex::default(),
+            writing: tokio::sync::Mutex::default(),
+        }
+    }
+
     fn take_token(&self, t: &Throttle, now: Instant) -> Option<bool> {
         let mut b = self.bucket.lock().ok()?;
         let bucket = b.get_or_insert(Bucket {
@@ -458,7 +467,7 @@ impl PlanUse {
     }
 
     /// Writes what is pending (the caller holds `writing`).
-    async fn write_pending(&self, store: &dyn UsageStore, pk: &PlanKey) -> UsageResult<()> {
+    async fn write_pending(&self, store: &dyn UsageStore) -> UsageResult<()> {
         let (period, n) = {
             let mut c = self.count.lock().map_err(|_| poisoned())?;
             c.scheduled = false;
@@ -469,7 +478,7 @@ impl PlanUse {
             c.in_flight += n;
             (c.period, n)
         };
-        let written = store.add_usage(&pk.0, &pk.1, period, n).await;
+        let written = store.add_usage(&self.key.0, &self.key.1, period, n).await;
         let mut c = self.count.lock().map_err(|_| poisoned())?;
         c.in_flight -= n;
         match written {
@@ -491,14 +500,14 @@ impl PlanUse {
 
     /// Makes `period` the counted one: the last period's pending requests written to it, then
     /// this period's total read (the caller holds `writing`).
-    async fn enter(&self, store: &dyn UsageStore, pk: &PlanKey, period: i64) -> UsageResult<()> {
-        self.write_pending(store, pk).await?;
+    async fn enter(&self, store: &dyn UsageStore, period: i64) -> UsageResult<()> {
+        self.write_pending(store).await?;
         let current = {
             let c = self.count.lock().map_err(|_| poisoned())?;
             c.period >= period && c.seen.is_some()
         };
         if !current {
-            let total = store.add_usage(&pk.0, &pk.1, period, 0).await?;
+            let total = store.add_usage(&self.key.0, &self.key.1, period, 0).await?;
             let mut c = self.count.lock().map_err(|_| poisoned())?;
             if c.pending > 0 {
                 // More of the last period came in meanwhile: the caller's next round writes it.
@@ -508,6 +517,15 @@ impl PlanUse {
             c.seen = Some(total);
         }
         Ok(())
+    }
+
+    /// Waits for a write under way, then writes what is pending; a failure is logged and the
+    /// count kept for the next write.
+    async fn write_now(&self, store: &dyn UsageStore) {
+        let _writing = self.writing.lock().await;
+        if let Err(e) = self.write_pending(store).await {
+            tracing::warn!(api_key = %self.key.0, plan = %self.key.1, error = %e, "quota count not written; retried later");
+        }
     }
 }
 
@@ -619,9 +637,10 @@ impl Usage {
                     if stages.iter().any(|(a, s, ..)| a == api && s == stage) {
                         continue;
                     }
+                    let pk = (key.id.clone(), plan.name.clone());
                     let used = uses
-                        .entry((key.id.clone(), plan.name.clone()))
-                        .or_default()
+                        .entry(pk.clone())
+                        .or_insert_with(|| Arc::new(PlanUse::new(pk)))
                         .clone();
                     stages.push((api.into(), stage.into(), plan.clone(), used));
                 }
@@ -639,15 +658,12 @@ impl Usage {
     /// Writes every count this node holds (each second, and at shutdown; it waits for writes
     /// under way).
     pub async fn flush(&self) {
-        let all: Vec<(PlanKey, Arc<PlanUse>)> = match self.uses.lock() {
-            Ok(m) => m.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        let all: Vec<Arc<PlanUse>> = match self.uses.lock() {
+            Ok(m) => m.values().cloned().collect(),
             Err(_) => return,
         };
-        for (pk, used) in all {
-            let _writing = used.writing.lock().await;
-            if let Err(e) = used.write_pending(self.store.as_ref(), &pk).await {
-                tracing::warn!(api_key = %pk.0, plan = %pk.1, error = %e, "quota count not written; retried later");
-            }
+        for used in all {
+            used.write_now(self.store.as_ref()).await;
         }
     }
 
@@ -680,8 +696,7 @@ impl Usage {
             }
         }
         if let Some(q) = &plan.limits.quota {
-            let pk = || (entry.key.id.clone(), plan.name.clone());
-            match self.count(used, pk, plan, q, now_ms).await {
+            match self.count(used, plan, q, now_ms).await {
                 Ok(true) => {}
                 Ok(false) => return Err(refused(Refusal::QuotaExceeded)),
                 Err(e) => {
@@ -695,14 +710,9 @@ impl Usage {
 
     /// Writes a key's pending count in the background (the request that filled half a batch
     /// does not wait for the database).
-    fn write_behind(&self, used: &Arc<PlanUse>, pk: PlanKey) {
+    fn write_behind(&self, used: &Arc<PlanUse>) {
         let (store, used) = (self.store.clone(), used.clone());
-        tokio::spawn(async move {
-            let _writing = used.writing.lock().await;
-            if let Err(e) = used.write_pending(store.as_ref(), &pk).await {
-                tracing::warn!(api_key = %pk.0, plan = %pk.1, error = %e, "quota count not written; retried later");
-            }
-        });
+        tokio::spawn(async move { used.write_now(store.as_ref()).await });
     }
 
     /// One request against the quota: true when admitted (and counted). Usually decided in
@@ -711,7 +721,6 @@ impl Usage {
     async fn count(
         &self,
         used: &Arc<PlanUse>,
-        pk: impl Fn() -> PlanKey,
         plan: &UsagePlan,
         q: &Quota,
         now_ms: i64,
@@ -723,19 +732,19 @@ impl Usage {
             match used.step(period, limit, self.batch)? {
                 Step::Admit { write } => {
                     if write {
-                        self.write_behind(used, pk());
+                        self.write_behind(used);
                     }
                     return Ok(true);
                 }
                 Step::Refuse { write } => {
                     if write {
-                        self.write_behind(used, pk());
+                        self.write_behind(used);
                     }
                     return Ok(false);
                 }
                 Step::Wait => {
                     let _writing = used.writing.lock().await;
-                    used.enter(self.store.as_ref(), &pk(), period).await?;
+                    used.enter(self.store.as_ref(), period).await?;
                 }
             }
         }
