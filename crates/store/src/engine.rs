@@ -6,12 +6,12 @@ use std::str::FromStr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
-use sqlx::Row;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
     SqliteSynchronous,
 };
+use sqlx::{Postgres, Row, Sqlite};
 use userpool::recent::TtlCache;
 use userpool::store::*;
 use userpool::{
@@ -20,6 +20,7 @@ use userpool::{
 };
 
 use crate::ConnectError;
+use crate::leased::Leased;
 use crate::migrate::{self, Migration};
 
 const USER_COLS: &str = "pool_id, username_key, username, sub, status, enabled, created_ms, modified_ms, \
@@ -384,7 +385,7 @@ macro_rules! sql_store {
             async fn save_user(&self, user: &User, take_aliases: bool, insert: bool) -> StoreResult<bool> {
                 if !take_aliases {
                     // One statement is atomic on its own: no transaction round trips needed.
-                    let done = Self::write_user(&self.pool, user, insert).await;
+                    let done = Self::write_user(&self.leased, user, insert).await;
                     self.recent.forget_user(&user.pool_id, &user.sub);
                     return done;
                 }
@@ -402,7 +403,7 @@ macro_rules! sql_store {
                 for b in binds {
                     q = q.bind(*b);
                 }
-                let done = q.execute(&self.pool).await.map_err(unavailable)?;
+                let done = q.execute(&self.leased).await.map_err(unavailable)?;
                 Ok(done.rows_affected() > 0)
             }
         }
@@ -416,7 +417,7 @@ macro_rules! sql_store {
             async fn get_meta(&self, key: &str) -> StoreResult<Option<Vec<u8>>> {
                 let row = sqlx::query("SELECT value FROM meta WHERE key = $1")
                     .bind(key)
-                    .fetch_optional(&self.pool)
+                    .fetch_optional(&self.leased)
                     .await
                     .map_err(unavailable)?;
                 row.map(|r| r.try_get::<Vec<u8>, _>(0).map_err(|e| corrupt("meta", e))).transpose()
@@ -426,7 +427,7 @@ macro_rules! sql_store {
                 sqlx::query("INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING")
                     .bind(key)
                     .bind(value)
-                    .execute(&self.pool)
+                    .execute(&self.leased)
                     .await
                     .map_err(unavailable)?;
                 self.get_meta(key).await?.ok_or_else(|| corrupt("meta", "value vanished"))
@@ -442,7 +443,7 @@ macro_rules! sql_store {
                 .bind(pool.created)
                 .bind(pool.modified)
                 .bind(to_json(&pool.config)?)
-                .execute(&self.pool)
+                .execute(&self.leased)
                 .await
                 .map_err(|e| classify(e, UniqueKey::Pool))?;
                 self.recent.pools.remove(&pool.id);
@@ -452,7 +453,7 @@ macro_rules! sql_store {
             async fn get_pool(&self, id: &str) -> StoreResult<Option<Pool>> {
                 let row = sqlx::query("SELECT * FROM pools WHERE id = $1")
                     .bind(id)
-                    .fetch_optional(&self.pool)
+                    .fetch_optional(&self.leased)
                     .await
                     .map_err(unavailable)?;
                 row.as_ref().map(Self::pool_from).transpose()
@@ -466,7 +467,7 @@ macro_rules! sql_store {
                 let rows = sqlx::query("SELECT * FROM pools WHERE id > $1 ORDER BY id LIMIT $2")
                     .bind(after.unwrap_or(""))
                     .bind(i64::from(limit))
-                    .fetch_all(&self.pool)
+                    .fetch_all(&self.leased)
                     .await
                     .map_err(unavailable)?;
                 rows.iter().map(Self::pool_from).collect()
@@ -478,7 +479,7 @@ macro_rules! sql_store {
                     .bind(&pool.name)
                     .bind(pool.modified)
                     .bind(to_json(&pool.config)?)
-                    .execute(&self.pool)
+                    .execute(&self.leased)
                     .await
                     .map_err(unavailable)?;
                 self.recent.pools.remove(&pool.id);
@@ -495,7 +496,7 @@ macro_rules! sql_store {
             async fn count_users(&self, pool_id: &str) -> StoreResult<u64> {
                 let row = sqlx::query("SELECT COUNT(*) FROM users WHERE pool_id = $1")
                     .bind(pool_id)
-                    .fetch_one(&self.pool)
+                    .fetch_one(&self.leased)
                     .await
                     .map_err(unavailable)?;
                 let n: i64 = row.try_get(0).map_err(|e| corrupt("count", e))?;
@@ -513,7 +514,7 @@ macro_rules! sql_store {
                 .bind(c.created)
                 .bind(c.modified)
                 .bind(to_json(&c.config)?)
-                .execute(&self.pool)
+                .execute(&self.leased)
                 .await
                 .map_err(|e| classify(e, UniqueKey::Client))?;
                 self.recent.clients.remove(&c.client_id);
@@ -530,7 +531,7 @@ macro_rules! sql_store {
             async fn get_client(&self, client_id: &str) -> StoreResult<Option<Client>> {
                 let row = sqlx::query("SELECT * FROM clients WHERE client_id = $1")
                     .bind(client_id)
-                    .fetch_optional(&self.pool)
+                    .fetch_optional(&self.leased)
                     .await
                     .map_err(unavailable)?;
                 row.as_ref().map(Self::client_from).transpose()
@@ -543,7 +544,7 @@ macro_rules! sql_store {
                 .bind(pool_id)
                 .bind(after.unwrap_or(""))
                 .bind(i64::from(limit))
-                .fetch_all(&self.pool)
+                .fetch_all(&self.leased)
                 .await
                 .map_err(unavailable)?;
                 rows.iter().map(Self::client_from).collect()
@@ -557,7 +558,7 @@ macro_rules! sql_store {
                 .bind(&c.client_id)
                 .bind(c.modified)
                 .bind(to_json(&c.config)?)
-                .execute(&self.pool)
+                .execute(&self.leased)
                 .await
                 .map_err(unavailable)?;
                 self.recent.clients.remove(&c.client_id);
@@ -588,7 +589,7 @@ macro_rules! sql_store {
                 let row = sqlx::query(sqlx::AssertSqlSafe(sql))
                     .bind(pool_id)
                     .bind(value)
-                    .fetch_optional(&self.pool)
+                    .fetch_optional(&self.leased)
                     .await
                     .map_err(unavailable)?;
                 row.as_ref().map(Self::user_from).transpose()
@@ -641,7 +642,7 @@ macro_rules! sql_store {
                     for b in &binds {
                         q = q.bind(b);
                     }
-                    let rows = q.bind(batch).fetch_all(&self.pool).await.map_err(unavailable)?;
+                    let rows = q.bind(batch).fetch_all(&self.leased).await.map_err(unavailable)?;
                     let full = rows.len() as i64 == batch;
                     for row in &rows {
                         let user = Self::user_from(row)?;
@@ -677,7 +678,7 @@ macro_rules! sql_store {
                 .bind(limit.now)
                 .bind(limit.now - limit.window)
                 .bind(i64::from(limit.max_sends))
-                .fetch_optional(&self.pool)
+                .fetch_optional(&self.leased)
                 .await
                 .map_err(unavailable)?;
                 Ok(row.is_some())
@@ -741,7 +742,7 @@ macro_rules! sql_store {
                     .bind(pool_id)
                     .bind(sub)
                     .bind(now - 1)
-                    .execute(&self.pool)
+                    .execute(&self.leased)
                     .await
                     .map_err(unavailable)?;
                 Ok(done.rows_affected())
@@ -757,7 +758,7 @@ macro_rules! sql_store {
                     .bind(g.precedence)
                     .bind(g.created)
                     .bind(g.modified)
-                    .execute(&self.pool)
+                    .execute(&self.leased)
                     .await
                     .map_err(|e| classify(e, UniqueKey::Group))?;
                 Ok(())
@@ -767,7 +768,7 @@ macro_rules! sql_store {
                 let row = sqlx::query("SELECT * FROM user_groups WHERE pool_id = $1 AND name = $2")
                     .bind(pool_id)
                     .bind(name)
-                    .fetch_optional(&self.pool)
+                    .fetch_optional(&self.leased)
                     .await
                     .map_err(unavailable)?;
                 row.as_ref().map(Self::group_from).transpose()
@@ -778,7 +779,7 @@ macro_rules! sql_store {
                     .bind(pool_id)
                     .bind(after.unwrap_or(""))
                     .bind(i64::from(limit))
-                    .fetch_all(&self.pool)
+                    .fetch_all(&self.leased)
                     .await
                     .map_err(unavailable)?;
                 rows.iter().map(Self::group_from).collect()
@@ -795,7 +796,7 @@ macro_rules! sql_store {
                 .bind(&g.role_arn)
                 .bind(g.precedence)
                 .bind(g.modified)
-                .execute(&self.pool)
+                .execute(&self.leased)
                 .await
                 .map_err(unavailable)?;
                 // Every member's cached groups hold this group's precedence and role.
@@ -829,7 +830,7 @@ macro_rules! sql_store {
                 .bind(pool_id)
                 .bind(group)
                 .bind(sub)
-                .execute(&self.pool)
+                .execute(&self.leased)
                 .await
                 .map_err(unavailable)?;
                 self.recent.forget_groups(pool_id, sub);
@@ -862,7 +863,7 @@ macro_rules! sql_store {
                 .bind(sub)
                 .bind(after.unwrap_or(""))
                 .bind(i64::from(limit))
-                .fetch_all(&self.pool)
+                .fetch_all(&self.leased)
                 .await
                 .map_err(unavailable)?;
                 rows.iter().map(Self::group_from).collect()
@@ -879,7 +880,7 @@ macro_rules! sql_store {
                     .bind(group)
                     .bind(after.unwrap_or(""))
                     .bind(i64::from(limit))
-                    .fetch_all(&self.pool)
+                    .fetch_all(&self.leased)
                     .await
                     .map_err(unavailable)?;
                 rows.iter().map(Self::user_from).collect()
@@ -891,7 +892,7 @@ macro_rules! sql_store {
                     .bind(&rs.identifier)
                     .bind(&rs.name)
                     .bind(to_json(&rs.scopes)?)
-                    .execute(&self.pool)
+                    .execute(&self.leased)
                     .await
                     .map_err(|e| classify(e, UniqueKey::ResourceServer))?;
                 Ok(())
@@ -901,7 +902,7 @@ macro_rules! sql_store {
                 let row = sqlx::query("SELECT * FROM resource_servers WHERE pool_id = $1 AND identifier = $2")
                     .bind(pool_id)
                     .bind(identifier)
-                    .fetch_optional(&self.pool)
+                    .fetch_optional(&self.leased)
                     .await
                     .map_err(unavailable)?;
                 row.as_ref().map(Self::resource_server_from).transpose()
@@ -914,7 +915,7 @@ macro_rules! sql_store {
                 .bind(pool_id)
                 .bind(after.unwrap_or(""))
                 .bind(i64::from(limit))
-                .fetch_all(&self.pool)
+                .fetch_all(&self.leased)
                 .await
                 .map_err(unavailable)?;
                 rows.iter().map(Self::resource_server_from).collect()
@@ -926,7 +927,7 @@ macro_rules! sql_store {
                     .bind(&rs.identifier)
                     .bind(&rs.name)
                     .bind(to_json(&rs.scopes)?)
-                    .execute(&self.pool)
+                    .execute(&self.leased)
                     .await
                     .map_err(unavailable)?;
                 Ok(done.rows_affected() > 0)
@@ -951,7 +952,7 @@ macro_rules! sql_store {
                 .bind(&m.body)
                 .bind(&m.secret)
                 .bind(sent)
-                .execute(&self.pool)
+                .execute(&self.leased)
                 .await
                 .map_err(unavailable)?;
                 Ok(())
@@ -963,7 +964,7 @@ macro_rules! sql_store {
                 )
                 .bind(pool_id)
                 .bind(username.unwrap_or(""))
-                .fetch_all(&self.pool)
+                .fetch_all(&self.leased)
                 .await
                 .map_err(unavailable)?;
                 rows.iter()
@@ -1031,7 +1032,7 @@ macro_rules! sql_store {
                 .bind(t.created)
                 .bind(t.expires)
                 .bind(t.revoked)
-                .execute(&self.pool)
+                .execute(&self.leased)
                 .await
                 .map_err(unavailable)?;
                 self.recent.families.remove(&t.origin_jti);
@@ -1041,7 +1042,7 @@ macro_rules! sql_store {
             async fn find_refresh_token(&self, token_hash: &[u8]) -> StoreResult<Option<RefreshToken>> {
                 let row = sqlx::query("SELECT * FROM refresh_tokens WHERE token_hash = $1 OR previous_hash = $1")
                     .bind(token_hash)
-                    .fetch_optional(&self.pool)
+                    .fetch_optional(&self.leased)
                     .await
                     .map_err(unavailable)?;
                 row.as_ref().map(Self::refresh_from).transpose()
@@ -1063,7 +1064,7 @@ macro_rules! sql_store {
                 .bind(new)
                 .bind(previous)
                 .bind(until)
-                .execute(&self.pool)
+                .execute(&self.leased)
                 .await
                 .map_err(unavailable)?;
                 self.recent.families.remove(&origin_jti.to_string());
@@ -1077,7 +1078,7 @@ macro_rules! sql_store {
                 .bind(pool_id)
                 .bind(sub)
                 .bind(now)
-                .execute(&self.pool)
+                .execute(&self.leased)
                 .await
                 .map_err(unavailable)?;
                 self.recent.families.clear();
@@ -1090,7 +1091,7 @@ macro_rules! sql_store {
                 )
                 .bind(token_hash)
                 .bind(now)
-                .execute(&self.pool)
+                .execute(&self.leased)
                 .await
                 .map_err(unavailable)?;
                 self.recent.families.clear();
@@ -1100,7 +1101,7 @@ macro_rules! sql_store {
             async fn refresh_family(&self, origin_jti: &str) -> StoreResult<Option<RefreshToken>> {
                 let row = sqlx::query("SELECT * FROM refresh_tokens WHERE origin_jti = $1")
                     .bind(origin_jti)
-                    .fetch_optional(&self.pool)
+                    .fetch_optional(&self.leased)
                     .await
                     .map_err(unavailable)?;
                 row.as_ref().map(Self::refresh_from).transpose()
@@ -1116,12 +1117,12 @@ macro_rules! sql_store {
             async fn purge_expired(&self, now: Millis, families_before: Millis) -> StoreResult<u64> {
                 let sessions = sqlx::query("DELETE FROM used_sessions WHERE expires_ms < $1")
                     .bind(now)
-                    .execute(&self.pool)
+                    .execute(&self.leased)
                     .await
                     .map_err(unavailable)?;
                 let families = sqlx::query("DELETE FROM refresh_tokens WHERE expires_ms < $1")
                     .bind(families_before)
-                    .execute(&self.pool)
+                    .execute(&self.leased)
                     .await
                     .map_err(unavailable)?;
                 self.recent.families.clear();
@@ -1132,7 +1133,7 @@ macro_rules! sql_store {
                 let done = sqlx::query("INSERT INTO used_sessions (id, expires_ms) VALUES ($1, $2) ON CONFLICT DO NOTHING")
                     .bind(id)
                     .bind(expires)
-                    .execute(&self.pool)
+                    .execute(&self.leased)
                     .await
                     .map_err(unavailable)?;
                 Ok(done.rows_affected() > 0)
@@ -1154,7 +1155,7 @@ macro_rules! sql_store {
                 .bind(sub)
                 .bind(now)
                 .bind(forget_before)
-                .fetch_optional(&self.pool)
+                .fetch_optional(&self.leased)
                 .await
                 .map_err(unavailable)?;
                 self.recent.forget_user(pool_id, sub);
@@ -1172,7 +1173,7 @@ macro_rules! sql_store {
                     .bind(pool_id)
                     .bind(sub)
                     .bind(until)
-                    .execute(&self.pool)
+                    .execute(&self.leased)
                     .await
                     .map_err(unavailable)?;
                 self.recent.forget_user(pool_id, sub);
@@ -1186,7 +1187,7 @@ macro_rules! sql_store {
                 )
                 .bind(pool_id)
                 .bind(sub)
-                .execute(&self.pool)
+                .execute(&self.leased)
                 .await
                 .map_err(unavailable)?;
                 self.recent.forget_user(pool_id, sub);
@@ -1196,7 +1197,7 @@ macro_rules! sql_store {
             async fn session_used(&self, id: &[u8]) -> StoreResult<bool> {
                 let row = sqlx::query("SELECT 1 AS one FROM used_sessions WHERE id = $1")
                     .bind(id)
-                    .fetch_optional(&self.pool)
+                    .fetch_optional(&self.leased)
                     .await
                     .map_err(unavailable)?;
                 Ok(row.is_some())
@@ -1210,7 +1211,7 @@ macro_rules! sql_store {
                 .bind(pool_id)
                 .bind(sub)
                 .bind(step)
-                .execute(&self.pool)
+                .execute(&self.leased)
                 .await
                 .map_err(unavailable)?;
                 Ok(done.rows_affected() > 0)
@@ -1228,7 +1229,7 @@ macro_rules! sql_store {
                 .bind(&key.jwk)
                 .bind(key.created)
                 .bind(key.signs_from)
-                .execute(&self.pool)
+                .execute(&self.leased)
                 .await
                 .map_err(unavailable)?;
                 Ok(done.rows_affected() > 0)
@@ -1237,7 +1238,7 @@ macro_rules! sql_store {
             async fn signing_keys(&self, pool_id: &str) -> StoreResult<Vec<StoredKey>> {
                 let rows = sqlx::query("SELECT * FROM signing_keys WHERE pool_id = $1 ORDER BY created_ms, kid")
                     .bind(pool_id)
-                    .fetch_all(&self.pool)
+                    .fetch_all(&self.leased)
                     .await
                     .map_err(unavailable)?;
                 rows.iter()
@@ -1260,7 +1261,7 @@ macro_rules! sql_store {
             async fn delete_retired_keys(&self, before: Millis) -> StoreResult<u64> {
                 let done = sqlx::query("DELETE FROM signing_keys WHERE retired_ms IS NOT NULL AND retired_ms < $1")
                     .bind(before)
-                    .execute(&self.pool)
+                    .execute(&self.leased)
                     .await
                     .map_err(unavailable)?;
                 Ok(done.rows_affected())
@@ -1271,7 +1272,7 @@ macro_rules! sql_store {
                     "SELECT DISTINCT pool_id FROM signing_keys WHERE retired_ms IS NULL AND created_ms < $1 ORDER BY pool_id",
                 )
                 .bind(before)
-                .fetch_all(&self.pool)
+                .fetch_all(&self.leased)
                 .await
                 .map_err(unavailable)?;
                 rows.iter()
@@ -1333,9 +1334,15 @@ impl Recent {
     }
 }
 
+/// Connections each store keeps for single statements outside transactions (besides its pool).
+const LEASED: usize = 8;
+
 /// The embedded store: one SQLite file in write-ahead-log mode.
 pub struct SqliteStore {
+    /// Transactions; and the connections `leased` takes.
     pub(crate) pool: SqlitePool,
+    /// Single statements outside transactions.
+    pub(crate) leased: Leased<Sqlite>,
     recent: Recent,
 }
 
@@ -1358,6 +1365,7 @@ impl SqliteStore {
             .await
             .map_err(|e| ConnectError::Open(e.to_string()))?;
         let store = Self {
+            leased: Leased::new(pool.clone(), LEASED),
             pool,
             recent: Recent::default(),
         };
@@ -1414,7 +1422,7 @@ impl SqliteStore {
         for b in &binds {
             q = q.bind(b);
         }
-        let rows = q.bind(60_i64).fetch_all(&self.pool).await?;
+        let rows = q.bind(60_i64).fetch_all(&self.leased).await?;
         rows.iter()
             .map(|r| r.try_get::<String, _>("detail"))
             .collect()
@@ -1423,7 +1431,7 @@ impl SqliteStore {
     /// Checkpoints the write-ahead log into the database file (for size measurements, backups).
     pub async fn checkpoint(&self) -> Result<(), sqlx::Error> {
         sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
-            .execute(&self.pool)
+            .execute(&self.leased)
             .await?;
         Ok(())
     }
@@ -1431,7 +1439,10 @@ impl SqliteStore {
 
 /// The shared store: PostgreSQL, for several Cognate nodes on one database.
 pub struct PostgresStore {
+    /// Transactions; and the connections `leased` takes.
     pub(crate) pool: PgPool,
+    /// Single statements outside transactions.
+    pub(crate) leased: Leased<Postgres>,
     recent: Recent,
 }
 
@@ -1451,8 +1462,9 @@ impl PostgresStore {
             }
             options = options.options([("search_path", schema.as_str())]);
         }
+        // With `LEASED` more for single statements: at most 16 to the database per node.
         let pool = PgPoolOptions::new()
-            .max_connections(16)
+            .max_connections(16 - LEASED as u32)
             .acquire_timeout(Duration::from_secs(5))
             .connect_with(options)
             .await
@@ -1465,6 +1477,7 @@ impl PostgresStore {
                 .map_err(|e| ConnectError::Migrate(e.to_string()))?;
         }
         let store = Self {
+            leased: Leased::new(pool.clone(), LEASED),
             pool,
             recent: Recent::default(),
         };

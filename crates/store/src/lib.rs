@@ -12,6 +12,7 @@
 )]
 
 mod engine;
+mod leased;
 mod migrate;
 mod usage;
 

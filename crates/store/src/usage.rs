@@ -117,14 +117,14 @@ macro_rules! usage_store {
         impl UsageStore for $name {
             async fn usage_version(&self) -> UsageResult<i64> {
                 sqlx::query_scalar("SELECT version FROM usage_version WHERE id = 1")
-                    .fetch_one(&self.pool)
+                    .fetch_one(&self.leased)
                     .await
                     .map_err(unavailable)
             }
 
             async fn api_keys(&self) -> UsageResult<Vec<ApiKey>> {
                 let rows = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {KEY_COLS} FROM api_keys ORDER BY name")))
-                    .fetch_all(&self.pool)
+                    .fetch_all(&self.leased)
                     .await
                     .map_err(unavailable)?;
                 rows.iter().map(Self::key_from).collect()
@@ -132,7 +132,7 @@ macro_rules! usage_store {
 
             async fn usage_plans(&self) -> UsageResult<Vec<UsagePlan>> {
                 let rows = sqlx::query("SELECT name, limits, from_config, created_ms FROM usage_plans ORDER BY name")
-                    .fetch_all(&self.pool)
+                    .fetch_all(&self.leased)
                     .await
                     .map_err(unavailable)?;
                 rows.iter()
@@ -274,7 +274,7 @@ macro_rules! usage_store {
                 .bind(plan)
                 .bind(period_start_ms)
                 .bind(i64::try_from(n).unwrap_or(i64::MAX))
-                .fetch_one(&self.pool)
+                .fetch_one(&self.leased)
                 .await
                 .map_err(unavailable)?;
                 Ok(u64::try_from(used).unwrap_or(0))

@@ -1,0 +1,228 @@
+//! Connections for single statements outside transactions, leased for one statement at a time
+//! and taken back without a round trip. sqlx's pool tests every connection it takes back (a
+//! `ping`: a round trip to SQLite's worker thread, or to PostgreSQL, from a task spawned for
+//! it), which doubled the thread hand-offs of each statement; a password sign-in makes three.
+//! What that test is for — a statement whose future was dropped half way — is handled here by
+//! closing such a connection instead of taking it back. Transactions still use the pool.
+
+use std::sync::Mutex;
+
+use futures_util::future::BoxFuture;
+use futures_util::stream::BoxStream;
+use futures_util::{StreamExt as _, TryStreamExt as _};
+use sqlx::{Database, Either, Error, Execute, Executor, Pool, SqlStr};
+use tokio::sync::{Semaphore, SemaphorePermit};
+
+/// Up to `max` connections, taken from `pool` (detached from it) when none is idle.
+pub(crate) struct Leased<DB: Database> {
+    pool: Pool<DB>,
+    idle: Mutex<Vec<DB::Connection>>,
+    room: Semaphore,
+}
+
+impl<DB: Database> std::fmt::Debug for Leased<DB> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Leased")
+            .field("available", &self.room.available_permits())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<DB: Database> Leased<DB> {
+    pub(crate) fn new(pool: Pool<DB>, max: usize) -> Self {
+        Self {
+            pool,
+            idle: Mutex::new(Vec::with_capacity(max)),
+            room: Semaphore::new(max),
+        }
+    }
+
+    async fn lease(&self) -> Result<Lease<'_, DB>, Error> {
+        let permit = self.room.acquire().await.map_err(|_| Error::PoolClosed)?;
+        let idle = self.idle.lock().ok().and_then(|mut idle| idle.pop());
+        let conn = match idle {
+            Some(conn) => conn,
+            None => self.pool.acquire().await?.detach(),
+        };
+        Ok(Lease {
+            conn: Some(conn),
+            home: self,
+            _permit: permit,
+            finished: false,
+        })
+    }
+}
+
+/// One connection out for one statement. Back to the idle list only once `finished`.
+struct Lease<'a, DB: Database> {
+    conn: Option<DB::Connection>,
+    home: &'a Leased<DB>,
+    _permit: SemaphorePermit<'a>,
+    finished: bool,
+}
+
+impl<DB: Database> Lease<'_, DB> {
+    fn conn(&mut self) -> Result<&mut DB::Connection, Error> {
+        self.conn.as_mut().ok_or(Error::PoolClosed)
+    }
+}
+
+impl<DB: Database> Drop for Lease<'_, DB> {
+    fn drop(&mut self) {
+        let Some(conn) = self.conn.take() else { return };
+        // A statement cut short or failed may have left the connection mid-way: it is dropped
+        // (closed) rather than handed to the next statement.
+        if self.finished
+            && let Ok(mut idle) = self.home.idle.lock()
+        {
+            idle.push(conn);
+        }
+    }
+}
+
+/// Whether a connection is fit for the next statement after this outcome: the database's own
+/// refusals (a constraint, a syntax error) leave it so; lost connections and protocol errors
+/// do not.
+fn reusable<T>(outcome: &Result<T, Error>) -> bool {
+    matches!(outcome, Ok(_) | Err(Error::Database(_)))
+}
+
+impl<'p, DB: Database> Executor<'p> for &'p Leased<DB>
+where
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+{
+    type Database = DB;
+
+    fn fetch_many<'e, 'q: 'e, E>(
+        self,
+        query: E,
+    ) -> BoxStream<'e, Result<Either<DB::QueryResult, DB::Row>, Error>>
+    where
+        'p: 'e,
+        E: 'q + Execute<'q, DB>,
+    {
+        // Read whole before the connection goes back; every caller collects it all anyway.
+        futures_util::stream::once(async move {
+            let mut lease = self.lease().await?;
+            let all: Result<Vec<_>, Error> = lease.conn()?.fetch_many(query).try_collect().await;
+            lease.finished = reusable(&all);
+            Ok::<_, Error>(futures_util::stream::iter(all?.into_iter().map(Ok)))
+        })
+        .try_flatten()
+        .boxed()
+    }
+
+    fn fetch_optional<'e, 'q: 'e, E>(
+        self,
+        query: E,
+    ) -> BoxFuture<'e, Result<Option<DB::Row>, Error>>
+    where
+        'p: 'e,
+        E: 'q + Execute<'q, DB>,
+    {
+        Box::pin(async move {
+            let mut lease = self.lease().await?;
+            let row = lease.conn()?.fetch_optional(query).await;
+            lease.finished = reusable(&row);
+            row
+        })
+    }
+
+    fn prepare_with<'e>(
+        self,
+        sql: SqlStr,
+        parameters: &'e [DB::TypeInfo],
+    ) -> BoxFuture<'e, Result<DB::Statement, Error>>
+    where
+        'p: 'e,
+    {
+        Box::pin(async move {
+            let mut lease = self.lease().await?;
+            let statement = lease.conn()?.prepare_with(sql, parameters).await;
+            lease.finished = reusable(&statement);
+            statement
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
+    use std::str::FromStr;
+    use std::time::Duration;
+
+    async fn leased(dir: &tempfile::TempDir) -> Leased<sqlx::Sqlite> {
+        let url = format!("sqlite://{}", dir.path().join("t.db").display());
+        let options = SqliteConnectOptions::from_str(&url)
+            .unwrap()
+            .create_if_missing(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await
+            .unwrap();
+        Leased::new(pool, 1)
+    }
+
+    /// A TEMP table lives on one connection only: seeing it means the same connection.
+    async fn same_connection(l: &Leased<sqlx::Sqlite>) -> bool {
+        sqlx::query("SELECT x FROM temp.marker")
+            .fetch_optional(l)
+            .await
+            .is_ok()
+    }
+
+    #[tokio::test]
+    async fn a_finished_statement_gives_its_connection_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let l = leased(&dir).await;
+        sqlx::query("CREATE TEMP TABLE marker (x)")
+            .execute(&l)
+            .await
+            .unwrap();
+        assert!(same_connection(&l).await);
+        // The database's own refusal leaves the connection fit for the next statement.
+        sqlx::query("INSERT INTO marker (x) VALUES (1)")
+            .execute(&l)
+            .await
+            .unwrap();
+        assert!(
+            sqlx::query("SELECT * FROM no_such_table")
+                .fetch_all(&l)
+                .await
+                .is_err()
+        );
+        assert!(same_connection(&l).await);
+        let rows = sqlx::query("SELECT x FROM temp.marker")
+            .fetch_all(&l)
+            .await
+            .unwrap();
+        assert_eq!(rows.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_statement_cut_short_closes_its_connection() {
+        let dir = tempfile::tempdir().unwrap();
+        let l = leased(&dir).await;
+        sqlx::query("CREATE TEMP TABLE marker (x)")
+            .execute(&l)
+            .await
+            .unwrap();
+        // A statement that runs for seconds, abandoned after a few milliseconds.
+        let long = sqlx::query(
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 200000000) \
+             SELECT count(*) FROM n",
+        )
+        .fetch_optional(&l);
+        assert!(
+            tokio::time::timeout(Duration::from_millis(20), long)
+                .await
+                .is_err()
+        );
+        // The next statement gets another connection at once (not the busy one, whose TEMP
+        // table it would see).
+        let next = tokio::time::timeout(Duration::from_secs(2), same_connection(&l)).await;
+        assert_eq!(next, Ok(false));
+    }
+}
