@@ -88,7 +88,7 @@ impl Apis {
         wanted.dedup();
         let mut bound = Vec::new();
         for addr in wanted.iter().filter(|a| !running.contains_key(a)) {
-            let l = bind_per_thread(*addr)
+            let l = crate::listeners::bind_per_core(*addr)
                 .with_context(|| format!("cannot listen on {addr} for an API"))?;
             bound.push((*addr, l));
         }
@@ -144,40 +144,6 @@ impl Apis {
     }
 }
 
-/// Connections waiting to be accepted, per API listener: a burst of new callers (thousands in
-/// a second) must not overflow the queue, or the kernel drops their SYNs and they retry after
-/// a second or more.
-const BACKLOG: u32 = 8192;
-
-/// One listening socket per core on `addr` (the kernel's port for all, when `addr` asks for 0),
-/// all bound before anything switches, so a taken address fails the apply and not a thread.
-fn bind_per_thread(addr: SocketAddr) -> std::io::Result<Vec<std::net::TcpListener>> {
-    let threads = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(2);
-    let first = bind(addr)?;
-    let actual = first.local_addr()?;
-    let mut sockets = vec![first.into_std()?];
-    for _ in 1..threads {
-        sockets.push(bind(actual)?.into_std()?);
-    }
-    Ok(sockets)
-}
-
-fn bind(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
-    let socket = if addr.is_ipv4() {
-        tokio::net::TcpSocket::new_v4()?
-    } else {
-        tokio::net::TcpSocket::new_v6()?
-    };
-    socket.set_reuseaddr(true)?;
-    // Each gateway thread listens on a socket of its own on the address, and the kernel spreads
-    // new connections over them (one shared socket let the first thread awake take a burst).
-    socket.set_reuseport(true)?;
-    socket.bind(addr)?;
-    socket.listen(BACKLOG)
-}
-
 /// What a configuration file declares for the gateway: APIs, usage plans, API keys.
 #[derive(Debug, Clone, Default)]
 pub struct Definition {
@@ -195,61 +161,24 @@ pub fn parse_apis(text: &str) -> Result<Definition> {
     })
 }
 
-/// Serves an API's own address thread-per-core: each thread runs its own event loop on its
-/// own socket of the address (SO_REUSEPORT), with its own upstream connections, so a request
-/// stays on one thread from accept to answer (no hand-offs between threads, as nginx's workers).
+/// Serves an API's own address thread-per-core (see [`crate::listeners`]), with its own
+/// upstream connections per thread.
 fn serve_own(
     gateway: Arc<Gateway>,
     addr: SocketAddr,
     sockets: Vec<std::net::TcpListener>,
     stopped: tokio::sync::watch::Receiver<bool>,
 ) -> Result<()> {
-    for (i, socket) in sockets.into_iter().enumerate() {
-        let (gateway, mut stopped) = (gateway.clone(), stopped.clone());
-        std::thread::Builder::new()
-            .name(format!("gateway-{}-{i}", addr.port()))
-            .spawn(move || {
-                let runtime = match tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                {
-                    Ok(r) => r,
-                    Err(e) => {
-                        tracing::error!(listen = %addr, error = %e, "cannot start a gateway thread");
-                        return;
-                    }
-                };
-                runtime.block_on(async move {
-                    let listener = match tokio::net::TcpListener::from_std(socket) {
-                        Ok(l) => l,
-                        Err(e) => {
-                            tracing::error!(listen = %addr, error = %e, "gateway listener failed");
-                            return;
-                        }
-                    };
-                    let app = Router::new()
-                        .fallback(own_listener)
-                        .with_state((gateway, addr))
-                        .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_| {
-                            tracing::error!("a gateway request panicked");
-                            gateway::Refusal::IntegrationFailure
-                                .into_response()
-                                .map(Body::new)
-                        }));
-                    let served = axum::serve(
-                        listener,
-                        app.into_make_service_with_connect_info::<SocketAddr>(),
-                    )
-                    .with_graceful_shutdown(async move {
-                        let _ = stopped.wait_for(|s| *s).await;
-                    })
-                    .await;
-                    if let Err(e) = served {
-                        tracing::error!(listen = %addr, error = %e, "gateway listener failed");
-                    }
-                });
-            })?;
-    }
+    let app = Router::new()
+        .fallback(own_listener)
+        .with_state((gateway, addr))
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_| {
+            tracing::error!("a gateway request panicked");
+            gateway::Refusal::IntegrationFailure
+                .into_response()
+                .map(Body::new)
+        }));
+    crate::listeners::serve_per_core(&format!("gateway-{}", addr.port()), sockets, app, stopped)?;
     Ok(())
 }
 

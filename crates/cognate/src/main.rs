@@ -9,6 +9,7 @@
 mod apis;
 mod config;
 mod dev;
+mod listeners;
 mod logs;
 mod secrets;
 mod server;

@@ -9,7 +9,7 @@ use tokens::{Claims, Verifier};
 
 use std::sync::Arc;
 
-use crate::jwks::{KeyCache, VerifiedTokens};
+use crate::jwks::{KeyCache, Verified, VerifiedTokens};
 use crate::responses::Refusal;
 
 #[derive(Debug, Clone)]
@@ -87,7 +87,7 @@ impl Authorizer {
         headers: &HeaderMap,
         route_scopes: &[String],
         now_s: i64,
-    ) -> Result<Arc<Claims>, Refusal> {
+    ) -> Result<Arc<Verified>, Refusal> {
         let http_api = self.http_api();
         let deny = |reason| unauthorized(http_api, reason);
         let value = headers
@@ -129,7 +129,7 @@ impl Authorizer {
         keys: &KeyCache,
         token: &str,
         now_s: i64,
-    ) -> Result<Arc<Claims>, Refusal> {
+    ) -> Result<Arc<Verified>, Refusal> {
         let deny = |reason| unauthorized(self.http_api(), reason);
         let digest = VerifiedTokens::digest(token);
         if let Some(claims) = keys.verified.get(&digest) {
@@ -165,7 +165,7 @@ impl Authorizer {
         if str_claim(&claims, "iss") != Some(iss) {
             return Err(deny("the token's issuer is not accepted"));
         }
-        let claims = Arc::new(claims);
+        let claims = Arc::new(Verified::new(claims));
         keys.verified.insert(digest, claims.clone());
         Ok(claims)
     }

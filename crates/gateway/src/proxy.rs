@@ -16,6 +16,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use tokens::Claims;
 
+use crate::jwks::Verified;
 use crate::responses::Refusal;
 use crate::routes::Params;
 use crate::{Body, BoxError};
@@ -108,7 +109,7 @@ pub struct HttpIntegration {
 pub struct Forward<'a> {
     pub params: &'a Params,
     pub peer: Option<SocketAddr>,
-    pub claims: Option<&'a Claims>,
+    pub claims: Option<&'a Verified>,
     pub claims_header: &'a HeaderName,
     pub claim_headers: &'a [(HeaderName, String)],
     pub body_limit: u64,
@@ -141,7 +142,10 @@ fn strip_hop_by_hop(h: &mut HeaderMap) {
 
 /// JSON with every non-ASCII character escaped, so it is a valid header value.
 pub fn ascii_json(claims: &Claims) -> String {
-    let text = serde_json::Value::Object(claims.clone()).to_string();
+    let text = serde_json::to_string(claims).unwrap_or_else(|_| "{}".to_string());
+    if text.is_ascii() {
+        return text;
+    }
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         if c.is_ascii() {
@@ -257,8 +261,8 @@ impl Upstreams {
             headers.remove(h);
         }
         if let Some(claims) = fwd.claims {
-            if let Ok(v) = HeaderValue::from_str(&ascii_json(claims)) {
-                headers.insert(fwd.claims_header.clone(), v);
+            if let Some(v) = &claims.json {
+                headers.insert(fwd.claims_header.clone(), v.clone());
             }
             for (h, claim) in fwd.claim_headers {
                 if let Some(v) =
