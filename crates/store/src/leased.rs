@@ -3,20 +3,27 @@
 //! `ping`: a round trip to SQLite's worker thread, or to PostgreSQL, from a task spawned for
 //! it), which doubled the thread hand-offs of each statement; a password sign-in makes three.
 //! What that test is for — a statement whose future was dropped half way — is handled here by
-//! closing such a connection instead of taking it back. Transactions still use the pool.
+//! closing such a connection instead of taking it back; a connection idle for a while (which a
+//! restarted database may have closed) is tested before its next statement, as sqlx's pool
+//! tests one before lending it. Transactions still use the pool.
 
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use futures_util::future::BoxFuture;
 use futures_util::stream::BoxStream;
 use futures_util::{StreamExt as _, TryStreamExt as _};
-use sqlx::{Database, Either, Error, Execute, Executor, Pool, SqlStr};
+use sqlx::{Connection as _, Database, Either, Error, Execute, Executor, Pool, SqlStr};
 use tokio::sync::{Semaphore, SemaphorePermit};
+
+/// How long a connection may sit idle and still be lent without a test first.
+const FRESH: Duration = Duration::from_secs(1);
 
 /// Up to `max` connections, taken from `pool` (detached from it) when none is idle.
 pub(crate) struct Leased<DB: Database> {
     pool: Pool<DB>,
-    idle: Mutex<Vec<DB::Connection>>,
+    /// Idle connections, each with the time it came back.
+    idle: Mutex<Vec<(DB::Connection, Instant)>>,
     room: Semaphore,
 }
 
@@ -39,10 +46,18 @@ impl<DB: Database> Leased<DB> {
 
     async fn lease(&self) -> Result<Lease<'_, DB>, Error> {
         let permit = self.room.acquire().await.map_err(|_| Error::PoolClosed)?;
-        let idle = self.idle.lock().ok().and_then(|mut idle| idle.pop());
-        let conn = match idle {
-            Some(conn) => conn,
-            None => self.pool.acquire().await?.detach(),
+        let conn = loop {
+            let idle = self.idle.lock().ok().and_then(|mut idle| idle.pop());
+            match idle {
+                Some((conn, since)) if since.elapsed() < FRESH => break conn,
+                // A connection that fails its test is dropped, and the next one tried.
+                Some((mut conn, _)) => {
+                    if conn.ping().await.is_ok() {
+                        break conn;
+                    }
+                }
+                None => break self.pool.acquire().await?.detach(),
+            }
         };
         Ok(Lease {
             conn: Some(conn),
@@ -75,7 +90,7 @@ impl<DB: Database> Drop for Lease<'_, DB> {
         if self.finished
             && let Ok(mut idle) = self.home.idle.lock()
         {
-            idle.push(conn);
+            idle.push((conn, Instant::now()));
         }
     }
 }
@@ -150,7 +165,6 @@ mod tests {
     use super::*;
     use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
     use std::str::FromStr;
-    use std::time::Duration;
 
     async fn leased(dir: &tempfile::TempDir) -> Leased<sqlx::Sqlite> {
         let url = format!("sqlite://{}", dir.path().join("t.db").display());
@@ -224,5 +238,44 @@ mod tests {
         // table it would see).
         let next = tokio::time::timeout(Duration::from_secs(2), same_connection(&l)).await;
         assert_eq!(next, Ok(false));
+    }
+
+    #[tokio::test]
+    async fn a_connection_the_database_closed_is_replaced_after_its_idle_test() {
+        let url = std::env::var("COGNATE_TEST_POSTGRES_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+        let pool = match sqlx::postgres::PgPoolOptions::new()
+            .max_connections(4)
+            .connect(&url)
+            .await
+        {
+            Ok(p) => p,
+            Err(e) if std::env::var_os("CI").is_some() => {
+                panic!("PostgreSQL is required in CI: {e}")
+            }
+            Err(e) => {
+                eprintln!("SKIPPED: cannot connect to {url}: {e}");
+                return;
+            }
+        };
+        let l = Leased::new(pool.clone(), 1);
+        let backend = || sqlx::query_scalar::<_, i32>("SELECT pg_backend_pid()").fetch_one(&l);
+        let first = backend().await.unwrap();
+        assert_eq!(
+            backend().await.unwrap(),
+            first,
+            "a fresh connection is lent again"
+        );
+        // The database ends that session, as a restart would, while it sits idle.
+        sqlx::query("SELECT pg_terminate_backend($1)")
+            .bind(first)
+            .execute(&pool)
+            .await
+            .unwrap();
+        tokio::time::sleep(FRESH + Duration::from_millis(200)).await;
+        let next = backend()
+            .await
+            .expect("the closed connection is tested and replaced, not used");
+        assert_ne!(next, first);
     }
 }
