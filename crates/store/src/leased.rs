@@ -19,12 +19,24 @@ use tokio::sync::{Semaphore, SemaphorePermit};
 /// How long a connection may sit idle and still be lent without a test first.
 const FRESH: Duration = Duration::from_secs(1);
 
+/// How long a connection is kept at most. SQLite reads the planner's statistics when a
+/// connection opens, and the server refreshes them every ten minutes (`Store::maintain`), so
+/// connections are renewed at that pace (sqlx's pool renews its own after 30 minutes).
+const MAX_AGE: Duration = Duration::from_secs(600);
+
 /// Up to `max` connections, taken from `pool` (detached from it) when none is idle.
 pub(crate) struct Leased<DB: Database> {
     pool: Pool<DB>,
-    /// Idle connections, each with the time it came back.
-    idle: Mutex<Vec<(DB::Connection, Instant)>>,
+    idle: Mutex<Vec<Idle<DB>>>,
     room: Semaphore,
+    max_age: Duration,
+}
+
+/// A connection waiting for its next statement.
+struct Idle<DB: Database> {
+    conn: DB::Connection,
+    opened: Instant,
+    returned: Instant,
 }
 
 impl<DB: Database> std::fmt::Debug for Leased<DB> {
@@ -41,26 +53,34 @@ impl<DB: Database> Leased<DB> {
             pool,
             idle: Mutex::new(Vec::with_capacity(max)),
             room: Semaphore::new(max),
+            max_age: MAX_AGE,
         }
+    }
+
+    #[cfg(test)]
+    fn with_max_age(mut self, max_age: Duration) -> Self {
+        self.max_age = max_age;
+        self
     }
 
     async fn lease(&self) -> Result<Lease<'_, DB>, Error> {
         let permit = self.room.acquire().await.map_err(|_| Error::PoolClosed)?;
-        let conn = loop {
+        let (conn, opened) = loop {
             let idle = self.idle.lock().ok().and_then(|mut idle| idle.pop());
             match idle {
-                Some((conn, since)) if since.elapsed() < FRESH => break conn,
+                Some(i) if i.returned.elapsed() < FRESH => break (i.conn, i.opened),
                 // A connection that fails its test is dropped, and the next one tried.
-                Some((mut conn, _)) => {
-                    if conn.ping().await.is_ok() {
-                        break conn;
+                Some(mut i) => {
+                    if i.conn.ping().await.is_ok() {
+                        break (i.conn, i.opened);
                     }
                 }
-                None => break self.pool.acquire().await?.detach(),
+                None => break (self.pool.acquire().await?.detach(), Instant::now()),
             }
         };
         Ok(Lease {
             conn: Some(conn),
+            opened,
             home: self,
             _permit: permit,
             finished: false,
@@ -71,6 +91,7 @@ impl<DB: Database> Leased<DB> {
 /// One connection out for one statement. Back to the idle list only once `finished`.
 struct Lease<'a, DB: Database> {
     conn: Option<DB::Connection>,
+    opened: Instant,
     home: &'a Leased<DB>,
     _permit: SemaphorePermit<'a>,
     finished: bool,
@@ -87,10 +108,16 @@ impl<DB: Database> Drop for Lease<'_, DB> {
         let Some(conn) = self.conn.take() else { return };
         // A statement cut short or failed may have left the connection mid-way: it is dropped
         // (closed) rather than handed to the next statement.
+        // One past its age is closed too, so that its successor reads fresh statistics.
         if self.finished
+            && self.opened.elapsed() < self.home.max_age
             && let Ok(mut idle) = self.home.idle.lock()
         {
-            idle.push((conn, Instant::now()));
+            idle.push(Idle {
+                conn,
+                opened: self.opened,
+                returned: Instant::now(),
+            });
         }
     }
 }
@@ -238,6 +265,21 @@ mod tests {
         // table it would see).
         let next = tokio::time::timeout(Duration::from_secs(2), same_connection(&l)).await;
         assert_eq!(next, Ok(false));
+    }
+
+    #[tokio::test]
+    async fn a_connection_past_its_age_is_renewed() {
+        let dir = tempfile::tempdir().unwrap();
+        let l = leased(&dir).await.with_max_age(Duration::from_millis(300));
+        sqlx::query("CREATE TEMP TABLE marker (x)")
+            .execute(&l)
+            .await
+            .unwrap();
+        assert!(same_connection(&l).await, "a young connection is kept");
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        // Its first statement past the age still runs on it; then it is closed, not kept.
+        assert!(same_connection(&l).await);
+        assert!(!same_connection(&l).await, "an old connection is renewed");
     }
 
     #[tokio::test]
