@@ -108,11 +108,20 @@ impl<DB: Database> Drop for Lease<'_, DB> {
         let Some(conn) = self.conn.take() else { return };
         // A statement cut short or failed may have left the connection mid-way: it is dropped
         // (closed) rather than handed to the next statement.
-        // One past its age is closed too, so that its successor reads fresh statistics.
-        if self.finished
-            && self.opened.elapsed() < self.home.max_age
-            && let Ok(mut idle) = self.home.idle.lock()
-        {
+        if !self.finished {
+            return;
+        }
+        // One past its age is closed politely (PostgreSQL would log an unexpected end of
+        // file otherwise), so that its successor reads fresh statistics.
+        if self.opened.elapsed() >= self.home.max_age {
+            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                runtime.spawn(async move {
+                    let _ = conn.close().await;
+                });
+            }
+            return;
+        }
+        if let Ok(mut idle) = self.home.idle.lock() {
             idle.push(Idle {
                 conn,
                 opened: self.opened,
