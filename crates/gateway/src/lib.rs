@@ -423,34 +423,20 @@ fn request_id() -> RequestId {
             *used = 0;
         }
         b.copy_from_slice(&bytes[*used..*used + 16]);
-        // Each id's bytes are used once.
-        bytes[*used..*used + 16].fill(0);
         *used += 16;
     });
-    b[6] = (b[6] & 0x0f) | 0x40;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    RequestId::from_bytes(b)
+    let mut out = [0u8; 36];
+    uuid::Builder::from_random_bytes(b)
+        .into_uuid()
+        .hyphenated()
+        .encode_lower(&mut out);
+    RequestId(out)
 }
 
 /// A UUID's 36 characters, formatted without allocating.
 struct RequestId([u8; 36]);
 
 impl RequestId {
-    fn from_bytes(b: [u8; 16]) -> Self {
-        const HEX: &[u8; 16] = b"0123456789abcdef";
-        let mut out = [b'-'; 36];
-        let mut at = 0;
-        for (i, byte) in b.iter().enumerate() {
-            if matches!(i, 4 | 6 | 8 | 10) {
-                at += 1;
-            }
-            out[at] = HEX[usize::from(byte >> 4)];
-            out[at + 1] = HEX[usize::from(byte & 0x0f)];
-            at += 2;
-        }
-        Self(out)
-    }
-
     fn as_str(&self) -> &str {
         // Only hex digits and dashes.
         std::str::from_utf8(&self.0).unwrap_or("")
