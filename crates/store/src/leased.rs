@@ -215,6 +215,16 @@ mod tests {
         Leased::new(pool, 1)
     }
 
+    /// A store of one leased connection, marked with a TEMP table.
+    async fn marked(dir: &tempfile::TempDir) -> Leased<sqlx::Sqlite> {
+        let l = leased(dir).await;
+        sqlx::query("CREATE TEMP TABLE marker (x)")
+            .execute(&l)
+            .await
+            .unwrap();
+        l
+    }
+
     /// A TEMP table lives on one connection only: seeing it means the same connection.
     async fn same_connection(l: &Leased<sqlx::Sqlite>) -> bool {
         sqlx::query("SELECT x FROM temp.marker")
@@ -226,11 +236,7 @@ mod tests {
     #[tokio::test]
     async fn a_finished_statement_gives_its_connection_back() {
         let dir = tempfile::tempdir().unwrap();
-        let l = leased(&dir).await;
-        sqlx::query("CREATE TEMP TABLE marker (x)")
-            .execute(&l)
-            .await
-            .unwrap();
+        let l = marked(&dir).await;
         assert!(same_connection(&l).await);
         // The database's own refusal leaves the connection fit for the next statement.
         sqlx::query("INSERT INTO marker (x) VALUES (1)")
@@ -254,11 +260,7 @@ mod tests {
     #[tokio::test]
     async fn a_statement_cut_short_closes_its_connection() {
         let dir = tempfile::tempdir().unwrap();
-        let l = leased(&dir).await;
-        sqlx::query("CREATE TEMP TABLE marker (x)")
-            .execute(&l)
-            .await
-            .unwrap();
+        let l = marked(&dir).await;
         // A statement that runs for seconds, abandoned after a few milliseconds.
         let long = sqlx::query(
             "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 200000000) \
@@ -279,11 +281,7 @@ mod tests {
     #[tokio::test]
     async fn a_connection_past_its_age_is_renewed() {
         let dir = tempfile::tempdir().unwrap();
-        let l = leased(&dir).await.with_max_age(Duration::from_millis(300));
-        sqlx::query("CREATE TEMP TABLE marker (x)")
-            .execute(&l)
-            .await
-            .unwrap();
+        let l = marked(&dir).await.with_max_age(Duration::from_millis(300));
         assert!(same_connection(&l).await, "a young connection is kept");
         tokio::time::sleep(Duration::from_millis(400)).await;
         // Its first statement past the age still runs on it; then it is closed, not kept.
