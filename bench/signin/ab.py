@@ -8,8 +8,9 @@ binary tells nothing about a 2 % change. Both servers stay up; 3 s windows alter
 
     python3 bench/signin/ab.py --a OLD_BINARY --b target/release/cognate [--pairs 20]
     python3 bench/signin/ab.py --a X --b X --tweak-b 'taskset -p -c 0 {pid}'   # a runtime change
+    python3 bench/signin/ab.py --a X --b X --env-b TOKIO_WORKER_THREADS=1
 
---tweak-b runs a shell command (with {pid} the server B's process) once B is up, for trying
+--env-b sets a variable in B's environment. --tweak-b runs a shell command (with {pid} the server B's process) once B is up, for trying
 scheduler settings without a build. The load generator is this tree's target/release/cognate-bench.
 """
 
@@ -29,10 +30,11 @@ ROOT = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), 
 WINDOW_S = 3
 
 
-def start(binary, name):
+def start(binary, name, extra_env=()):
     d = tempfile.mkdtemp(prefix="bench-ab-")
     env = {"COGNATE_ACCESS_KEY_ID": KEY, "COGNATE_SECRET_ACCESS_KEY": SECRET, "COGNATE_LOG": "warn",
            "COGNATE_MESSAGES": "log"}
+    env.update(kv.split("=", 1) for kv in extra_env)
     cmd = [os.path.abspath(binary), "serve", "--listen", "127.0.0.1:{port}", "--data-dir", d]
     return Server(name, cmd, env=env, cwd=d), d
 
@@ -54,8 +56,9 @@ def main():
     ap.add_argument("--b", required=True, help="the candidate cognate binary")
     ap.add_argument("--pairs", type=int, default=20)
     ap.add_argument("--tweak-b", help="shell command run once server B is up; {pid} is its pid")
+    ap.add_argument("--env-b", action="append", default=[], help="NAME=VALUE in server B's environment")
     args = ap.parse_args()
-    (a, da), (b, db) = start(args.a, "A"), start(args.b, "B")
+    (a, da), (b, db) = start(args.a, "A"), start(args.b, "B", args.env_b)
     try:
         if args.tweak_b:
             subprocess.run(args.tweak_b.format(pid=b.pid()), shell=True, check=True)
