@@ -58,6 +58,7 @@ def wrk(url, headers=()):
         cmd += ["-H", h]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    requests = int(re.search(r"(\d+) requests in", out).group(1))
     non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
     lat = {p: re.search(rf"\s{p}%\s+([\d.]+)(us|ms|s)", out) for p in ("50", "99")}
 
@@ -65,8 +66,34 @@ def wrk(url, headers=()):
         v, unit = float(m.group(1)), m.group(2)
         return v / 1000 if unit == "us" else v * 1000 if unit == "s" else v
 
-    return {"per_s": rps, "non_2xx": int(non2xx.group(1)) if non2xx else 0,
+    return {"per_s": rps, "requests": requests, "non_2xx": int(non2xx.group(1)) if non2xx else 0,
             "p50_ms": ms(lat["50"]), "p99_ms": ms(lat["99"])}
+
+
+def cpu_seconds(pid):
+    """User and system CPU of a process and its children (nginx's workers), in seconds."""
+    total = 0
+    kids = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()
+    for p in [pid, *map(int, kids)]:
+        try:
+            fields = open(f"/proc/{p}/stat").read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+        except (OSError, IndexError, ValueError):
+            pass
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def wrk_with_cpu(url, headers, proxy_pid, upstream_pid):
+    """A wrk row with the CPU microseconds per request of the proxy (none for direct) and of the
+    upstream: on a VM whose speed drifts between rows, CPU per request compares binaries more
+    steadily than requests/s."""
+    before = (cpu_seconds(proxy_pid) if proxy_pid else 0, cpu_seconds(upstream_pid))
+    row = wrk(url, headers)
+    after = (cpu_seconds(proxy_pid) if proxy_pid else 0, cpu_seconds(upstream_pid))
+    n = max(row["requests"], 1)
+    row["proxy_cpu_us"] = (after[0] - before[0]) * 1e6 / n if proxy_pid else None
+    row["upstream_cpu_us"] = (after[1] - before[1]) * 1e6 / n
+    return row
 
 
 def rate(root, url, r, headers=(), seconds=None):
@@ -177,9 +204,10 @@ def main():
         except urllib.error.HTTPError as e:
             assert e.code == 401
         rows = []
+        proxies = {"direct": None, "nginx": procs[-1].pid, "cognate": procs[1].pid}
         for rnd in range(ROUNDS):
             for name, (url, headers) in targets.items():
-                row = dict(wrk(url, headers), target=name, round=rnd + 1)
+                row = dict(wrk_with_cpu(url, headers, proxies[name], procs[0].pid), target=name, round=rnd + 1)
                 print(row, flush=True)
                 rows.append(row)
         if os.environ.get("PERF_OUT"):
@@ -228,9 +256,13 @@ def main():
 def render(r):
     out = [f"Machine: {r['machine']}; run {r['started']}.", "",
            f"wrk, 2 threads, {r['connections']} connections, {r['seconds']} s per row, in rounds:", "",
-           "| Round | Target | Requests/s | p50 ms | p99 ms | Non-2xx |", "|---:|---|---:|---:|---:|---:|"]
+           "| Round | Target | Requests/s | p50 ms | p99 ms | Non-2xx | Proxy CPU µs/request | Upstream CPU µs/request |",
+           "|---:|---|---:|---:|---:|---:|---:|---:|"]
     for w in r["wrk"]:
-        out.append(f"| {w['round']} | {w['target']} | {w['per_s']:.0f} | {w['p50_ms']:.2f} | {w['p99_ms']:.2f} | {w['non_2xx']} |")
+        proxy = f"{w['proxy_cpu_us']:.1f}" if w.get("proxy_cpu_us") is not None else "–"
+        upstream = f"{w['upstream_cpu_us']:.1f}" if w.get("upstream_cpu_us") is not None else "–"
+        out.append(f"| {w['round']} | {w['target']} | {w['per_s']:.0f} | {w['p50_ms']:.2f} | {w['p99_ms']:.2f} | {w['non_2xx']} "
+                   f"| {proxy} | {upstream} |")
     out += ["", f"Cognate {r['peak']:.0f}/s authorized and proxied = **{r['peak'] / r['nginx']:.2f}** of nginx's "
             f"plain proxy_pass ({r['nginx']:.0f}/s); direct {r['direct']:.0f}/s.", ""]
     d = [f for f in r["fixed_rate"] if f["target"] == "direct"]

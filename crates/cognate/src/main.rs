@@ -137,9 +137,14 @@ fn init_logs(format: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("COGNATE_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let writer = if format == "json" {
+        logs::Logs::new()
+    } else {
+        logs::Logs::new().plain_text()
+    };
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(logs::Logs::new())
+        .with_writer(writer)
         .with_ansi(ansi);
     // A panic's message comes after the lines logged before it.
     let report = std::panic::take_hook();

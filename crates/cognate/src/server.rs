@@ -184,7 +184,8 @@ pub async fn build(settings: &Settings) -> Result<(Router, Arc<Apis>)> {
                 Box::new(move || userpool::Clock::now(clock.as_ref()) / 1000)
             },
         )
-        .with_usage(usage.clone()),
+        .with_usage(usage.clone())
+        .with_access_log(crate::logs::access_log()),
     );
     spawn_usage_upkeep(usage);
     let apis = Apis::new(gateway, settings.reload_from.clone());

@@ -15,6 +15,7 @@
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
+pub mod access_log;
 pub mod api;
 pub mod authorize;
 pub mod cors;
@@ -34,6 +35,7 @@ use http::{HeaderValue, Request, Response, header};
 use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Empty, Full};
 
+pub use access_log::{AccessEntry, AccessLog, TracingAccessLog};
 pub use api::{Api, ApiKind, Context, DefinitionError, Integration};
 pub use definition::ApiDef;
 pub use jwks::{KeyCache, LocalPools};
@@ -74,6 +76,7 @@ pub struct Gateway {
     ctx: Context,
     now_s: Box<dyn Fn() -> i64 + Send + Sync>,
     usage: Option<Arc<Usage>>,
+    access_log: Arc<dyn AccessLog>,
 }
 
 /// Where a request landed: its API, stage and the path inside the stage.
@@ -106,6 +109,7 @@ impl Gateway {
             ctx,
             now_s,
             usage: None,
+            access_log: Arc::new(TracingAccessLog),
         }
     }
 
@@ -113,6 +117,12 @@ impl Gateway {
     /// refuse every caller (403).
     pub fn with_usage(mut self, usage: Arc<Usage>) -> Self {
         self.usage = Some(usage);
+        self
+    }
+
+    /// Where access-log lines go instead of `tracing` ([`TracingAccessLog`] by default).
+    pub fn with_access_log(mut self, log: Arc<dyn AccessLog>) -> Self {
+        self.access_log = log;
         self
     }
 
@@ -223,22 +233,21 @@ impl Gateway {
         B: http_body::Body<Data = Bytes> + Send + 'static,
         B::Error: Into<BoxError>,
     {
-        let started = Instant::now();
-        let method = req.method().clone();
-        let path = req.uri().path().to_string();
-        let origin = req.headers().get(header::ORIGIN).cloned();
-        let located = match self.locate(listener, &path) {
+        let incoming = Incoming {
+            started: Instant::now(),
+            method: req.method().clone(),
+            path: req.uri().path().to_string(),
+            origin: req.headers().get(header::ORIGIN).cloned(),
+        };
+        let located = match self.locate(listener, &incoming.path) {
             Ok(l) => l,
             Err(refusal) => {
                 let reason = refusal.reason();
                 let res = refusal.into_response();
-                return finish(
+                return self.finish(
                     res,
                     None,
-                    origin.as_ref(),
-                    started,
-                    &method,
-                    &path,
+                    &incoming,
                     Outcome {
                         api: "",
                         stage: "",
@@ -252,15 +261,7 @@ impl Gateway {
         };
         let api = located.api.clone();
         let (res, outcome) = self.serve(&located, req, peer).await;
-        finish(
-            res,
-            api.cors.as_ref(),
-            origin.as_ref(),
-            started,
-            &method,
-            &path,
-            outcome,
-        )
+        self.finish(res, api.cors.as_ref(), &incoming, outcome)
     }
 
     async fn serve<'a, B>(
@@ -443,47 +444,53 @@ impl RequestId {
     }
 }
 
-/// CORS headers, the request id, and one access-log line (never the token).
-fn finish(
-    mut res: Response<Body>,
-    cors: Option<&Cors>,
-    origin: Option<&HeaderValue>,
+/// What is kept of a request for its response headers and access-log line.
+struct Incoming {
     started: Instant,
-    method: &http::Method,
-    path: &str,
-    outcome: Outcome<'_>,
-) -> Response<Body> {
-    if let Some(cors) = cors {
-        cors.decorate(origin, res.headers_mut());
+    method: http::Method,
+    path: String,
+    origin: Option<HeaderValue>,
+}
+
+impl Gateway {
+    /// CORS headers, the request id, and one access-log line (never the token).
+    fn finish(
+        &self,
+        mut res: Response<Body>,
+        cors: Option<&Cors>,
+        incoming: &Incoming,
+        outcome: Outcome<'_>,
+    ) -> Response<Body> {
+        if let Some(cors) = cors {
+            cors.decorate(incoming.origin.as_ref(), res.headers_mut());
+        }
+        metrics::counter!(
+            "gateway_requests_total",
+            "api" => outcome.api.to_string(),
+            "route" => outcome.route.to_string(),
+            "status" => res.status().as_str().to_string(),
+        )
+        .increment(1);
+        let id = request_id();
+        if let Ok(v) = HeaderValue::from_bytes(&id.0) {
+            res.headers_mut().insert("x-amzn-RequestId", v.clone());
+            res.headers_mut().insert("apigw-requestid", v);
+        }
+        self.access_log.record(&AccessEntry {
+            method: &incoming.method,
+            path: &incoming.path,
+            api: outcome.api,
+            stage: outcome.stage,
+            route: outcome.route,
+            status: res.status().as_u16(),
+            latency_ms: incoming.started.elapsed().as_secs_f64() * 1000.0,
+            sub: outcome.sub.as_deref().unwrap_or(""),
+            api_key: outcome.api_key.as_deref().unwrap_or(""),
+            refused: outcome.refusal.unwrap_or(""),
+            request_id: id.as_str(),
+        });
+        res
     }
-    metrics::counter!(
-        "gateway_requests_total",
-        "api" => outcome.api.to_string(),
-        "route" => outcome.route.to_string(),
-        "status" => res.status().as_str().to_string(),
-    )
-    .increment(1);
-    let id = request_id();
-    if let Ok(v) = HeaderValue::from_bytes(&id.0) {
-        res.headers_mut().insert("x-amzn-RequestId", v.clone());
-        res.headers_mut().insert("apigw-requestid", v);
-    }
-    tracing::info!(
-        target: "gateway",
-        %method,
-        path,
-        api = outcome.api,
-        stage = outcome.stage,
-        route = outcome.route,
-        status = res.status().as_u16(),
-        latency_ms = started.elapsed().as_secs_f64() * 1000.0,
-        sub = outcome.sub.as_deref().unwrap_or(""),
-        api_key = outcome.api_key.as_deref().unwrap_or(""),
-        refused = outcome.refusal.unwrap_or(""),
-        request_id = id.as_str(),
-        "gateway request"
-    );
-    res
 }
 
 #[cfg(test)]

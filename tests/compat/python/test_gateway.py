@@ -466,6 +466,37 @@ def test_metrics_count_requests_rejections_and_upstream_latency(env, tokens):
     assert tokens["IdToken"] not in text
 
 
+def test_every_request_leaves_an_access_log_line_without_the_token(env):
+    fresh = sign_in(env)
+    sub = claims_of(fresh["IdToken"])["sub"]
+    ok = requests.get(env["gw"] + "/prod/users", headers={"Authorization": fresh["IdToken"]})
+    assert ok.status_code == 200
+    refused = requests.get(env["gw"] + "/prod/users", headers={"Authorization": "Bearer not-a-token"})
+    assert refused.status_code == 401
+    server = env["server"]
+
+    def line_of(request_id):
+        # Lines are written in batches at least every 50 ms.
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            with open(server.log_path, errors="replace") as f:
+                found = [l for l in f if f'request_id="{request_id}"' in l]
+            if found:
+                return found
+            time.sleep(0.05)
+        raise AssertionError(f"no access-log line for {request_id}:\n{server.log_tail()}")
+
+    [line] = line_of(ok.headers["x-amzn-RequestId"])
+    for part in ("INFO gateway: gateway request", "method=GET", 'path="/prod/users"', 'api="tutorial"',
+                 'stage="prod"', 'route="GET /users"', "status=200", f'sub="{sub}"', 'refused=""', "latency_ms="):
+        assert part in line, (part, line)
+    [line] = line_of(refused.headers["x-amzn-RequestId"])
+    assert "status=401" in line and 'sub=""' in line and 'refused=""' not in line, line
+    with open(server.log_path, errors="replace") as f:
+        log = f.read()
+    assert fresh["IdToken"] not in log and fresh["AccessToken"] not in log and "not-a-token" not in log
+
+
 def test_dot_segments_never_reach_the_upstream(env, tokens):
     import http.client
 
