@@ -145,9 +145,9 @@ fn quoted(out: &mut String, s: &str) {
 /// `2026-12-06T04:53:41.123456Z` (UTC, microseconds), as `tracing`'s default timer writes it.
 fn timestamp(out: &mut String, now: SystemTime) {
     let since = now.duration_since(UNIX_EPOCH).unwrap_or_default();
-    let secs = since.as_secs();
+    let secs = i64::try_from(since.as_secs()).unwrap_or(i64::MAX);
     let (days, rest) = (secs / 86_400, secs % 86_400);
-    let (year, month, day) = civil_date(days);
+    let (year, month, day) = gateway::usage::civil(days);
     let _ = write!(
         out,
         "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:06}Z",
@@ -156,19 +156,6 @@ fn timestamp(out: &mut String, now: SystemTime) {
         rest % 60,
         since.subsec_micros()
     );
-}
-
-/// The proleptic Gregorian date `days` after 1970-01-01 (Howard Hinnant's `civil_from_days`).
-fn civil_date(days: u64) -> (u64, u64, u64) {
-    let z = days + 719_468;
-    let (era, doe) = (z / 146_097, z % 146_097);
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + u64::from(month <= 2);
-    (year, month, day)
 }
 
 /// The `MakeWriter` for the log subscriber.

@@ -208,8 +208,9 @@ pub fn parse_period(s: &str) -> Option<Period> {
 
 const DAY_MS: i64 = 86_400_000;
 
-/// Days since 1970-01-01 → (year, month 1–12, day 1–31), proleptic Gregorian.
-fn civil(days: i64) -> (i64, i64, i64) {
+/// Days since 1970-01-01 → (year, month 1–12, day 1–31), proleptic Gregorian (Howard
+/// Hinnant's `civil_from_days`).
+pub fn civil(days: i64) -> (i64, i64, i64) {
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z - era * 146_097;
@@ -649,7 +650,11 @@ impl Usage {
             view.keys.insert(raw, KeyEntry { key, id, stages });
         }
         drop(uses);
-        if let Ok(mut v) = self.view.write() {
+        // Two refreshes can overlap (the upkeep's tick and an apply): the one that read an
+        // older version must not replace the newer keys (versions only grow).
+        if let Ok(mut v) = self.view.write()
+            && v.version.is_none_or(|current| current <= version)
+        {
             *v = Arc::new(view);
         }
         Ok(())
@@ -757,6 +762,7 @@ impl Usage {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::Ordering;
 
     #[test]
     fn periods_start_at_utc_midnight_sunday_and_the_first() {
@@ -900,6 +906,85 @@ mod tests {
             *v += n;
             Ok(*v)
         }
+    }
+
+    /// A store whose keys change from none (version 1) to one (version 2); the first read of
+    /// the keys takes its answer at once and then waits for a permit, as a slow query would.
+    struct Changing {
+        version: std::sync::atomic::AtomicI64,
+        hold_first: std::sync::atomic::AtomicBool,
+        gate: tokio::sync::Semaphore,
+        counts: Counts,
+    }
+
+    #[async_trait::async_trait]
+    impl UsageStore for Changing {
+        async fn usage_version(&self) -> UsageResult<i64> {
+            Ok(self.version.load(Ordering::SeqCst))
+        }
+        async fn api_keys(&self) -> UsageResult<Vec<ApiKey>> {
+            let keys = if self.version.load(Ordering::SeqCst) >= 2 {
+                self.counts.api_keys().await?
+            } else {
+                Vec::new()
+            };
+            if self.hold_first.swap(false, Ordering::SeqCst) {
+                self.gate.acquire().await.unwrap().forget();
+            }
+            Ok(keys)
+        }
+        async fn usage_plans(&self) -> UsageResult<Vec<UsagePlan>> {
+            self.counts.usage_plans().await
+        }
+        async fn insert_api_key(&self, k: &ApiKey) -> UsageResult<()> {
+            self.counts.insert_api_key(k).await
+        }
+        async fn set_api_key(&self, a: &str, b: bool, c: &[String]) -> UsageResult<bool> {
+            self.counts.set_api_key(a, b, c).await
+        }
+        async fn delete_api_key(&self, a: &str) -> UsageResult<bool> {
+            self.counts.delete_api_key(a).await
+        }
+        async fn put_usage_plan(&self, p: &UsagePlan) -> UsageResult<()> {
+            self.counts.put_usage_plan(p).await
+        }
+        async fn delete_usage_plan(&self, a: &str) -> UsageResult<bool> {
+            self.counts.delete_usage_plan(a).await
+        }
+        async fn apply_config(&self, p: &[UsagePlan], k: &[ApiKey]) -> UsageResult<()> {
+            self.counts.apply_config(p, k).await
+        }
+        async fn add_usage(&self, key: &str, plan: &str, start: i64, n: u64) -> UsageResult<u64> {
+            self.counts.add_usage(key, plan, start, n).await
+        }
+    }
+
+    #[tokio::test]
+    async fn a_slow_refresh_of_older_keys_never_replaces_newer_ones() {
+        let store = Arc::new(Changing {
+            version: 1.into(),
+            hold_first: true.into(),
+            gate: tokio::sync::Semaphore::new(0),
+            counts: Counts::default(),
+        });
+        let node = Arc::new(Usage::new(store.clone(), 10));
+        // The upkeep's refresh reads version 1 (no keys) and is held before it installs them.
+        let slow = tokio::spawn({
+            let node = node.clone();
+            async move { node.refresh().await }
+        });
+        while store.hold_first.load(Ordering::SeqCst) {
+            tokio::task::yield_now().await;
+        }
+        // Meanwhile a key is applied and another refresh installs it.
+        store.version.store(2, Ordering::SeqCst);
+        node.refresh().await.unwrap();
+        let key = Some("a-key-value-of-20-chars");
+        assert!(node.admit(key, "a", "prod", 0).await.is_ok());
+        // The slow refresh finishes last; the key stays.
+        store.gate.add_permits(1);
+        slow.await.unwrap().unwrap();
+        assert!(node.admit(key, "a", "prod", 0).await.is_ok());
     }
 
     async fn admitted(nodes: &[Usage], rounds: usize, now_ms: i64) -> usize {
