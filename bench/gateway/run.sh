@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The gateway benchmark (issue 5, item 7): an authorized GET (RS256 access token, scope check)
 # proxied by Cognate to a minimal upstream, beside the same GET straight to the upstream and
-# through Debian's nginx doing a plain proxy_pass, with wrk as the load; then the latency Cognate
+# through Debian's nginx doing a plain proxy_pass (and the same with a buffered access log, as
+# Cognate logs every request), with wrk as the load, each row with the proxy's and the upstream's
+# CPU per request; then the latency Cognate
 # adds at half its peak, measured at a fixed rate (open loop) against the direct run's noise.
 #
 #   bench/gateway/run.sh            # about 3 minutes on 2 cores
