@@ -104,13 +104,22 @@ fn filter_sql(filter: &UserFilter, next: usize) -> Option<(String, Vec<String>)>
     })
 }
 
-/// The query of one ListUsers batch after `cursor` (binds: pool id, the returned binds, then
-/// the limit) and the part of the filter SQL cannot express, if any, which the caller applies to
+/// ` LIMIT n`, written into the statement rather than bound: SQLite reads a bound LIMIT's value
+/// while planning, and then compiles the statement again every time the parameter is bound, even
+/// to the same value (a password sign-in's group lookup was compiled anew on every call). The
+/// statement cache keeps one statement per distinct limit.
+fn limit_clause(limit: u32) -> String {
+    format!(" LIMIT {limit}")
+}
+
+/// The query of one ListUsers batch of `limit` rows after `cursor` (binds: pool id, then the
+/// returned binds) and the part of the filter SQL cannot express, if any, which the caller applies to
 /// each row. Pages follow the username, or the filtered value and then the username (see
 /// [`UserFilter::orders_by_value`]), so that the index serving the filter yields page order.
 fn list_users_sql<'f>(
     filter: Option<&'f UserFilter>,
     cursor: &str,
+    limit: u32,
 ) -> (String, Vec<String>, Option<&'f UserFilter>) {
     let by_value = filter
         .filter(|f| f.orders_by_value())
@@ -137,9 +146,9 @@ fn list_users_sql<'f>(
     let rest = filter.filter(|_| indexed.is_none());
     let (cond, more) = indexed.unwrap_or_default();
     binds.extend(more);
-    let n = 2 + binds.len();
     let sql = format!(
-        "SELECT {USER_COLS} FROM users WHERE pool_id = $1 AND {after}{cond} ORDER BY {order} LIMIT ${n}"
+        "SELECT {USER_COLS} FROM users WHERE pool_id = $1 AND {after}{cond} ORDER BY {order}{}",
+        limit_clause(limit)
     );
     (sql, binds, rest)
 }
@@ -464,9 +473,9 @@ macro_rules! sql_store {
             }
 
             async fn list_pools(&self, after: Option<&str>, limit: u32) -> StoreResult<Vec<Pool>> {
-                let rows = sqlx::query("SELECT * FROM pools WHERE id > $1 ORDER BY id LIMIT $2")
+                let sql = format!("SELECT * FROM pools WHERE id > $1 ORDER BY id{}", limit_clause(limit));
+                let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
                     .bind(after.unwrap_or(""))
-                    .bind(i64::from(limit))
                     .fetch_all(&self.leased)
                     .await
                     .map_err(unavailable)?;
@@ -538,12 +547,13 @@ macro_rules! sql_store {
             }
 
             async fn list_clients(&self, pool_id: &str, after: Option<&str>, limit: u32) -> StoreResult<Vec<Client>> {
-                let rows = sqlx::query(
-                    "SELECT * FROM clients WHERE pool_id = $1 AND client_id > $2 ORDER BY client_id LIMIT $3",
-                )
+                let sql = format!(
+                    "SELECT * FROM clients WHERE pool_id = $1 AND client_id > $2 ORDER BY client_id{}",
+                    limit_clause(limit)
+                );
+                let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
                 .bind(pool_id)
                 .bind(after.unwrap_or(""))
-                .bind(i64::from(limit))
                 .fetch_all(&self.leased)
                 .await
                 .map_err(unavailable)?;
@@ -632,18 +642,18 @@ macro_rules! sql_store {
                 limit: u32,
             ) -> StoreResult<Vec<User>> {
                 let mut cursor = after.unwrap_or("").to_string();
-                let rest = list_users_sql(filter, "").2;
+                let rest = list_users_sql(filter, "", 0).2;
                 // A filter SQL cannot express is applied here, reading the pool in batches.
-                let batch = if rest.is_some() { 500 } else { i64::from(limit) };
+                let batch = if rest.is_some() { 500 } else { limit };
                 let mut out = Vec::new();
                 loop {
-                    let (sql, binds, _) = list_users_sql(filter, &cursor);
+                    let (sql, binds, _) = list_users_sql(filter, &cursor, batch);
                     let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(pool_id);
                     for b in &binds {
                         q = q.bind(b);
                     }
-                    let rows = q.bind(batch).fetch_all(&self.leased).await.map_err(unavailable)?;
-                    let full = rows.len() as i64 == batch;
+                    let rows = q.fetch_all(&self.leased).await.map_err(unavailable)?;
+                    let full = rows.len() == batch as usize;
                     for row in &rows {
                         let user = Self::user_from(row)?;
                         cursor = list_cursor(filter, &user);
@@ -775,10 +785,13 @@ macro_rules! sql_store {
             }
 
             async fn list_groups(&self, pool_id: &str, after: Option<&str>, limit: u32) -> StoreResult<Vec<Group>> {
-                let rows = sqlx::query("SELECT * FROM user_groups WHERE pool_id = $1 AND name > $2 ORDER BY name LIMIT $3")
+                let sql = format!(
+                    "SELECT * FROM user_groups WHERE pool_id = $1 AND name > $2 ORDER BY name{}",
+                    limit_clause(limit)
+                );
+                let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
                     .bind(pool_id)
                     .bind(after.unwrap_or(""))
-                    .bind(i64::from(limit))
                     .fetch_all(&self.leased)
                     .await
                     .map_err(unavailable)?;
@@ -855,14 +868,15 @@ macro_rules! sql_store {
             }
 
             async fn groups_of_user(&self, pool_id: &str, sub: &str, after: Option<&str>, limit: u32) -> StoreResult<Vec<Group>> {
-                let rows = sqlx::query(
+                let sql = format!(
                     "SELECT g.* FROM memberships m JOIN user_groups g ON g.pool_id = m.pool_id AND g.name = m.group_name \
-                     WHERE m.pool_id = $1 AND m.sub = $2 AND m.group_name > $3 ORDER BY m.group_name LIMIT $4",
-                )
+                     WHERE m.pool_id = $1 AND m.sub = $2 AND m.group_name > $3 ORDER BY m.group_name{}",
+                    limit_clause(limit)
+                );
+                let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
                 .bind(pool_id)
                 .bind(sub)
                 .bind(after.unwrap_or(""))
-                .bind(i64::from(limit))
                 .fetch_all(&self.leased)
                 .await
                 .map_err(unavailable)?;
@@ -873,13 +887,13 @@ macro_rules! sql_store {
                 let cols = USER_COLS.split(", ").map(|c| format!("u.{c}")).collect::<Vec<_>>().join(", ");
                 let sql = format!(
                     "SELECT {cols} FROM memberships m JOIN users u ON u.pool_id = m.pool_id AND u.sub = m.sub \
-                     WHERE m.pool_id = $1 AND m.group_name = $2 AND u.username_key > $3 ORDER BY u.username_key LIMIT $4"
+                     WHERE m.pool_id = $1 AND m.group_name = $2 AND u.username_key > $3 ORDER BY u.username_key{}",
+                    limit_clause(limit)
                 );
                 let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
                     .bind(pool_id)
                     .bind(group)
                     .bind(after.unwrap_or(""))
-                    .bind(i64::from(limit))
                     .fetch_all(&self.leased)
                     .await
                     .map_err(unavailable)?;
@@ -909,12 +923,13 @@ macro_rules! sql_store {
             }
 
             async fn list_resource_servers(&self, pool_id: &str, after: Option<&str>, limit: u32) -> StoreResult<Vec<ResourceServer>> {
-                let rows = sqlx::query(
-                    "SELECT * FROM resource_servers WHERE pool_id = $1 AND identifier > $2 ORDER BY identifier LIMIT $3",
-                )
+                let sql = format!(
+                    "SELECT * FROM resource_servers WHERE pool_id = $1 AND identifier > $2 ORDER BY identifier{}",
+                    limit_clause(limit)
+                );
+                let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
                 .bind(pool_id)
                 .bind(after.unwrap_or(""))
-                .bind(i64::from(limit))
                 .fetch_all(&self.leased)
                 .await
                 .map_err(unavailable)?;
@@ -1416,13 +1431,13 @@ impl SqliteStore {
         pool_id: &str,
         filter: Option<&UserFilter>,
     ) -> Result<Vec<String>, sqlx::Error> {
-        let (sql, binds, _) = list_users_sql(filter, "");
+        let (sql, binds, _) = list_users_sql(filter, "", 60);
         let mut q =
             sqlx::query(sqlx::AssertSqlSafe(format!("EXPLAIN QUERY PLAN {sql}"))).bind(pool_id);
         for b in &binds {
             q = q.bind(b);
         }
-        let rows = q.bind(60_i64).fetch_all(&self.leased).await?;
+        let rows = q.fetch_all(&self.leased).await?;
         rows.iter()
             .map(|r| r.try_get::<String, _>("detail"))
             .collect()
