@@ -14,6 +14,7 @@ use crate::authorize::{Authorizer, Kind as AuthorizerKind};
 use crate::cors::Cors;
 use crate::definition::{ApiDef, AuthorizerDef, IntegrationDef, RouteDef};
 use crate::proxy::{HttpIntegration, UrlTemplate};
+use crate::route_metrics::RouteMetrics;
 use crate::routes::RouteKey;
 
 /// A definition error, at its line of the file (0 when unknown).
@@ -55,6 +56,7 @@ pub struct Route {
     pub scopes: Vec<String>,
     pub api_key_required: bool,
     pub integration: Integration,
+    pub metrics: Arc<RouteMetrics>,
 }
 
 #[derive(Debug, Clone)]
@@ -329,6 +331,7 @@ fn route(
             scopes: def.scopes.clone(),
             api_key_required,
             integration,
+            metrics: Arc::default(),
         },
     ))
 }

@@ -23,6 +23,7 @@ pub mod definition;
 pub mod jwks;
 pub mod proxy;
 pub mod responses;
+pub mod route_metrics;
 pub mod routes;
 pub mod usage;
 
@@ -31,7 +32,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Instant;
 
 use bytes::Bytes;
-use http::{HeaderValue, Request, Response, header};
+use http::{HeaderName, HeaderValue, Request, Response, header};
 use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Empty, Full};
 
@@ -44,6 +45,7 @@ pub use usage::{Usage, UsageStore};
 
 use crate::cors::Cors;
 use crate::proxy::{Forward, Upstreams};
+use crate::route_metrics::RouteMetrics;
 use crate::routes::Found;
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -91,6 +93,8 @@ struct Outcome<'a> {
     api: &'a str,
     stage: &'a str,
     route: &'a str,
+    /// The matched route's metric handles (none when no route matched).
+    metrics: Option<&'a RouteMetrics>,
     sub: Option<String>,
     api_key: Option<Arc<str>>,
     refusal: Option<&'static str>,
@@ -252,6 +256,7 @@ impl Gateway {
                         api: "",
                         stage: "",
                         route: "",
+                        metrics: None,
                         sub: None,
                         api_key: None,
                         refusal: Some(reason),
@@ -279,6 +284,7 @@ impl Gateway {
             api: &api.name,
             stage: &located.stage,
             route: "",
+            metrics: None,
             sub: None,
             api_key: None,
             refusal: None,
@@ -311,6 +317,7 @@ impl Gateway {
             return refuse(Refusal::NotFound, outcome);
         };
         outcome.route = &route.key;
+        outcome.metrics = Some(&route.metrics);
         if content_length(req.headers()).is_some_and(|n| n > api.body_limit) {
             return refuse(Refusal::RequestTooLarge, outcome);
         }
@@ -379,12 +386,10 @@ impl Gateway {
                     body_limit: api.body_limit,
                 };
                 let res = self.upstreams.send(http, req, fwd).await;
-                metrics::histogram!(
-                    "gateway_upstream_duration_seconds",
-                    "api" => api.name.clone(),
-                    "route" => route.key.clone(),
-                )
-                .record(upstream_started.elapsed().as_secs_f64());
+                route
+                    .metrics
+                    .upstream(&api.name, &route.key)
+                    .record(upstream_started.elapsed().as_secs_f64());
                 res
             }
         };
@@ -394,6 +399,11 @@ impl Gateway {
         }
     }
 }
+
+// Built once (HTTP/1 sends header names in lower case either way): inserting under a `&str`
+// name allocates a copy of it for every response.
+const X_AMZN_REQUEST_ID: HeaderName = HeaderName::from_static("x-amzn-requestid");
+const APIGW_REQUEST_ID: HeaderName = HeaderName::from_static("apigw-requestid");
 
 /// The rest of `path` after `prefix` ("" prefix: all of it), on a segment boundary.
 fn under_prefix<'p>(path: &'p str, prefix: &str) -> Option<&'p str> {
@@ -464,17 +474,14 @@ impl Gateway {
         if let Some(cors) = cors {
             cors.decorate(incoming.origin.as_ref(), res.headers_mut());
         }
-        metrics::counter!(
-            "gateway_requests_total",
-            "api" => outcome.api.to_string(),
-            "route" => outcome.route.to_string(),
-            "status" => res.status().as_str().to_string(),
-        )
-        .increment(1);
+        match outcome.metrics {
+            Some(m) => m.count(outcome.api, outcome.route, res.status()),
+            None => route_metrics::count(outcome.api, outcome.route, res.status()),
+        }
         let id = request_id();
         if let Ok(v) = HeaderValue::from_bytes(&id.0) {
-            res.headers_mut().insert("x-amzn-RequestId", v.clone());
-            res.headers_mut().insert("apigw-requestid", v);
+            res.headers_mut().insert(X_AMZN_REQUEST_ID, v.clone());
+            res.headers_mut().insert(APIGW_REQUEST_ID, v);
         }
         self.access_log.record(&AccessEntry {
             method: &incoming.method,

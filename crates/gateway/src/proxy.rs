@@ -128,6 +128,11 @@ const HOP_BY_HOP: [HeaderName; 8] = [
 
 /// Removes the hop-by-hop headers, including those the `Connection` header names.
 fn strip_hop_by_hop(h: &mut HeaderMap) {
+    // One pass over the (few) names present instead of a hashed removal of each of the eight:
+    // most requests and responses carry none of them.
+    if !h.keys().any(|n| HOP_BY_HOP.contains(n)) {
+        return;
+    }
     let named: Vec<HeaderName> = h
         .get_all(header::CONNECTION)
         .iter()
@@ -303,21 +308,27 @@ impl Upstreams {
     }
 }
 
+// Names built once: inserting under a `&str` name copies it into a new allocation each time.
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_PORT: HeaderName = HeaderName::from_static("x-forwarded-port");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+
 fn forwarded_headers(h: &mut HeaderMap, peer: Option<SocketAddr>, host: Option<HeaderValue>) {
     if let Some(peer) = peer {
         let ip = peer.ip().to_string();
-        let value = match h.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
+        let value = match h.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
             Some(prev) => format!("{prev}, {ip}"),
             None => ip,
         };
         if let Ok(v) = HeaderValue::from_str(&value) {
-            h.insert("x-forwarded-for", v);
+            h.insert(X_FORWARDED_FOR, v);
         }
-        h.insert("x-forwarded-port", HeaderValue::from(peer.port()));
+        h.insert(X_FORWARDED_PORT, HeaderValue::from(peer.port()));
     }
-    h.insert("x-forwarded-proto", HeaderValue::from_static("http"));
+    h.insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
     if let Some(host) = host {
-        h.insert("x-forwarded-host", host);
+        h.insert(X_FORWARDED_HOST, host);
     }
 }
 
@@ -365,6 +376,14 @@ mod tests {
         strip_hop_by_hop(&mut h);
         assert_eq!(h.len(), 1);
         assert!(h.contains_key("x-kept"));
+        // Without any of them, nothing goes; one alone still goes.
+        h.insert(header::ACCEPT, HeaderValue::from_static("*/*"));
+        strip_hop_by_hop(&mut h);
+        assert_eq!(h.len(), 2);
+        h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+        strip_hop_by_hop(&mut h);
+        assert_eq!(h.len(), 2);
+        assert!(!h.contains_key(header::UPGRADE));
     }
 
     #[test]
