@@ -9,7 +9,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{Context as _, Result};
-use axum::Router;
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::StatusCode;
@@ -169,28 +168,17 @@ fn serve_own(
     sockets: Vec<std::net::TcpListener>,
     stopped: tokio::sync::watch::Receiver<bool>,
 ) -> Result<()> {
-    let app = Router::new()
-        .fallback(own_listener)
-        .with_state((gateway, addr))
-        .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_| {
-            tracing::error!("a gateway request panicked");
-            gateway::Refusal::IntegrationFailure
-                .into_response()
-                .map(Body::new)
-        }));
-    crate::listeners::serve_per_core(&format!("gateway-{}", addr.port()), sockets, app, stopped)?;
+    let handler = move |req, peer| {
+        let gateway = gateway.clone();
+        async move { gateway.handle(Listener::Own(addr), req, Some(peer)).await }
+    };
+    crate::listeners::serve_per_core(
+        &format!("gateway-{}", addr.port()),
+        sockets,
+        handler,
+        stopped,
+    )?;
     Ok(())
-}
-
-async fn own_listener(
-    State((gateway, addr)): State<(Arc<Gateway>, SocketAddr)>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    req: Request,
-) -> Response {
-    gateway
-        .handle(Listener::Own(addr), req, Some(peer))
-        .await
-        .map(Body::new)
 }
 
 /// The main listener's fallback: a path under an API's prefix goes to the gateway.

@@ -5,9 +5,20 @@
 //! work-stealing runtime: its requests differ in cost by a hundredfold (an RS256 signature
 //! against a cached read), and a thread with more of the costly ones would leave a core idle.
 
+use std::convert::Infallible;
+use std::future::Future;
 use std::net::SocketAddr;
+use std::panic::AssertUnwindSafe;
+use std::time::Duration;
 
-use axum::Router;
+use futures_util::FutureExt as _;
+use gateway::Body;
+use http::{Request, Response};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use hyper_util::server::graceful::GracefulShutdown;
 use tokio::sync::watch;
 
 /// Connections waiting to be accepted, per socket: a burst of new callers (thousands in a
@@ -43,30 +54,42 @@ fn bind_shared(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
     socket.listen(BACKLOG)
 }
 
-/// Serves `app` on each of `sockets` from a thread of its own (named `{name}-{i}`) until
-/// `stopped` turns true; then each thread lets its requests in flight finish and ends.
-pub fn serve_per_core(
+/// Serves each of `sockets` from a thread of its own (named `{name}-{i}`), answering every
+/// request with `handler(request, caller)`, until `stopped` turns true; then each thread lets
+/// its requests in flight finish and ends.
+///
+/// HTTP/1 straight on hyper, without a router: these addresses have one handler (an API's
+/// own), and axum's connection builder (which also sniffs for HTTP/2 and allows upgrades) and
+/// router layers were a few per cent of the gateway's CPU per request.
+pub fn serve_per_core<H, F>(
     name: &str,
     sockets: Vec<std::net::TcpListener>,
-    app: Router,
+    handler: H,
     stopped: watch::Receiver<bool>,
-) -> std::io::Result<()> {
+) -> std::io::Result<()>
+where
+    H: Fn(Request<Incoming>, SocketAddr) -> F + Clone + Send + 'static,
+    F: Future<Output = Response<Body>> + Send + 'static,
+{
     for (i, socket) in sockets.into_iter().enumerate() {
-        let (app, stopped) = (app.clone(), stopped.clone());
+        let (handler, stopped) = (handler.clone(), stopped.clone());
         let thread = format!("{name}-{i}");
         std::thread::Builder::new()
             .name(thread.clone())
-            .spawn(move || serve_one(&thread, socket, app, stopped))?;
+            .spawn(move || serve_one(&thread, socket, handler, stopped))?;
     }
     Ok(())
 }
 
-fn serve_one(
+fn serve_one<H, F>(
     thread: &str,
     socket: std::net::TcpListener,
-    app: Router,
-    mut stopped: watch::Receiver<bool>,
-) {
+    handler: H,
+    stopped: watch::Receiver<bool>,
+) where
+    H: Fn(Request<Incoming>, SocketAddr) -> F + Clone + Send + 'static,
+    F: Future<Output = Response<Body>> + Send + 'static,
+{
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -78,25 +101,56 @@ fn serve_one(
         }
     };
     runtime.block_on(async move {
-        let listener = match tokio::net::TcpListener::from_std(socket) {
-            Ok(l) => l,
-            Err(e) => {
-                tracing::error!(thread, error = %e, "listener failed");
-                return;
-            }
-        };
-        let served = axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move {
-            let _ = stopped.wait_for(|s| *s).await;
-        })
-        .await;
-        if let Err(e) = served {
-            tracing::error!(thread, error = %e, "listener failed");
+        match tokio::net::TcpListener::from_std(socket) {
+            Ok(listener) => accept_until_stopped(listener, handler, stopped).await,
+            Err(e) => tracing::error!(thread, error = %e, "listener failed"),
         }
     });
+}
+
+async fn accept_until_stopped<H, F>(
+    listener: tokio::net::TcpListener,
+    handler: H,
+    mut stopped: watch::Receiver<bool>,
+) where
+    H: Fn(Request<Incoming>, SocketAddr) -> F + Clone + Send + 'static,
+    F: Future<Output = Response<Body>> + Send + 'static,
+{
+    let graceful = GracefulShutdown::new();
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of file descriptors and the like: wait a moment rather than spin.
+                    tracing::warn!(error = %e, "accepting a connection failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = stopped.wait_for(|s| *s) => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let handler = handler.clone();
+        let service = service_fn(move |req| {
+            let answer = AssertUnwindSafe(handler(req, peer)).catch_unwind();
+            async move { Ok::<_, Infallible>(answer.await.unwrap_or_else(|_| panicked())) }
+        });
+        let conn = http1::Builder::new().serve_connection(TokioIo::new(stream), service);
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            // A caller that goes away mid-request is no error of ours.
+            let _ = conn.await;
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
+}
+
+/// The answer to a request whose handling panicked: no panic reaches a caller.
+fn panicked() -> Response<Body> {
+    tracing::error!("a gateway request panicked");
+    gateway::Refusal::IntegrationFailure.into_response()
 }
 
 #[cfg(test)]
@@ -114,5 +168,45 @@ mod tests {
         assert_eq!(err.kind(), std::io::ErrorKind::AddrInUse);
         drop(first);
         assert!(bind_per_core(addr).is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_panicking_request_gets_a_502_and_the_listener_carries_on() {
+        let sockets = bind_per_core("127.0.0.1:0".parse().unwrap()).unwrap();
+        let addr = sockets[0].local_addr().unwrap();
+        let (stop, stopped) = watch::channel(false);
+        let handler = |req: Request<Incoming>, peer: SocketAddr| async move {
+            assert!(req.uri().path() != "/panic", "a handler bug");
+            Response::new(gateway::full(peer.ip().to_string().into()))
+        };
+        serve_per_core("test-listener", sockets, handler, stopped).unwrap();
+        let client = reqwest::Client::new();
+        let url = |path: &str| format!("http://{addr}{path}");
+        let res = client.get(url("/panic")).send().await.unwrap();
+        assert_eq!(res.status(), 502);
+        assert_eq!(
+            res.text().await.unwrap(),
+            r#"{"message":"Internal server error"}"#
+        );
+        // The same listeners (and the same kept-alive connection) answer the next request,
+        // and the handler is told the caller's address.
+        let res = client.get(url("/fine")).send().await.unwrap();
+        assert_eq!(res.status(), 200);
+        assert_eq!(res.text().await.unwrap(), "127.0.0.1");
+        // Stopped: the address stops answering.
+        stop.send(true).unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while reqwest::Client::new()
+            .get(url("/fine"))
+            .send()
+            .await
+            .is_ok()
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "still serving after stop"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 }
