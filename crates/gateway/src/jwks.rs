@@ -98,6 +98,8 @@ pub struct KeyCache {
     entries: RwLock<HashMap<String, Entry>>,
     /// When each issuer's keys were last asked for, successful or not.
     attempts: Mutex<HashMap<String, Instant>>,
+    /// One fetch per issuer at a time; callers that find one under way wait for its keys.
+    fetching: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     pub verified: VerifiedTokens,
 }
 
@@ -112,6 +114,7 @@ impl KeyCache {
             http,
             entries: RwLock::new(HashMap::new()),
             attempts: Mutex::new(HashMap::new()),
+            fetching: Mutex::new(HashMap::new()),
             verified: VerifiedTokens::default(),
         }
     }
@@ -123,6 +126,20 @@ impl KeyCache {
     fn cached(&self, issuer: &str) -> Option<(Arc<Verifier>, Instant)> {
         let entries = self.entries.read().ok()?;
         entries.get(issuer).map(|e| (e.verifier.clone(), e.fetched))
+    }
+
+    /// The cached keys of `issuer` if they know `kid` and are not too old.
+    fn fresh(&self, issuer: &str, kid: &str) -> Option<Arc<Verifier>> {
+        let (v, at) = self.cached(issuer)?;
+        (v.knows(kid) && at.elapsed() < MAX_AGE).then_some(v)
+    }
+
+    fn fetch_lock(&self, issuer: &str) -> Arc<tokio::sync::Mutex<()>> {
+        match self.fetching.lock() {
+            Ok(mut m) => m.entry(issuer.to_string()).or_default().clone(),
+            // A poisoned map (a panic elsewhere): no waiting, as before the lock existed.
+            Err(_) => Arc::default(),
+        }
     }
 
     /// True if this caller may fetch now (and records the attempt).
@@ -142,13 +159,17 @@ impl KeyCache {
 
     /// Keys of `issuer` that should know `kid`; `None` when the issuer's keys cannot be had.
     pub async fn verifier(&self, issuer: &str, kid: &str) -> Option<Arc<Verifier>> {
-        let cached = self.cached(issuer);
-        if let Some((v, at)) = &cached
-            && v.knows(kid)
-            && at.elapsed() < MAX_AGE
-        {
-            return Some(v.clone());
+        if let Some(v) = self.fresh(issuer, kid) {
+            return Some(v);
         }
+        // Behind a fetch under way (a fresh node's first requests all arrive at once): its
+        // keys are the ones to use, rather than a refusal because another caller fetches.
+        let lock = self.fetch_lock(issuer);
+        let _turn = lock.lock().await;
+        if let Some(v) = self.fresh(issuer, kid) {
+            return Some(v);
+        }
+        let cached = self.cached(issuer);
         if !self.may_fetch(issuer) {
             return cached.map(|(v, _)| v);
         }
@@ -213,5 +234,70 @@ impl KeyCache {
             .error_for_status()?
             .json()
             .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tokens::SigningKey;
+
+    /// A pool whose keys take a moment to read, counting the reads.
+    struct SlowPool {
+        key: SigningKey,
+        reads: AtomicUsize,
+    }
+
+    #[async_trait::async_trait]
+    impl LocalPools for SlowPool {
+        async fn jwks(&self, issuer: &str) -> Option<Jwks> {
+            self.reads.fetch_add(1, Ordering::SeqCst);
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            (issuer == "http://local/pool").then(|| Jwks {
+                keys: vec![self.key.jwk()],
+            })
+        }
+        async fn signed_out(&self, _issuer: &str, _claims: &Claims) -> Option<bool> {
+            None
+        }
+    }
+
+    #[tokio::test]
+    async fn callers_arriving_during_the_first_fetch_wait_for_its_keys() {
+        let key = SigningKey::generate().unwrap();
+        let kid = key.kid().to_string();
+        let pool = Arc::new(SlowPool {
+            key,
+            reads: AtomicUsize::new(0),
+        });
+        let cache = Arc::new(KeyCache::new(pool.clone()));
+        let calls: Vec<_> = (0..16)
+            .map(|_| {
+                let (cache, kid) = (cache.clone(), kid.clone());
+                tokio::spawn(async move { cache.verifier("http://local/pool", &kid).await })
+            })
+            .collect();
+        for call in calls {
+            let v = call
+                .await
+                .unwrap()
+                .expect("every caller gets the issuer's keys");
+            assert!(v.knows(&kid));
+        }
+        assert_eq!(
+            pool.reads.load(Ordering::SeqCst),
+            1,
+            "one fetch for all of them"
+        );
+        // An unknown kid within REFETCH_AFTER is not fetched again (no fetch storms).
+        assert!(
+            !cache
+                .verifier("http://local/pool", "no-such-kid")
+                .await
+                .unwrap()
+                .knows("no-such-kid")
+        );
+        assert_eq!(pool.reads.load(Ordering::SeqCst), 1);
     }
 }
