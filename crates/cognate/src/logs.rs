@@ -165,7 +165,8 @@ fn timestamp(out: &mut String, now: SystemTime) {
     out.push('Z');
 }
 
-/// `n` in decimal, zero-padded to `width` (as `{n:0width$}` for the non-negative values here).
+/// `n` in decimal, zero-padded to `width` (as `{n:0width$}`; every value here is non-negative:
+/// a time before 1970 is written as 1970).
 fn digits(out: &mut String, n: i64, width: usize) {
     let mut buf = [b'0'; 20];
     let mut v = n.unsigned_abs();
@@ -176,9 +177,6 @@ fn digits(out: &mut String, n: i64, width: usize) {
         v /= 10;
     }
     let start = i.min(buf.len().saturating_sub(width));
-    if n < 0 {
-        out.push('-');
-    }
     out.extend(buf[start..].iter().map(|&b| char::from(b)));
 }
 

@@ -43,9 +43,9 @@ pub use jwks::{KeyCache, LocalPools};
 pub use responses::Refusal;
 pub use usage::{Usage, UsageStore};
 
+use crate::api::Route;
 use crate::cors::Cors;
 use crate::proxy::{Forward, Upstreams};
-use crate::route_metrics::RouteMetrics;
 use crate::routes::Found;
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -92,9 +92,8 @@ struct Located {
 struct Outcome<'a> {
     api: &'a str,
     stage: &'a str,
-    route: &'a str,
-    /// The matched route's metric handles (none when no route matched).
-    metrics: Option<&'a RouteMetrics>,
+    /// The matched route (none when no route matched).
+    route: Option<&'a Route>,
     sub: Option<String>,
     api_key: Option<Arc<str>>,
     refusal: Option<&'static str>,
@@ -255,8 +254,7 @@ impl Gateway {
                     Outcome {
                         api: "",
                         stage: "",
-                        route: "",
-                        metrics: None,
+                        route: None,
                         sub: None,
                         api_key: None,
                         refusal: Some(reason),
@@ -283,8 +281,7 @@ impl Gateway {
         let mut outcome = Outcome {
             api: &api.name,
             stage: &located.stage,
-            route: "",
-            metrics: None,
+            route: None,
             sub: None,
             api_key: None,
             refusal: None,
@@ -316,8 +313,7 @@ impl Gateway {
         let Some(route) = api.routes.get(index) else {
             return refuse(Refusal::NotFound, outcome);
         };
-        outcome.route = &route.key;
-        outcome.metrics = Some(&route.metrics);
+        outcome.route = Some(route);
         if content_length(req.headers()).is_some_and(|n| n > api.body_limit) {
             return refuse(Refusal::RequestTooLarge, outcome);
         }
@@ -474,9 +470,10 @@ impl Gateway {
         if let Some(cors) = cors {
             cors.decorate(incoming.origin.as_ref(), res.headers_mut());
         }
-        match outcome.metrics {
-            Some(m) => m.count(outcome.api, outcome.route, res.status()),
-            None => route_metrics::count(outcome.api, outcome.route, res.status()),
+        let route_key = outcome.route.map_or("", |r| r.key.as_str());
+        match outcome.route {
+            Some(r) => r.metrics.count(outcome.api, route_key, res.status()),
+            None => route_metrics::count(outcome.api, route_key, res.status()),
         }
         let id = request_id();
         if let Ok(v) = HeaderValue::from_bytes(&id.0) {
@@ -488,7 +485,7 @@ impl Gateway {
             path: &incoming.path,
             api: outcome.api,
             stage: outcome.stage,
-            route: outcome.route,
+            route: route_key,
             status: res.status().as_u16(),
             latency_ms: incoming.started.elapsed().as_secs_f64() * 1000.0,
             sub: outcome.sub.as_deref().unwrap_or(""),
