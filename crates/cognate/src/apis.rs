@@ -170,7 +170,9 @@ fn serve_own(
 ) -> Result<()> {
     let handler = move |req, peer| {
         let gateway = gateway.clone();
-        async move { gateway.handle(Listener::Own(addr), req, Some(peer)).await }
+        // Boxed: hyper moves each request's future into place, and the gateway's is large
+        // (copying it had been 1.5 % of the CPU per request; an allocation is cheaper).
+        Box::pin(async move { gateway.handle(Listener::Own(addr), req, Some(peer)).await })
     };
     crate::listeners::serve_per_core(
         &format!("gateway-{}", addr.port()),

@@ -25,6 +25,7 @@ pub mod proxy;
 pub mod responses;
 pub mod route_metrics;
 pub mod routes;
+pub mod upstream;
 pub mod usage;
 
 use std::net::SocketAddr;

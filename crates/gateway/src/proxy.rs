@@ -3,27 +3,26 @@
 //! `X-Forwarded-*` are set, and headers a caller could use to forge claims are dropped.
 
 use std::net::SocketAddr;
-use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use bytes::Bytes;
 use http::header::{self, HeaderName};
+use http::uri::{Authority, PathAndQuery, Scheme};
 use http::{HeaderMap, HeaderValue, Request, Response, Uri};
 use http_body_util::{BodyExt, Limited};
-use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
 use tokens::Claims;
 
 use crate::jwks::Verified;
 use crate::responses::Refusal;
 use crate::routes::Params;
+use crate::upstream::{self, Origin, UpstreamError};
 use crate::{Body, BoxError};
 
-/// `http://host:port/path/{id}/{proxy}?fixed=1`, split at its placeholders once.
+/// `http://host:port/path/{id}/{proxy}?fixed=1`: its origin, and its path split at its
+/// placeholders once.
 #[derive(Debug, Clone)]
 pub struct UrlTemplate {
+    origin: Origin,
     parts: Vec<UrlPart>,
 }
 
@@ -35,10 +34,15 @@ enum UrlPart {
 
 impl UrlTemplate {
     pub fn parse(url: &str) -> Result<Self, String> {
-        let rest = url
-            .strip_prefix("http://")
-            .or_else(|| url.strip_prefix("https://"))
-            .ok_or_else(|| format!("the upstream {url:?} must be an http:// or https:// URL"))?;
+        let (scheme, rest) = if let Some(rest) = url.strip_prefix("http://") {
+            (Scheme::HTTP, rest)
+        } else if let Some(rest) = url.strip_prefix("https://") {
+            (Scheme::HTTPS, rest)
+        } else {
+            return Err(format!(
+                "the upstream {url:?} must be an http:// or https:// URL"
+            ));
+        };
         let authority = rest.split(['/', '?']).next().unwrap_or("");
         if authority.is_empty() {
             return Err(format!("the upstream {url:?} has no host"));
@@ -49,9 +53,20 @@ impl UrlTemplate {
                 "the upstream {url:?} has a placeholder in its host; only the path may have them"
             ));
         }
+        let invalid =
+            |e: &dyn std::fmt::Display| format!("the upstream {url:?} is not a valid URL: {e}");
+        let parsed: Authority = authority.parse().map_err(|e| invalid(&e))?;
+        if parsed.as_str().contains('@') {
+            return Err(invalid(&"user information belongs in headers, not the URL"));
+        }
+        let origin = Origin::new(&scheme, &parsed).map_err(|e| invalid(&e))?;
+        let path = &rest[authority.len()..];
         let mut parts = Vec::new();
         let mut text = String::new();
-        let mut chars = url.chars();
+        if !path.starts_with('/') {
+            text.push('/');
+        }
+        let mut chars = path.chars();
         while let Some(c) = chars.next() {
             if c == '{' {
                 let name: String = chars.by_ref().take_while(|c| *c != '}').collect();
@@ -66,12 +81,15 @@ impl UrlTemplate {
             }
         }
         parts.push(UrlPart::Text(text));
-        let t = Self { parts };
-        // The host part must not depend on the request.
+        let t = Self { origin, parts };
         t.render(&Params::default(), "")
-            .parse::<Uri>()
-            .map_err(|e| format!("the upstream {url:?} is not a valid URL: {e}"))?;
+            .parse::<PathAndQuery>()
+            .map_err(|e| invalid(&e))?;
         Ok(t)
+    }
+
+    pub fn origin(&self) -> &Origin {
+        &self.origin
     }
 
     /// Placeholder names, to check against the route's parameters.
@@ -82,7 +100,8 @@ impl UrlTemplate {
         })
     }
 
-    /// The URL for a request's parameters (still percent-encoded, as they came) and its query.
+    /// The path and query for a request's parameters (still percent-encoded, as they came) and
+    /// its query.
     pub fn render(&self, params: &Params, query: &str) -> String {
         let mut out = String::with_capacity(64);
         for p in &self.parts {
@@ -173,58 +192,7 @@ fn claim_text(claims: &Claims, name: &str) -> Option<String> {
     }
 }
 
-type Connector = HttpsConnector<HttpConnector>;
-
-/// TLS for https upstreams: the system's trusted certificates (`SSL_CERT_FILE` or
-/// `SSL_CERT_DIR` name others), TLS 1.2 and 1.3, the host name (or IP address) verified.
-static TLS: LazyLock<Option<rustls::ClientConfig>> = LazyLock::new(|| {
-    let loaded = rustls_native_certs::load_native_certs();
-    for e in &loaded.errors {
-        tracing::warn!(error = %e, "a trusted certificate could not be read");
-    }
-    let mut roots = rustls::RootCertStore::empty();
-    let (added, _) = roots.add_parsable_certificates(loaded.certs);
-    if added == 0 {
-        tracing::warn!("no trusted certificates found: https upstreams will fail (502)");
-    }
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    match rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-    {
-        Ok(b) => Some(b.with_root_certificates(roots).with_no_client_auth()),
-        Err(e) => {
-            tracing::error!(error = %e, "no TLS for upstreams: upstream requests will fail (502)");
-            None
-        }
-    }
-});
-
-fn client() -> Option<Client<Connector, Body>> {
-    let mut http = HttpConnector::new();
-    http.set_nodelay(true);
-    http.set_connect_timeout(Some(Duration::from_secs(10)));
-    // The TLS layer above it takes https:// URLs.
-    http.enforce_http(false);
-    let connector = HttpsConnectorBuilder::new()
-        .with_tls_config(TLS.clone()?)
-        .https_or_http()
-        .enable_http1()
-        .wrap_connector(http);
-    Some(
-        Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(60))
-            .pool_max_idle_per_host(256)
-            .build(connector),
-    )
-}
-
-thread_local! {
-    /// One connection pool per thread: a pooled connection's task runs on the thread that
-    /// opened it, so a request served on a gateway thread never hands off to another thread.
-    static CLIENT: Option<Client<Connector, Body>> = client();
-}
-
-/// The upstream connections (per thread, see [`CLIENT`]).
+/// The upstream connections (per thread, see [`upstream`]).
 #[derive(Default)]
 pub struct Upstreams;
 
@@ -278,6 +246,7 @@ impl Upstreams {
             }
         }
         forwarded_headers(&mut headers, fwd.peer, host);
+        headers.insert(header::HOST, integration.url.origin().host_header().clone());
         let body = Limited::new(body, usize::try_from(fwd.body_limit).unwrap_or(usize::MAX))
             .map_err(|e| -> BoxError { e })
             .boxed_unsync();
@@ -285,15 +254,13 @@ impl Upstreams {
         *out.method_mut() = parts.method;
         *out.uri_mut() = uri;
         *out.headers_mut() = headers;
-        let pending = CLIENT
-            .with(|c| c.as_ref().map(|c| c.request(out)))
-            .ok_or(Refusal::IntegrationFailure)?;
-        let res = match tokio::time::timeout(integration.timeout, pending).await {
+        let sent = upstream::send(integration.url.origin(), out);
+        let res = match tokio::time::timeout(integration.timeout, sent).await {
             Err(_) => return Err(Refusal::IntegrationTimeout),
+            Ok(Err(UpstreamError::Http(e))) if is_length_limit(&e) => {
+                return Err(Refusal::RequestTooLarge);
+            }
             Ok(Err(e)) => {
-                if is_length_limit(&e) {
-                    return Err(Refusal::RequestTooLarge);
-                }
                 tracing::warn!(error = %e, "upstream request failed");
                 return Err(Refusal::IntegrationFailure);
             }
@@ -301,10 +268,7 @@ impl Upstreams {
         };
         let (mut parts, body) = res.into_parts();
         strip_hop_by_hop(&mut parts.headers);
-        Ok(Response::from_parts(
-            parts,
-            body.map_err(|e| -> BoxError { Box::new(e) }).boxed_unsync(),
-        ))
+        Ok(Response::from_parts(parts, body))
     }
 }
 
@@ -343,23 +307,28 @@ mod tests {
             ("id".into(), "42".into()),
             ("proxy".into(), "a/b%20c".into()),
         ]);
-        assert_eq!(
-            t.render(&p, "x=1"),
-            "http://127.0.0.1:8080/pets/42/a/b%20c?x=1"
-        );
+        assert_eq!(t.render(&p, "x=1"), "/pets/42/a/b%20c?x=1");
+        assert_eq!(t.origin().host_header(), "127.0.0.1:8080");
         let t = UrlTemplate::parse("http://up/list?fixed=1").unwrap();
-        assert_eq!(
-            t.render(&Params::default(), "x=1"),
-            "http://up/list?fixed=1&x=1"
-        );
-        assert!(UrlTemplate::parse("ftp://x/").is_err());
+        assert_eq!(t.render(&Params::default(), "x=1"), "/list?fixed=1&x=1");
+        assert_eq!(t.origin().host_header(), "up");
+        let t = UrlTemplate::parse("http://up").unwrap();
+        assert_eq!(t.render(&Params::default(), ""), "/");
+        let t = UrlTemplate::parse("http://up?a=1").unwrap();
+        assert_eq!(t.render(&Params::default(), "b=2"), "/?a=1&b=2");
         let t = UrlTemplate::parse("https://api.example.com/v1/{id}").unwrap();
-        assert_eq!(t.render(&p, ""), "https://api.example.com/v1/42");
-        assert!(UrlTemplate::parse("ftp://up/x").is_err());
+        assert_eq!(t.render(&p, ""), "/v1/42");
+        assert_eq!(t.origin().host_header(), "api.example.com");
+        let t = UrlTemplate::parse("http://[::1]:9/x").unwrap();
+        assert_eq!(t.origin().host_header(), "[::1]:9");
+        assert!(UrlTemplate::parse("ftp://x/").is_err());
         assert!(UrlTemplate::parse("https://{host}/x").is_err());
         assert!(UrlTemplate::parse("http://{host}/x").is_err());
         assert!(UrlTemplate::parse("http://api-{id}.internal/x").is_err());
         assert!(UrlTemplate::parse("http:///x").is_err());
+        assert!(UrlTemplate::parse("http://user:pw@up/x").is_err());
+        assert!(UrlTemplate::parse("http://up:99999/x").is_err());
+        assert!(UrlTemplate::parse("http://up/a b").is_err());
     }
 
     #[test]
