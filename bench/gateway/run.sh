@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The gateway benchmark (issue 5, item 7): an authorized GET (RS256 access token, scope check)
 # proxied by Cognate to a minimal upstream, beside the same GET straight to the upstream and
-# through Debian's nginx doing a plain proxy_pass (and the same with a buffered access log, as
-# Cognate logs every request), with wrk as the load, each row with the proxy's and the upstream's
+# through Debian's nginx doing a plain proxy_pass (also given the very request Cognate gets, token
+# and API key included, and with a buffered access log, as Cognate logs every request), with wrk as the load, each row with the proxy's and the upstream's
 # CPU per request; then the latency Cognate
 # adds at half its peak, measured at a fixed rate (open loop) against the direct run's noise.
 #

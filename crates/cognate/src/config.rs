@@ -30,8 +30,9 @@ pub struct FileConfig {
     pub usage_plans: Option<Vec<gateway::definition::UsagePlanDef>>,
     /// API keys (with their values) and their plans; applied with the APIs.
     pub api_keys: Option<Vec<gateway::definition::ApiKeyDef>>,
-    /// Requests a node admits against a quota before writing its count [default: 100]; with
-    /// N nodes a quota is exceeded by at most (N - 1) x this.
+    /// Requests a node admits against a quota before writing its count [default: 100 on
+    /// PostgreSQL, 1,000 on SQLite, which one node holds]; with N nodes a quota is exceeded by
+    /// at most (N - 1) x this.
     pub quota_batch: Option<u64>,
 }
 
@@ -156,6 +157,13 @@ impl Settings {
             .database
             .or(file.database)
             .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("cognate.db").display()));
+        let quota_batch = file
+            .quota_batch
+            .unwrap_or(if database.starts_with("sqlite:") {
+                gateway::usage::ONE_NODE_QUOTA_BATCH
+            } else {
+                gateway::usage::DEFAULT_QUOTA_BATCH
+            });
         let mut admin_keys = file.admin_keys.unwrap_or_default();
         match (o.access_key_id, o.secret_access_key) {
             (Some(id), Some(secret)) => admin_keys.push(AdminKeyConfig {
@@ -225,9 +233,7 @@ impl Settings {
             body_limit: file.body_limit_bytes.unwrap_or(1 << 20),
             sender,
             smtp: messages.smtp,
-            quota_batch: file
-                .quota_batch
-                .unwrap_or(gateway::usage::DEFAULT_QUOTA_BATCH),
+            quota_batch,
             definition: crate::apis::Definition {
                 apis: file.apis.unwrap_or_default(),
                 usage_plans: file.usage_plans.unwrap_or_default(),
@@ -250,6 +256,23 @@ mod tests {
         assert_eq!(s.sender, Sender::Outbox);
         assert!(!s.development_hashing);
         assert_eq!(s.issuer_base, "http://127.0.0.1:9229");
+    }
+
+    #[test]
+    fn quota_batches_are_larger_where_one_node_holds_the_database() {
+        let resolve = |yaml: &str| {
+            let file: FileConfig = serde_saphyr::from_str(yaml).unwrap();
+            Settings::resolve(file, Overrides::default())
+                .unwrap()
+                .quota_batch
+        };
+        assert_eq!(resolve("region: us-east-1\n"), 1000);
+        assert_eq!(resolve("database: postgres://127.0.0.1/test\n"), 100);
+        assert_eq!(
+            resolve("database: postgres://127.0.0.1/test\nquota_batch: 7\n"),
+            7
+        );
+        assert_eq!(resolve("quota_batch: 7\n"), 7);
     }
 
     #[test]
