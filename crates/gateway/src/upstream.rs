@@ -140,8 +140,11 @@ fn put_idle(origin: &Origin, conn: SendRequest<Body>) {
 fn give_back(origin: Origin, mut conn: SendRequest<Body>) {
     if conn.is_ready() {
         put_idle(&origin, conn);
-    } else if !conn.is_closed() {
-        tokio::spawn(async move {
+    } else if !conn.is_closed()
+        // Outside a runtime (a body read by other code) the connection simply closes.
+        && let Ok(runtime) = tokio::runtime::Handle::try_current()
+    {
+        runtime.spawn(async move {
             if conn.ready().await.is_ok() {
                 put_idle(&origin, conn);
             }
