@@ -166,7 +166,9 @@ pub async fn send(origin: &Origin, req: Request<Body>) -> Result<Response<Body>,
             },
         }
     }
-    let mut conn = connect(origin).await?;
+    // Boxed: connecting (TLS included) is a large future that most requests never run, and
+    // this one is moved into the integration's timeout on every request.
+    let mut conn = Box::pin(connect(origin)).await?;
     let res = conn.send_request(req).await?;
     Ok(returning(origin, conn, res))
 }
