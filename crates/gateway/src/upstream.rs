@@ -29,7 +29,10 @@ use crate::{Body, BoxError};
 
 /// Idle connections unused this long are closed rather than reused (upstreams commonly close
 /// theirs after 60–75 s; reusing one the upstream is closing costs a resend).
+#[cfg(not(test))]
 const IDLE_TIMEOUT: Duration = Duration::from_secs(55);
+#[cfg(test)]
+const IDLE_TIMEOUT: Duration = Duration::from_millis(300);
 /// Idle connections kept per origin and thread; more are closed when they come back.
 const MAX_IDLE: usize = 256;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -101,14 +104,30 @@ struct Idle {
     since: Instant,
 }
 
-thread_local! {
-    static IDLE: RefCell<HashMap<Origin, Vec<Idle>>> = RefCell::new(HashMap::new());
+/// One thread's idle connections.
+struct IdleSet {
+    by_origin: HashMap<Origin, Vec<Idle>>,
+    swept: Instant,
 }
+
+thread_local! {
+    static IDLE: RefCell<IdleSet> = RefCell::new(IdleSet {
+        by_origin: HashMap::new(),
+        swept: Instant::now(),
+    });
+}
+
+/// How often a thread looks through all its idle connections for expired ones (those of an
+/// origin no request goes to any more would otherwise stay open).
+#[cfg(not(test))]
+const SWEEP_EVERY: Duration = Duration::from_secs(10);
+#[cfg(test)]
+const SWEEP_EVERY: Duration = Duration::from_millis(100);
 
 /// The most recently used idle connection to `origin` that is ready for a request.
 fn take_idle(origin: &Origin) -> Option<SendRequest<Body>> {
-    IDLE.with_borrow_mut(|all| {
-        let list = all.get_mut(origin)?;
+    IDLE.with_borrow_mut(|set| {
+        let list = set.by_origin.get_mut(origin)?;
         let now = Instant::now();
         while let Some(idle) = list.pop() {
             if idle.conn.is_ready() && now.duration_since(idle.since) < IDLE_TIMEOUT {
@@ -120,9 +139,19 @@ fn take_idle(origin: &Origin) -> Option<SendRequest<Body>> {
 }
 
 fn put_idle(origin: &Origin, conn: SendRequest<Body>) {
-    IDLE.with_borrow_mut(|all| {
-        let list = all.entry(origin.clone()).or_default();
+    IDLE.with_borrow_mut(|set| {
         let now = Instant::now();
+        if now.duration_since(set.swept) >= SWEEP_EVERY {
+            set.swept = now;
+            set.by_origin.retain(|_, list| {
+                list.retain(|i| !i.conn.is_closed() && now.duration_since(i.since) < IDLE_TIMEOUT);
+                !list.is_empty()
+            });
+        }
+        let list = match set.by_origin.get_mut(origin) {
+            Some(list) => list,
+            None => set.by_origin.entry(origin.clone()).or_default(),
+        };
         // The oldest are at the front; let those past their time go.
         let expired = list
             .iter()
@@ -315,6 +344,8 @@ mod tests {
     struct Upstream {
         origin: Origin,
         accepted: Arc<AtomicUsize>,
+        /// Connections this side saw closed by the gateway.
+        ended: Arc<AtomicUsize>,
         /// Tells a connection held by `/hold` to close.
         close_now: Arc<Notify>,
         /// Told when it has.
@@ -329,20 +360,23 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let accepted = Arc::new(AtomicUsize::new(0));
+        let ended = Arc::new(AtomicUsize::new(0));
         let (close_now, closed) = (Arc::new(Notify::new()), Arc::new(Notify::new()));
-        let count = accepted.clone();
+        let (count, ends) = (accepted.clone(), ended.clone());
         let (close_now2, closed2) = (close_now.clone(), closed.clone());
         tokio::spawn(async move {
             loop {
                 let (mut s, _) = listener.accept().await.unwrap();
                 count.fetch_add(1, Ordering::SeqCst);
                 let (close_now, closed) = (close_now2.clone(), closed2.clone());
+                let ends = ends.clone();
                 tokio::spawn(async move {
                     let mut buf = Vec::new();
                     loop {
                         let mut chunk = [0u8; 1024];
                         let n = s.read(&mut chunk).await.unwrap_or(0);
                         if n == 0 {
+                            ends.fetch_add(1, Ordering::SeqCst);
                             return;
                         }
                         buf.extend_from_slice(&chunk[..n]);
@@ -382,6 +416,7 @@ mod tests {
         Upstream {
             origin: Origin::new(&Scheme::HTTP, &authority).unwrap(),
             accepted,
+            ended,
             close_now,
             closed,
         }
@@ -453,6 +488,21 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(50)).await;
         assert_eq!(fetch(origin, "/ok").await.0, 200);
         assert_eq!(up.accepted.load(Ordering::SeqCst), 4);
+    }
+
+    #[tokio::test]
+    async fn idle_connections_past_their_time_are_closed_not_reused() {
+        let (a, b) = (upstream().await, upstream().await);
+        assert_eq!(fetch(&a.origin, "/ok").await.0, 200);
+        tokio::time::sleep(IDLE_TIMEOUT + Duration::from_millis(50)).await;
+        assert_eq!(fetch(&a.origin, "/ok").await.0, 200);
+        assert_eq!(a.accepted.load(Ordering::SeqCst), 2);
+        // An origin no request goes to any more: a request elsewhere sweeps its connection.
+        tokio::time::sleep(IDLE_TIMEOUT + Duration::from_millis(50)).await;
+        assert_eq!(fetch(&b.origin, "/ok").await.0, 200);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(a.ended.load(Ordering::SeqCst), 2);
+        assert_eq!(b.ended.load(Ordering::SeqCst), 0);
     }
 
     #[tokio::test]
