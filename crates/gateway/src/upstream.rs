@@ -38,11 +38,15 @@ const MAX_IDLE: usize = 256;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Where an integration's requests go: scheme, host and port, fixed when the API is compiled.
+/// Shared: each response body keeps a copy to find its connection's way home.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct Origin {
+pub struct Origin(Arc<Target>);
+
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct Target {
     https: bool,
     /// The host as written, without IPv6 brackets: what is resolved and, over TLS, verified.
-    host: Arc<str>,
+    host: Box<str>,
     port: u16,
     /// The `Host` header the upstream receives.
     host_header: HeaderValue,
@@ -77,16 +81,20 @@ impl Origin {
             .and_then(|h| h.strip_suffix(']'))
             .unwrap_or(host);
         let host_header = HeaderValue::from_str(authority.as_str()).map_err(|e| e.to_string())?;
-        Ok(Self {
+        Ok(Self(Arc::new(Target {
             https,
             host: host.into(),
             port,
             host_header,
-        })
+        })))
     }
 
     pub fn host_header(&self) -> &HeaderValue {
-        &self.host_header
+        &self.0.host_header
+    }
+
+    fn unreachable(&self, why: &dyn std::fmt::Display) -> UpstreamError {
+        UpstreamError::Connect(format!("{}: {why}", self.0.host))
     }
 }
 
@@ -204,11 +212,10 @@ pub async fn send(origin: &Origin, req: Request<Body>) -> Result<Response<Body>,
 
 fn returning(origin: &Origin, conn: SendRequest<Body>, res: Response<Incoming>) -> Response<Body> {
     let (parts, body) = res.into_parts();
-    let body = Returning {
+    let mut body = Returning {
         body,
         home: Some((origin.clone(), conn)),
     };
-    let mut body = body;
     // A response without a body (HEAD, 204, 304, `Content-Length: 0`) may never be polled.
     if body.body.is_end_stream() {
         body.release();
@@ -287,8 +294,8 @@ static TLS: LazyLock<Option<tokio_rustls::TlsConnector>> = LazyLock::new(|| {
 });
 
 async fn tcp(origin: &Origin) -> Result<TcpStream, UpstreamError> {
-    let fail = |e: &dyn std::fmt::Display| UpstreamError::Connect(format!("{}: {e}", origin.host));
-    let addrs = tokio::net::lookup_host((&*origin.host, origin.port))
+    let fail = |e: &dyn std::fmt::Display| origin.unreachable(e);
+    let addrs = tokio::net::lookup_host((&*origin.0.host, origin.0.port))
         .await
         .map_err(|e| fail(&e))?;
     let mut last = None;
@@ -307,12 +314,12 @@ async fn tcp(origin: &Origin) -> Result<TcpStream, UpstreamError> {
 
 async fn connect(origin: &Origin) -> Result<SendRequest<Body>, UpstreamError> {
     let stream = tcp(origin).await?;
-    if !origin.https {
+    if !origin.0.https {
         return handshake(stream).await;
     }
-    let fail = |e: &dyn std::fmt::Display| UpstreamError::Connect(format!("{}: {e}", origin.host));
+    let fail = |e: &dyn std::fmt::Display| origin.unreachable(e);
     let tls = TLS.as_ref().ok_or_else(|| fail(&"no TLS configuration"))?;
-    let name = ServerName::try_from(origin.host.to_string()).map_err(|e| fail(&e))?;
+    let name = ServerName::try_from(origin.0.host.to_string()).map_err(|e| fail(&e))?;
     let stream = tls.connect(name, stream).await.map_err(|e| fail(&e))?;
     handshake(stream).await
 }
@@ -519,7 +526,8 @@ mod tests {
     fn origins_take_default_ports_and_refuse_bad_ones() {
         let o = |s: &str, a: &str| {
             let scheme: Scheme = s.parse().unwrap();
-            Origin::new(&scheme, &a.parse().unwrap()).map(|o| (o.https, o.host.to_string(), o.port))
+            Origin::new(&scheme, &a.parse().unwrap())
+                .map(|o| (o.0.https, o.0.host.to_string(), o.0.port))
         };
         assert_eq!(o("http", "up"), Ok((false, "up".into(), 80)));
         assert_eq!(o("https", "up"), Ok((true, "up".into(), 443)));
