@@ -21,6 +21,8 @@ use hyper_util::rt::TokioIo;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::sync::watch;
 
+mod idle;
+
 /// Connections waiting to be accepted, per socket: a burst of new callers (thousands in a
 /// second) must not overflow the queue, or the kernel drops their SYNs and they retry after a
 /// second or more.
@@ -101,6 +103,7 @@ fn serve_one<H, F>(
         }
     };
     runtime.block_on(async move {
+        tokio::spawn(idle::sweep());
         match tokio::net::TcpListener::from_std(socket) {
             Ok(listener) => accept_until_stopped(listener, handler, stopped).await,
             Err(e) => tracing::error!(thread, error = %e, "listener failed"),
@@ -132,16 +135,25 @@ async fn accept_until_stopped<H, F>(
         };
         let _ = stream.set_nodelay(true);
         let handler = handler.clone();
+        let watch = idle::Watch::new();
+        let io = TokioIo::new(idle::Watched::new(stream, watch.clone()));
+        let handled = watch.clone();
         let service = service_fn(move |req| {
+            let handling = handled.handling();
             let answer = AssertUnwindSafe(handler(req, peer)).catch_unwind();
-            async move { Ok::<_, Infallible>(answer.await.unwrap_or_else(|_| panicked())) }
+            async move {
+                let res = answer.await.unwrap_or_else(|_| panicked());
+                drop(handling);
+                Ok::<_, Infallible>(res)
+            }
         });
-        let conn = http1::Builder::new().serve_connection(TokioIo::new(stream), service);
+        let conn = http1::Builder::new().serve_connection(io, service);
         let conn = graceful.watch(conn);
-        tokio::spawn(async move {
+        let task = tokio::spawn(async move {
             // A caller that goes away mid-request is no error of ours.
             let _ = conn.await;
         });
+        idle::watch(watch, task.abort_handle());
     }
     drop(listener);
     graceful.shutdown().await;
@@ -208,5 +220,56 @@ mod tests {
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    }
+
+    #[tokio::test]
+    async fn stalled_connections_are_closed_but_not_while_their_request_is_handled() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let sockets = bind_per_core("127.0.0.1:0".parse().unwrap()).unwrap();
+        let addr = sockets[0].local_addr().unwrap();
+        let (_stop, stopped) = watch::channel(false);
+        // A handler slower than the stall limit (an upstream taking its time).
+        let slow_answer = idle::STALLED_AFTER + Duration::from_secs(2);
+        let handler = move |req: Request<Incoming>, _peer: SocketAddr| async move {
+            if req.uri().path() == "/slow" {
+                tokio::time::sleep(slow_answer).await;
+            }
+            Response::new(gateway::full("ok".into()))
+        };
+        serve_per_core("test-stall", sockets, handler, stopped).unwrap();
+        let started = std::time::Instant::now();
+        let slow_request = tokio::spawn(reqwest::get(format!("http://{addr}/slow")));
+        // A caller that never finishes its request head.
+        let mut trickle = tokio::net::TcpStream::connect(addr).await.unwrap();
+        trickle
+            .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n")
+            .await
+            .unwrap();
+        // Still open well before the limit, while complete requests are answered.
+        tokio::time::sleep(idle::STALLED_AFTER / 2).await;
+        let mut probe = [0u8; 1];
+        let early = tokio::time::timeout(Duration::from_millis(10), trickle.read(&mut probe)).await;
+        assert!(early.is_err(), "closed before its time: {early:?}");
+        let res = reqwest::get(format!("http://{addr}/")).await.unwrap();
+        assert_eq!(res.text().await.unwrap(), "ok");
+        // Then closed, with nothing sent, a second or so past the limit.
+        let mut rest = Vec::new();
+        let n = tokio::time::timeout(
+            idle::STALLED_AFTER + Duration::from_secs(3),
+            trickle.read_to_end(&mut rest),
+        )
+        .await
+        .expect("the stalled connection was not closed")
+        .unwrap_or(0);
+        assert_eq!(n, 0, "{:?}", String::from_utf8_lossy(&rest));
+        assert!(
+            started.elapsed() >= idle::STALLED_AFTER,
+            "{:?}",
+            started.elapsed()
+        );
+        // The request that took longer than the limit was answered all the same.
+        let res = slow_request.await.unwrap().unwrap();
+        assert_eq!(res.text().await.unwrap(), "ok");
+        assert!(started.elapsed() >= slow_answer);
     }
 }
