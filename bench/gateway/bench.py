@@ -52,8 +52,8 @@ def machine():
     return f"{model}, {os.cpu_count()} cores, Linux {platform.release()}"
 
 
-def wrk(url, headers=()):
-    cmd = ["wrk", "-t2", f"-c{CONNECTIONS}", f"-d{SECONDS}s", "--latency", url]
+def wrk(url, headers=(), seconds=None):
+    cmd = ["wrk", "-t2", f"-c{CONNECTIONS}", f"-d{seconds or SECONDS}s", "--latency", url]
     for h in headers:
         cmd += ["-H", h]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
@@ -83,17 +83,44 @@ def cpu_seconds(pid):
     return total / os.sysconf("SC_CLK_TCK")
 
 
-def wrk_with_cpu(url, headers, proxy_pid, upstream_pid):
+def wrk_with_cpu(url, headers, proxy_pid, upstream_pid, seconds=None):
     """A wrk row with the CPU microseconds per request of the proxy (none for direct) and of the
     upstream: on a VM whose speed drifts between rows, CPU per request compares binaries more
     steadily than requests/s."""
     before = (cpu_seconds(proxy_pid) if proxy_pid else 0, cpu_seconds(upstream_pid))
-    row = wrk(url, headers)
+    row = wrk(url, headers, seconds)
     after = (cpu_seconds(proxy_pid) if proxy_pid else 0, cpu_seconds(upstream_pid))
     n = max(row["requests"], 1)
     row["proxy_cpu_us"] = (after[0] - before[0]) * 1e6 / n if proxy_pid else None
     row["upstream_cpu_us"] = (after[1] - before[1]) * 1e6 / n
     return row
+
+
+# The goal's ratio, taken where this VM's drift between rows matters least: Cognate and the two
+# nginx rows in turn, a short wrk run each, the order rotating, PAIRS times.
+PAIRS = int(os.environ.get("PAIRS", "8"))
+PAIR_SECONDS = int(os.environ.get("PAIR_SECONDS", "5"))
+
+
+def interleaved(targets, proxies, upstream_pid):
+    names = ["nginx (same request)", "nginx", "cognate"]
+    groups = []
+    for i in range(PAIRS):
+        order = names[i % 3:] + names[:i % 3]
+        group = {}
+        for name in order:
+            url, headers = targets[name]
+            group[name] = wrk_with_cpu(url, headers, proxies[name], upstream_pid, seconds=PAIR_SECONDS)
+        group["ratio_same"] = group["cognate"]["per_s"] / group["nginx (same request)"]["per_s"]
+        group["ratio_plain"] = group["cognate"]["per_s"] / group["nginx"]["per_s"]
+        print("interleaved", i + 1, {k: (v["per_s"] if isinstance(v, dict) else v) for k, v in group.items()}, flush=True)
+        groups.append(group)
+    summary = {"pairs": PAIRS, "seconds": PAIR_SECONDS, "groups": groups}
+    for key in ("ratio_same", "ratio_plain"):
+        v = sorted(g[key] for g in groups)
+        summary[key] = {"mean": sum(v) / len(v), "median": v[len(v) // 2] if len(v) % 2 else (v[len(v) // 2 - 1] + v[len(v) // 2]) / 2,
+                        "min": v[0], "max": v[-1]}
+    return summary
 
 
 def rate(root, url, r, headers=(), seconds=None):
@@ -202,7 +229,9 @@ def main():
         wait_http(f"http://127.0.0.1:{ng}/")
         auth = [f"Authorization: {setup['access_token']}", f"x-api-key: {API_KEY}"]
         targets = {
-            "direct": (f"http://127.0.0.1:{up}/items", ()),
+            # "The same GET straight to the upstream": with the token and the API key, which the
+            # upstream parses as it does when nginx passes them on.
+            "direct": (f"http://127.0.0.1:{up}/items", auth),
             "nginx": (f"http://127.0.0.1:{ng}/items", ()),
             # The very request Cognate gets (its token and API key), which nginx passes on.
             "nginx (same request)": (f"http://127.0.0.1:{ng}/items", auth),
@@ -232,6 +261,7 @@ def main():
             print("profiled", wrk(*targets["cognate"]), flush=True)
             perf.send_signal(2)
             perf.wait()
+        pairs = interleaved(targets, proxies, procs[0].pid) if PAIRS > 0 else None
         mean = lambda name: sum(r["per_s"] for r in rows if r["target"] == name) / ROUNDS
         peak = mean("cognate")
         half = int(os.environ.get("RATE") or peak / 2)
@@ -246,13 +276,14 @@ def main():
             warmup.append(row)
         fixed = []
         # nginx at the same rate shows what a plain proxy hop adds on this machine.
-        for name in ("direct", "nginx", "cognate", "direct", "nginx", "cognate"):
+        for name in ("direct", "nginx (same request)", "cognate", "direct", "nginx (same request)", "cognate"):
             url, headers = targets[name]
             row = dict(rate(root, url, half, headers), target=name)
             print(row, flush=True)
             fixed.append(row)
         results = {"machine": machine(), "started": time.strftime("%Y-%m-%d %H:%M:%S"),
                    "connections": CONNECTIONS, "seconds": SECONDS, "wrk": rows, "fixed_rate": fixed, "warmup": warmup,
+                   "interleaved": pairs,
                    "peak": peak, "direct": mean("direct"), "nginx": mean("nginx"),
                    "nginx_logged": mean("nginx (access log)"), "nginx_same": mean("nginx (same request)")}
         with open(os.path.join(root, "bench/gateway/results.json"), "w") as f:
@@ -287,10 +318,23 @@ def render(r):
     if r.get("nginx_logged"):
         out += [f"Against nginx also writing a buffered access-log line per request, as Cognate does: "
                 f"{r['peak'] / r['nginx_logged']:.2f} ({r['nginx_logged']:.0f}/s)."]
+    i = r.get("interleaved")
+    if i:
+        out += ["", f"The goal's ratio, interleaved: Cognate and nginx (given the same request, and plain) in turn, "
+                f"{i['seconds']} s of wrk each, the order rotating, {i['pairs']} times:", "",
+                "| # | nginx (same request)/s | nginx (plain)/s | Cognate/s | Cognate ÷ nginx (same request) | Cognate ÷ nginx (plain) |",
+                "|---:|---:|---:|---:|---:|---:|"]
+        for n, g in enumerate(i["groups"], 1):
+            out.append(f"| {n} | {g['nginx (same request)']['per_s']:.0f} | {g['nginx']['per_s']:.0f} | {g['cognate']['per_s']:.0f} "
+                       f"| {g['ratio_same']:.2f} | {g['ratio_plain']:.2f} |")
+        s_, p_ = i["ratio_same"], i["ratio_plain"]
+        out += ["", f"Cognate ÷ nginx given the same request: mean **{s_['mean']:.2f}**, median {s_['median']:.2f}, "
+                f"range {s_['min']:.2f}–{s_['max']:.2f}. Cognate ÷ plain nginx (no token or key sent): mean "
+                f"{p_['mean']:.2f}, median {p_['median']:.2f}, range {p_['min']:.2f}–{p_['max']:.2f}."]
     out += [""]
     d = [f for f in r["fixed_rate"] if f["target"] == "direct"]
     c = [f for f in r["fixed_rate"] if f["target"] == "cognate"]
-    n = [f for f in r["fixed_rate"] if f["target"] == "nginx"]
+    n = [f for f in r["fixed_rate"] if f["target"].startswith("nginx")]
     out += [f"Fixed rate {d[0]['rate']}/s (half of Cognate's peak) over 64 kept-alive connections, {r['seconds']} s per row:", "",
             "| Target | p50 ms | p90 ms | p99 ms | max ms | Errors |", "|---|---:|---:|---:|---:|---:|"]
     for f in r.get("warmup", []):
@@ -302,7 +346,7 @@ def render(r):
             f"**{avg(c, 'p99_ms') - avg(d, 'p99_ms'):.3f} ms** (noise of the direct runs: p50 "
             f"{abs(d[0]['p50_ms'] - d[1]['p50_ms']):.3f} ms, p99 {abs(d[0]['p99_ms'] - d[1]['p99_ms']):.3f} ms)."]
     if n:
-        out += ["", f"Added by nginx's plain proxy_pass at the same rate: p50 {avg(n, 'p50_ms') - avg(d, 'p50_ms'):.3f} ms, "
+        out += ["", f"Added by nginx's proxy_pass (given the same request) at the same rate: p50 {avg(n, 'p50_ms') - avg(d, 'p50_ms'):.3f} ms, "
                 f"p99 {avg(n, 'p99_ms') - avg(d, 'p99_ms'):.3f} ms."]
     return "\n".join(out)
 

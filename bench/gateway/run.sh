@@ -5,8 +5,11 @@
 # and API key included, and with a buffered access log, as Cognate logs every request), with wrk as the load, each row with the proxy's and the upstream's
 # CPU per request; then the latency Cognate
 # adds at half its peak, measured at a fixed rate (open loop) against the direct run's noise.
+# The goal's throughput ratio is also taken interleaved: Cognate and nginx in turn, 5 s of wrk
+# each, the order rotating (PAIRS, default 8; PAIR_SECONDS, default 5). "Direct" and the
+# fixed-rate nginx rows send the same GET as Cognate gets (token and API key).
 #
-#   bench/gateway/run.sh            # about 3 minutes on 2 cores
+#   bench/gateway/run.sh            # about 5 minutes on 2 cores
 #   PERF_OUT=/tmp/gw.data ROUNDS=1 bench/gateway/run.sh   # also `perf record` of Cognate under wrk
 #   RATE=11449 bench/gateway/run.sh   # the fixed-rate rows at a given rate instead of half the peak
 #   BENCH_EXTRA="quota_batch: 1000" bench/gateway/run.sh   # a top-level line added to the config
