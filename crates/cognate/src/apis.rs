@@ -190,8 +190,8 @@ pub async fn main_listener(State(apis): State<Arc<Apis>>, req: Request) -> Respo
     }
     let peer = req
         .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0);
+        .get::<ConnectInfo<crate::listeners::Peer>>()
+        .map(|c| c.0.0);
     apis.gateway
         .handle(Listener::Main, req, peer)
         .await

@@ -9,6 +9,7 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::FutureExt as _;
@@ -103,9 +104,10 @@ fn serve_one<H, F>(
         }
     };
     runtime.block_on(async move {
-        tokio::spawn(idle::sweep());
+        let registry = Arc::new(idle::Registry::default());
+        tokio::spawn(registry.clone().sweep());
         match tokio::net::TcpListener::from_std(socket) {
-            Ok(listener) => accept_until_stopped(listener, handler, stopped).await,
+            Ok(listener) => accept_until_stopped(listener, &registry, handler, stopped).await,
             Err(e) => tracing::error!(thread, error = %e, "listener failed"),
         }
     });
@@ -113,6 +115,7 @@ fn serve_one<H, F>(
 
 async fn accept_until_stopped<H, F>(
     listener: tokio::net::TcpListener,
+    registry: &idle::Registry,
     handler: H,
     mut stopped: watch::Receiver<bool>,
 ) where
@@ -135,11 +138,10 @@ async fn accept_until_stopped<H, F>(
         };
         let _ = stream.set_nodelay(true);
         let handler = handler.clone();
-        let watch = idle::Watch::new();
-        let io = TokioIo::new(idle::Watched::new(stream, watch.clone()));
-        let handled = watch.clone();
+        let (io, watch) = registry.watch(stream);
+        let io = TokioIo::new(io);
         let service = service_fn(move |req| {
-            let handling = handled.handling();
+            let handling = watch.handling();
             let answer = AssertUnwindSafe(handler(req, peer)).catch_unwind();
             async move {
                 let res = answer.await.unwrap_or_else(|_| panicked());
@@ -149,14 +151,63 @@ async fn accept_until_stopped<H, F>(
         });
         let conn = http1::Builder::new().serve_connection(io, service);
         let conn = graceful.watch(conn);
-        let task = tokio::spawn(async move {
+        tokio::spawn(async move {
             // A caller that goes away mid-request is no error of ours.
             let _ = conn.await;
         });
-        idle::watch(watch, task.abort_handle());
     }
     drop(listener);
     graceful.shutdown().await;
+}
+
+/// The main listener's socket for `axum::serve`: its connections under a sweep that closes
+/// stalled ones, as on the APIs' own addresses ([`idle`]).
+pub struct MainListener {
+    listener: tokio::net::TcpListener,
+    registry: Arc<idle::Registry>,
+}
+
+impl MainListener {
+    /// Starts the sweep on the current runtime.
+    pub fn new(listener: tokio::net::TcpListener) -> Self {
+        let registry = Arc::new(idle::Registry::default());
+        tokio::spawn(registry.clone().sweep());
+        Self { listener, registry }
+    }
+}
+
+impl axum::serve::Listener for MainListener {
+    type Io = idle::Watched<tokio::net::TcpStream>;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        loop {
+            match self.listener.accept().await {
+                Ok((stream, peer)) => return (self.registry.watch(stream).0, peer),
+                Err(e) => {
+                    // Out of file descriptors and the like: wait a moment rather than spin.
+                    tracing::warn!(error = %e, "accepting a connection failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        self.listener.local_addr()
+    }
+}
+
+/// The caller's address on the main listener (`ConnectInfo<Peer>`).
+#[derive(Debug, Clone, Copy)]
+pub struct Peer(pub SocketAddr);
+
+impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, MainListener>>
+    for Peer
+{
+    fn connect_info(stream: axum::serve::IncomingStream<'_, MainListener>) -> Self {
+        Peer(*stream.remote_addr())
+    }
 }
 
 /// The answer to a request whose handling panicked: no panic reaches a caller.
@@ -271,5 +322,45 @@ mod tests {
         let res = slow_request.await.unwrap().unwrap();
         assert_eq!(res.text().await.unwrap(), "ok");
         assert!(started.elapsed() >= slow_answer);
+    }
+
+    #[tokio::test]
+    async fn the_main_listener_closes_stalled_connections_and_tells_the_caller_address() {
+        use axum::extract::ConnectInfo;
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let app = axum::Router::new().route(
+            "/",
+            axum::routing::get(|ConnectInfo(peer): ConnectInfo<Peer>| async move {
+                peer.0.ip().to_string()
+            }),
+        );
+        tokio::spawn(async move {
+            axum::serve(
+                MainListener::new(listener),
+                app.into_make_service_with_connect_info::<Peer>(),
+            )
+            .await
+        });
+        let started = std::time::Instant::now();
+        let mut trickle = tokio::net::TcpStream::connect(addr).await.unwrap();
+        trickle.write_all(b"GET / HTTP/1.1\r\n").await.unwrap();
+        let res = reqwest::get(format!("http://{addr}/")).await.unwrap();
+        assert_eq!(res.text().await.unwrap(), "127.0.0.1");
+        let mut rest = Vec::new();
+        let n = tokio::time::timeout(
+            idle::STALLED_AFTER + Duration::from_secs(3),
+            trickle.read_to_end(&mut rest),
+        )
+        .await
+        .expect("the stalled connection was not closed")
+        .unwrap_or(0);
+        assert_eq!(n, 0, "{:?}", String::from_utf8_lossy(&rest));
+        assert!(
+            started.elapsed() >= idle::STALLED_AFTER,
+            "{:?}",
+            started.elapsed()
+        );
     }
 }

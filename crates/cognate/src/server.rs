@@ -380,8 +380,8 @@ pub async fn serve(settings: Settings) -> Result<()> {
         "cognate ready on http://{addr}"
     );
     axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        crate::listeners::MainListener::new(listener),
+        app.into_make_service_with_connect_info::<crate::listeners::Peer>(),
     )
     .with_graceful_shutdown(shutdown_signal())
     .await?;

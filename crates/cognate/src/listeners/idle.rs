@@ -5,21 +5,20 @@
 //! too: `client_header_timeout`, `keepalive_timeout`, `send_timeout`).
 //!
 //! Nothing is timed per request: each connection's I/O stamps a coarse clock (seconds) into its
-//! [`Watch`], and a sweep per thread, once a second, closes the connections whose stamp is too
-//! old. hyper's own `header_read_timeout` arms a timer for every request head and forces an extra
-//! read after it, which cost about 7 % of the gateway's CPU per request.
+//! [`Watch`], and a sweep per [`Registry`], once a second, closes the connections whose stamp is
+//! too old: their socket's next read or write fails, and the HTTP server drops the connection.
+//! (hyper's own `header_read_timeout` arms a timer for every request head and forces an extra
+//! read after it, which cost about 7 % of the gateway's CPU per request.)
 
-use std::cell::RefCell;
 use std::io;
 use std::pin::Pin;
-use std::sync::Arc;
-use std::sync::LazyLock;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, LazyLock, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
+use futures_util::task::AtomicWaker;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::task::AbortHandle;
 
 #[cfg(not(test))]
 pub const STALLED_AFTER: Duration = Duration::from_secs(60);
@@ -38,20 +37,18 @@ fn tick() -> u32 {
     now
 }
 
-/// One connection's last sign of life, and how many of its requests are being handled.
+/// One connection's last sign of life, how many of its requests are being handled, and whether
+/// the sweep has closed it.
 #[derive(Default)]
 pub struct Watch {
     last_io_s: AtomicU32,
     handling: AtomicU32,
+    closed: AtomicBool,
+    reader: AtomicWaker,
+    writer: AtomicWaker,
 }
 
 impl Watch {
-    pub fn new() -> Arc<Self> {
-        let w = Arc::new(Self::default());
-        w.stamp();
-        w
-    }
-
     fn stamp(&self) {
         let now = NOW_S.load(Ordering::Relaxed);
         if self.last_io_s.load(Ordering::Relaxed) != now {
@@ -70,6 +67,16 @@ impl Watch {
         self.handling.load(Ordering::Relaxed) == 0
             && now.saturating_sub(self.last_io_s.load(Ordering::Relaxed)) >= limit
     }
+
+    fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        self.reader.wake();
+        self.writer.wake();
+    }
+
+    fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
 }
 
 pub struct Handling(Arc<Watch>);
@@ -82,48 +89,92 @@ impl Drop for Handling {
     }
 }
 
-thread_local! {
-    static WATCHED: RefCell<Vec<(Arc<Watch>, AbortHandle)>> = const { RefCell::new(Vec::new()) };
-}
+/// The connections of one listener (or of one of its threads), swept together.
+#[derive(Default)]
+pub struct Registry(Mutex<Vec<Arc<Watch>>>);
 
-/// Puts a connection's task under this thread's sweep.
-pub fn watch(watch: Arc<Watch>, task: AbortHandle) {
-    WATCHED.with(|w| w.borrow_mut().push((watch, task)));
-}
+impl Registry {
+    /// `io` under this registry's sweep; the [`Watch`] marks its requests being handled.
+    pub fn watch<T>(&self, io: T) -> (Watched<T>, Arc<Watch>) {
+        let watch = Arc::new(Watch::default());
+        watch.stamp();
+        if let Ok(mut all) = self.0.lock() {
+            all.push(watch.clone());
+        }
+        (
+            Watched {
+                io,
+                watch: watch.clone(),
+            },
+            watch,
+        )
+    }
 
-/// The sweep of this thread's connections; runs until the runtime ends.
-pub async fn sweep() {
-    let limit = u32::try_from(STALLED_AFTER.as_secs()).unwrap_or(u32::MAX);
-    let mut every = tokio::time::interval(SWEEP_EVERY);
-    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        every.tick().await;
-        let now = tick();
-        WATCHED.with(|w| {
-            w.borrow_mut().retain(|(watch, task)| {
-                if task.is_finished() {
-                    return false;
-                }
-                if watch.stalled(now, limit) {
-                    tracing::debug!("closing a stalled connection");
-                    task.abort();
-                    return false;
-                }
-                true
-            })
+    /// Closes the stalled connections once a second; runs until its runtime ends.
+    pub async fn sweep(self: Arc<Self>) {
+        let limit = u32::try_from(STALLED_AFTER.as_secs()).unwrap_or(u32::MAX);
+        let mut every = tokio::time::interval(SWEEP_EVERY);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            every.tick().await;
+            self.sweep_once(tick(), limit);
+        }
+    }
+
+    fn sweep_once(&self, now: u32, limit: u32) {
+        let Ok(mut all) = self.0.lock() else { return };
+        all.retain(|watch| {
+            // Only the registry holds it: the connection is gone.
+            if Arc::strong_count(watch) == 1 {
+                return false;
+            }
+            if watch.stalled(now, limit) {
+                tracing::debug!("closing a stalled connection");
+                watch.close();
+                return false;
+            }
+            true
         });
     }
 }
 
-/// A connection's socket that stamps its [`Watch`] whenever bytes move.
+/// A connection's socket that stamps its [`Watch`] whenever bytes move, and fails once the
+/// sweep has closed it.
 pub struct Watched<T> {
     io: T,
     watch: Arc<Watch>,
 }
 
+fn stalled_error() -> io::Error {
+    io::Error::new(io::ErrorKind::TimedOut, "connection stalled")
+}
+
 impl<T> Watched<T> {
-    pub fn new(io: T, watch: Arc<Watch>) -> Self {
-        Self { io, watch }
+    /// Ready(`res`) stamps when `moved`; Pending waits on `waker` too, so a close wakes it.
+    fn after<R>(
+        &self,
+        res: Poll<io::Result<R>>,
+        moved: impl FnOnce(&R) -> bool,
+        waker: &AtomicWaker,
+        cx: &Context<'_>,
+    ) -> Poll<io::Result<R>> {
+        match res {
+            Poll::Ready(Ok(r)) => {
+                if moved(&r) {
+                    self.watch.stamp();
+                }
+                Poll::Ready(Ok(r))
+            }
+            Poll::Pending => {
+                waker.register(cx.waker());
+                // Closed between the check before polling and the registration.
+                if self.watch.is_closed() {
+                    return Poll::Ready(Err(stalled_error()));
+                }
+                Poll::Pending
+            }
+            other => other,
+        }
     }
 }
 
@@ -133,12 +184,14 @@ impl<T: AsyncRead + Unpin> AsyncRead for Watched<T> {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
+        if self.watch.is_closed() {
+            return Poll::Ready(Err(stalled_error()));
+        }
         let before = buf.filled().len();
         let res = Pin::new(&mut self.io).poll_read(cx, buf);
-        if matches!(res, Poll::Ready(Ok(()))) && buf.filled().len() > before {
-            self.watch.stamp();
-        }
-        res
+        let after = buf.filled().len();
+        let this = &*self;
+        this.after(res, |_| after > before, &this.watch.reader, cx)
     }
 }
 
@@ -148,11 +201,12 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Watched<T> {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        let res = Pin::new(&mut self.io).poll_write(cx, buf);
-        if matches!(res, Poll::Ready(Ok(n)) if n > 0) {
-            self.watch.stamp();
+        if self.watch.is_closed() {
+            return Poll::Ready(Err(stalled_error()));
         }
-        res
+        let res = Pin::new(&mut self.io).poll_write(cx, buf);
+        let this = &*self;
+        this.after(res, |n| *n > 0, &this.watch.writer, cx)
     }
 
     fn poll_write_vectored(
@@ -160,11 +214,12 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Watched<T> {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        let res = Pin::new(&mut self.io).poll_write_vectored(cx, bufs);
-        if matches!(res, Poll::Ready(Ok(n)) if n > 0) {
-            self.watch.stamp();
+        if self.watch.is_closed() {
+            return Poll::Ready(Err(stalled_error()));
         }
-        res
+        let res = Pin::new(&mut self.io).poll_write_vectored(cx, bufs);
+        let this = &*self;
+        this.after(res, |n| *n > 0, &this.watch.writer, cx)
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -186,13 +241,29 @@ mod tests {
 
     #[test]
     fn a_connection_is_stalled_only_when_silent_and_not_handling_a_request() {
-        let w = Watch::new();
+        let registry = Registry::default();
+        let (_io, w) = registry.watch(());
         let at = w.last_io_s.load(Ordering::Relaxed);
         assert!(!w.stalled(at + 1, 2));
         assert!(w.stalled(at + 2, 2));
         let handling = w.handling();
         assert!(!w.stalled(at + 100, 2), "a request in hand is no stall");
+        registry.sweep_once(at + 100, 2);
+        assert!(!w.is_closed());
         drop(handling);
-        assert!(w.stalled(at + 100, 2));
+        registry.sweep_once(at + 100, 2);
+        assert!(w.is_closed());
+    }
+
+    #[test]
+    fn connections_that_are_gone_leave_the_registry() {
+        let registry = Registry::default();
+        let kept = registry.watch(());
+        drop(registry.watch(()));
+        registry.sweep_once(0, 60);
+        assert_eq!(registry.0.lock().unwrap().len(), 1);
+        drop(kept);
+        registry.sweep_once(0, 60);
+        assert!(registry.0.lock().unwrap().is_empty());
     }
 }
