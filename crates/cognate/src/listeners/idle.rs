@@ -1,8 +1,9 @@
 //! Closing connections that stall: one that neither sends nor takes a byte for
 //! [`STALLED_AFTER`] while no request of it is being handled — a caller trickling a request head
 //! (slowloris), a kept-alive connection left idle, a client that stopped reading its response —
-//! is closed, so such callers cannot use up the server's sockets (nginx closes these after 60 s
-//! too: `client_header_timeout`, `keepalive_timeout`, `send_timeout`).
+//! is closed, so such callers cannot use up the server's sockets (nginx's defaults for the same
+//! cases are of that order: `client_header_timeout` and `send_timeout` 60 s, `keepalive_timeout`
+//! 75 s).
 //!
 //! Nothing is timed per request: each connection's I/O stamps a coarse clock (seconds) into its
 //! [`Watch`], and a sweep per [`Registry`], once a second, closes the connections whose stamp is
