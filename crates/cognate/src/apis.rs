@@ -191,7 +191,7 @@ pub async fn main_listener(State(apis): State<Arc<Apis>>, req: Request) -> Respo
     let peer = req
         .extensions()
         .get::<ConnectInfo<crate::listeners::Peer>>()
-        .map(|c| c.0.0);
+        .map(|c| c.0.addr);
     apis.gateway
         .handle(Listener::Main, req, peer)
         .await

@@ -22,7 +22,7 @@ use hyper_util::rt::TokioIo;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::sync::watch;
 
-mod idle;
+pub(crate) mod idle;
 
 /// Connections waiting to be accepted, per socket: a burst of new callers (thousands in a
 /// second) must not overflow the queue, or the kernel drops their SYNs and they retry after a
@@ -198,16 +198,37 @@ impl axum::serve::Listener for MainListener {
     }
 }
 
-/// The caller's address on the main listener (`ConnectInfo<Peer>`).
-#[derive(Debug, Clone, Copy)]
-pub struct Peer(pub SocketAddr);
+/// The caller on the main listener (`ConnectInfo<Peer>`): its address, and its connection's
+/// watch for [`hold_while_handled`].
+#[derive(Clone)]
+pub struct Peer {
+    pub addr: SocketAddr,
+    watch: Arc<idle::Watch>,
+}
 
 impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, MainListener>>
     for Peer
 {
     fn connect_info(stream: axum::serve::IncomingStream<'_, MainListener>) -> Self {
-        Peer(*stream.remote_addr())
+        Peer {
+            addr: *stream.remote_addr(),
+            watch: stream.io().watch().clone(),
+        }
     }
+}
+
+/// Middleware of the main listener: the caller's connection counts as busy while its request
+/// is handled, so the stalled-connection sweep does not close it under a slow request (a
+/// gateway route waiting on its upstream).
+pub async fn hold_while_handled(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let _busy = req
+        .extensions()
+        .get::<axum::extract::ConnectInfo<Peer>>()
+        .map(|c| c.0.watch.handling());
+    next.run(req).await
 }
 
 /// The answer to a request whose handling panicked: no panic reaches a caller.
@@ -325,17 +346,28 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn the_main_listener_closes_stalled_connections_and_tells_the_caller_address() {
+    async fn the_main_listener_closes_stalled_connections_not_slow_requests_and_tells_the_caller_address()
+     {
         use axum::extract::ConnectInfo;
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let app = axum::Router::new().route(
-            "/",
-            axum::routing::get(|ConnectInfo(peer): ConnectInfo<Peer>| async move {
-                peer.0.ip().to_string()
-            }),
-        );
+        let slow_answer = idle::STALLED_AFTER + Duration::from_secs(2);
+        let app = axum::Router::new()
+            .route(
+                "/",
+                axum::routing::get(|ConnectInfo(peer): ConnectInfo<Peer>| async move {
+                    peer.addr.ip().to_string()
+                }),
+            )
+            .route(
+                "/slow",
+                axum::routing::get(move || async move {
+                    tokio::time::sleep(slow_answer).await;
+                    "slow"
+                }),
+            )
+            .layer(axum::middleware::from_fn(hold_while_handled));
         tokio::spawn(async move {
             axum::serve(
                 MainListener::new(listener),
@@ -344,6 +376,7 @@ mod tests {
             .await
         });
         let started = std::time::Instant::now();
+        let slow_request = tokio::spawn(reqwest::get(format!("http://{addr}/slow")));
         let mut trickle = tokio::net::TcpStream::connect(addr).await.unwrap();
         trickle.write_all(b"GET / HTTP/1.1\r\n").await.unwrap();
         let res = reqwest::get(format!("http://{addr}/")).await.unwrap();
@@ -362,5 +395,9 @@ mod tests {
             "{:?}",
             started.elapsed()
         );
+        // A request slower than the limit is answered all the same.
+        let res = slow_request.await.unwrap().unwrap();
+        assert_eq!(res.text().await.unwrap(), "slow");
+        assert!(started.elapsed() >= slow_answer);
     }
 }

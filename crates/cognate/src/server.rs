@@ -227,7 +227,8 @@ pub async fn build(settings: &Settings) -> Result<(Router, Arc<Apis>)> {
         )
         .layer(CatchPanicLayer::custom(|_| panic_response()))
         .layer(middleware::from_fn(access_log))
-        .layer(middleware::from_fn(request_id));
+        .layer(middleware::from_fn(request_id))
+        .layer(middleware::from_fn(crate::listeners::hold_while_handled));
     Ok((app, apis))
 }
 

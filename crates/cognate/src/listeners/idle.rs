@@ -151,6 +151,10 @@ fn stalled_error() -> io::Error {
 }
 
 impl<T> Watched<T> {
+    pub fn watch(&self) -> &Arc<Watch> {
+        &self.watch
+    }
+
     /// Ready(`res`) stamps when `moved`; Pending waits on `waker` too, so a close wakes it.
     fn after<R>(
         &self,
