@@ -3,7 +3,9 @@
 //! thread from accept to answer, with that thread's upstream connections, and no thread wakes
 //! another to steal its work (nginx's worker model). The main listener stays on the
 //! work-stealing runtime: its requests differ in cost by a hundredfold (an RS256 signature
-//! against a cached read), and a thread with more of the costly ones would leave a core idle.
+//! against a cached read), and a thread with more of the costly ones would leave a core idle;
+//! its socket ([`MainListener`]) is handed to `axum::serve`. On both, connections that stall
+//! are closed ([`idle`]).
 
 use std::convert::Infallible;
 use std::future::Future;
