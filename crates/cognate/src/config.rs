@@ -159,7 +159,7 @@ impl Settings {
             .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("cognate.db").display()));
         let quota_batch = file
             .quota_batch
-            .unwrap_or(if database.starts_with("sqlite:") {
+            .unwrap_or(if store::is_single_node(&database) {
                 gateway::usage::ONE_NODE_QUOTA_BATCH
             } else {
                 gateway::usage::DEFAULT_QUOTA_BATCH

@@ -47,9 +47,15 @@ pub struct Stores {
     pub usage: Arc<dyn gateway::UsageStore>,
 }
 
+/// True for a database URL only one node can hold (an SQLite file), false for one several nodes
+/// may share.
+pub fn is_single_node(url: &str) -> bool {
+    url.starts_with("sqlite:")
+}
+
 /// [`connect`], with the gateway's side of the same database.
 pub async fn open(url: &str) -> Result<Stores, ConnectError> {
-    if url.starts_with("sqlite:") {
+    if is_single_node(url) {
         let s = Arc::new(SqliteStore::open(url).await?);
         Ok(Stores {
             directory: s.clone(),
