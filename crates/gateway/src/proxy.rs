@@ -257,7 +257,7 @@ impl Upstreams {
         let sent = upstream::send(integration.url.origin(), out);
         let res = match tokio::time::timeout(integration.timeout, sent).await {
             Err(_) => return Err(Refusal::IntegrationTimeout),
-            Ok(Err(UpstreamError::Http(e))) if is_length_limit(&e) => {
+            Ok(Err(UpstreamError::Body(e))) if is_length_limit(e.as_ref()) => {
                 return Err(Refusal::RequestTooLarge);
             }
             Ok(Err(e)) => {

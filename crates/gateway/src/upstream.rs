@@ -1,11 +1,16 @@
 //! Kept-alive HTTP/1 connections to upstreams, one idle set per thread and origin.
 //!
+//! The client is this crate's own, not hyper's: a connection has no task of its own. The
+//! request that holds it writes its head (and body) and reads the response head itself, and the
+//! response body reads the rest; so a request goes out to the upstream the moment its handler
+//! runs, and its answer wakes the caller's task directly, without a hand-off through a
+//! connection task and a channel in each direction (hyper's client needs both).
+//!
 //! Each gateway thread keeps its own idle connections (a `RefCell`, no lock): a request takes
-//! the most recently used one that is ready, and its response body puts the connection back
-//! when the upstream's response has been read to the end. A connection's task runs on the
-//! thread that opened it, so a request served on a gateway thread never hands off to another.
-//! A request that a reused connection could not send (the upstream had closed it while idle)
-//! is sent again on a new connection; one that was sent is never repeated.
+//! the most recently used one, and its response body puts the connection back when the
+//! upstream's response has been read to the end. A request that a reused connection could not
+//! send (the upstream had closed it while idle) is sent again on a new connection; one that was
+//! sent is never repeated.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -15,14 +20,13 @@ use std::task::{Context, Poll, ready};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use http::header::{self, HeaderName};
 use http::uri::{Authority, Scheme};
-use http::{HeaderValue, Request, Response};
+use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Version};
 use http_body::{Body as HttpBody, Frame, SizeHint};
-use hyper::body::Incoming;
-use hyper::client::conn::http1::{self, SendRequest};
-use hyper_util::rt::TokioIo;
+use http_body_util::BodyExt;
 use rustls::pki_types::ServerName;
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 
 use crate::{Body, BoxError};
@@ -36,6 +40,13 @@ const IDLE_TIMEOUT: Duration = Duration::from_millis(300);
 /// Idle connections kept per origin and thread; more are closed when they come back.
 const MAX_IDLE: usize = 256;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// The largest response head accepted, and the most header lines in it (hyper's limits).
+const MAX_HEAD: usize = 64 * 1024;
+const MAX_HEADERS: usize = 100;
+/// Bytes asked of the socket per read.
+const READ_SIZE: usize = 16 * 1024;
+/// The longest chunk-size line or trailer section accepted in a chunked body.
+const MAX_CHUNK_LINE: usize = 4 * 1024;
 
 /// Where an integration's requests go: scheme, host and port, fixed when the API is compiled.
 /// Shared: each response body keeps a copy to find its connection's way home.
@@ -103,12 +114,161 @@ impl Origin {
 pub enum UpstreamError {
     #[error("connecting to the upstream: {0}")]
     Connect(String),
-    #[error(transparent)]
-    Http(#[from] hyper::Error),
+    #[error("talking to the upstream: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("the upstream's response is not valid HTTP/1: {0}")]
+    Protocol(String),
+    /// The caller's request body failed (a size limit, or the caller went away).
+    #[error("reading the request body: {0}")]
+    Body(BoxError),
+}
+
+/// The socket of a connection, plain or TLS.
+enum Stream {
+    Plain(TcpStream),
+    Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+}
+
+impl AsyncRead for Stream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Stream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_flush(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
+}
+
+/// One kept-alive connection: its socket and the bytes read from it not yet used.
+struct Conn {
+    io: Stream,
+    buf: ReadBuffer,
+}
+
+/// Bytes read from a connection: `data[start..end]` not yet used. Allocated and zeroed once per
+/// connection (reading into uninitialised memory would need `unsafe`); body pieces are copied
+/// out of it.
+struct ReadBuffer {
+    data: Vec<u8>,
+    start: usize,
+    end: usize,
+}
+
+impl ReadBuffer {
+    fn new() -> Self {
+        Self {
+            data: vec![0; READ_SIZE],
+            start: 0,
+            end: 0,
+        }
+    }
+
+    fn bytes(&self) -> &[u8] {
+        &self.data[self.start..self.end]
+    }
+
+    fn len(&self) -> usize {
+        self.end - self.start
+    }
+
+    fn is_empty(&self) -> bool {
+        self.start == self.end
+    }
+
+    fn advance(&mut self, n: usize) {
+        self.start = (self.start + n).min(self.end);
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+        }
+    }
+
+    /// The first `n` unused bytes, as a body piece.
+    fn take(&mut self, n: usize) -> Bytes {
+        let n = n.min(self.len());
+        let piece = Bytes::copy_from_slice(&self.data[self.start..self.start + n]);
+        self.advance(n);
+        piece
+    }
+
+    /// Room at the end for a read: the unused bytes moved to the front, or, for a head larger
+    /// than the buffer, more space (up to [`MAX_HEAD`]).
+    fn room(&mut self) -> &mut [u8] {
+        if self.end == self.data.len() {
+            if self.start > 0 {
+                self.data.copy_within(self.start..self.end, 0);
+                self.end -= self.start;
+                self.start = 0;
+            } else if self.data.len() < MAX_HEAD + READ_SIZE {
+                self.data.resize(self.data.len() * 2, 0);
+            }
+        }
+        &mut self.data[self.end..]
+    }
+}
+
+impl Conn {
+    fn new(io: Stream) -> Self {
+        Self {
+            io,
+            buf: ReadBuffer::new(),
+        }
+    }
+
+    /// Reads what the socket has into `buf`: `Ok(0)` at its end (or with no room left, which
+    /// the head's size limit prevents).
+    fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Result<usize>> {
+        let mut rb = ReadBuf::new(self.buf.room());
+        ready!(Pin::new(&mut self.io).poll_read(cx, &mut rb))?;
+        let n = rb.filled().len();
+        self.buf.end += n;
+        Poll::Ready(Ok(n))
+    }
+
+    async fn fill(&mut self) -> std::io::Result<usize> {
+        std::future::poll_fn(|cx| self.poll_fill(cx)).await
+    }
+
+    /// True when an idle connection can take a request: the upstream has neither closed it
+    /// nor sent anything unasked (checked without waiting).
+    fn is_usable(&mut self) -> bool {
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        self.buf.is_empty() && self.poll_fill(&mut cx).is_pending()
+    }
 }
 
 struct Idle {
-    conn: SendRequest<Body>,
+    conn: Conn,
     since: Instant,
 }
 
@@ -132,13 +292,13 @@ const SWEEP_EVERY: Duration = Duration::from_secs(10);
 #[cfg(test)]
 const SWEEP_EVERY: Duration = Duration::from_millis(100);
 
-/// The most recently used idle connection to `origin` that is ready for a request.
-fn take_idle(origin: &Origin) -> Option<SendRequest<Body>> {
+/// The most recently used idle connection to `origin` that can take a request.
+fn take_idle(origin: &Origin) -> Option<Conn> {
     IDLE.with_borrow_mut(|set| {
         let list = set.by_origin.get_mut(origin)?;
         let now = Instant::now();
-        while let Some(idle) = list.pop() {
-            if idle.conn.is_ready() && now.duration_since(idle.since) < IDLE_TIMEOUT {
+        while let Some(mut idle) = list.pop() {
+            if now.duration_since(idle.since) < IDLE_TIMEOUT && idle.conn.is_usable() {
                 return Some(idle.conn);
             }
         }
@@ -146,13 +306,13 @@ fn take_idle(origin: &Origin) -> Option<SendRequest<Body>> {
     })
 }
 
-fn put_idle(origin: &Origin, conn: SendRequest<Body>) {
+fn put_idle(origin: &Origin, conn: Conn) {
     IDLE.with_borrow_mut(|set| {
         let now = Instant::now();
         if now.duration_since(set.swept) >= SWEEP_EVERY {
             set.swept = now;
             set.by_origin.retain(|_, list| {
-                list.retain(|i| !i.conn.is_closed() && now.duration_since(i.since) < IDLE_TIMEOUT);
+                list.retain(|i| now.duration_since(i.since) < IDLE_TIMEOUT);
                 !list.is_empty()
             });
         }
@@ -172,70 +332,437 @@ fn put_idle(origin: &Origin, conn: SendRequest<Body>) {
     });
 }
 
-/// A connection whose response has been read: back to the idle set once it can take another
-/// request (at once, almost always; otherwise when its task has caught up).
-fn give_back(origin: Origin, mut conn: SendRequest<Body>) {
-    if conn.is_ready() {
-        put_idle(&origin, conn);
-    } else if !conn.is_closed()
-        // Outside a runtime (a body read by other code) the connection simply closes.
-        && let Ok(runtime) = tokio::runtime::Handle::try_current()
-    {
-        runtime.spawn(async move {
-            if conn.ready().await.is_ok() {
-                put_idle(&origin, conn);
-            }
-        });
+/// Sends `req` (origin-form URI, `Host` set) to `origin`: on an idle connection when there is
+/// one, else on a new one. The response's body reads the rest of the response from the
+/// connection, and gives it back at its end.
+pub async fn send(origin: &Origin, req: Request<Body>) -> Result<Response<Body>, UpstreamError> {
+    let (parts, mut body) = req.into_parts();
+    let head = request_head(&parts.method, &parts.uri, &parts.headers, &body);
+    let mut conn = match take_idle(origin) {
+        // A write the upstream refuses (it closed the connection as we took it) sent nothing
+        // it could act on: a new connection gets the request.
+        Some(mut conn) => match conn.io.write_all(&head.bytes).await {
+            Ok(()) => conn,
+            Err(_) => new_conn(origin, &head.bytes).await?,
+        },
+        None => new_conn(origin, &head.bytes).await?,
+    };
+    if head.has_body {
+        send_body(&mut conn.io, &mut body, head.chunked).await?;
     }
+    conn.io.flush().await?;
+    drop(body);
+    let (response, framing, reusable) = read_head(&mut conn, &parts.method).await?;
+    let (parts, ()) = response.into_parts();
+    let mut body = Returning {
+        conn: Some(conn),
+        origin: origin.clone(),
+        framing,
+        reusable,
+    };
+    if body.framing.is_done() {
+        body.release();
+    }
+    Ok(Response::from_parts(parts, body.boxed_unsync()))
 }
 
-/// Sends `req` (origin-form URI, `Host` set) to `origin`: on an idle connection when there is
-/// one, else on a new one.
-pub async fn send(origin: &Origin, req: Request<Body>) -> Result<Response<Body>, UpstreamError> {
-    let mut req = req;
-    if let Some(mut conn) = take_idle(origin) {
-        match conn.try_send_request(req).await {
-            Ok(res) => return Ok(returning(origin, conn, res)),
-            Err(mut e) => match e.take_message() {
-                // Never written: the connection had closed. A new one gets it.
-                Some(unsent) => req = unsent,
-                None => return Err(e.into_error().into()),
-            },
-        }
-    }
+async fn new_conn(origin: &Origin, head: &[u8]) -> Result<Conn, UpstreamError> {
     // Boxed: connecting (TLS included) is a large future that most requests never run, and
     // this one is moved into the integration's timeout on every request.
     let mut conn = Box::pin(connect(origin)).await?;
-    let res = conn.send_request(req).await?;
-    Ok(returning(origin, conn, res))
+    conn.io.write_all(head).await?;
+    Ok(conn)
 }
 
-fn returning(origin: &Origin, conn: SendRequest<Body>, res: Response<Incoming>) -> Response<Body> {
-    let (parts, body) = res.into_parts();
-    let mut body = Returning {
-        body,
-        home: Some((origin.clone(), conn)),
-    };
-    // A response without a body (HEAD, 204, 304, `Content-Length: 0`) may never be polled.
-    if body.body.is_end_stream() {
-        body.release();
+struct RequestHead {
+    bytes: Vec<u8>,
+    has_body: bool,
+    chunked: bool,
+}
+
+/// The request line and headers, with the body's framing: its length when known, else chunked.
+fn request_head(method: &Method, uri: &http::Uri, headers: &HeaderMap, body: &Body) -> RequestHead {
+    let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+    let exact = body.size_hint().exact();
+    let empty = body.is_end_stream() || exact == Some(0);
+    let mut bytes = Vec::with_capacity(256 + headers.len() * 64);
+    bytes.extend_from_slice(method.as_str().as_bytes());
+    bytes.push(b' ');
+    bytes.extend_from_slice(path.as_bytes());
+    bytes.extend_from_slice(b" HTTP/1.1\r\n");
+    for (name, value) in headers {
+        // The framing is this side's to state, from the body it sends.
+        if name == header::CONTENT_LENGTH || name == header::TRANSFER_ENCODING {
+            continue;
+        }
+        bytes.extend_from_slice(name.as_str().as_bytes());
+        bytes.extend_from_slice(b": ");
+        bytes.extend_from_slice(value.as_bytes());
+        bytes.extend_from_slice(b"\r\n");
     }
-    Response::from_parts(parts, http_body_util::BodyExt::boxed_unsync(body))
+    let mut chunked = false;
+    if empty {
+        // As hyper: no length for a body-less GET and the like, a zero for methods that carry
+        // one or when the caller stated it.
+        if headers.contains_key(header::CONTENT_LENGTH)
+            || matches!(*method, Method::POST | Method::PUT | Method::PATCH)
+        {
+            bytes.extend_from_slice(b"content-length: 0\r\n");
+        }
+    } else if let Some(n) = exact {
+        bytes.extend_from_slice(format!("content-length: {n}\r\n").as_bytes());
+    } else {
+        chunked = true;
+        bytes.extend_from_slice(b"transfer-encoding: chunked\r\n");
+    }
+    bytes.extend_from_slice(b"\r\n");
+    RequestHead {
+        bytes,
+        has_body: !empty,
+        chunked,
+    }
 }
 
-/// The upstream's response body; at its end, the connection goes back to the idle set. A body
-/// dropped before its end takes the connection with it (the rest of the response is unread).
+/// Streams the request body to the upstream, in chunks when its length was not known.
+async fn send_body(io: &mut Stream, body: &mut Body, chunked: bool) -> Result<(), UpstreamError> {
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(UpstreamError::Body)?;
+        let Ok(data) = frame.into_data() else {
+            continue; // trailers are not passed on
+        };
+        if data.is_empty() {
+            continue;
+        }
+        if chunked {
+            io.write_all(format!("{:x}\r\n", data.len()).as_bytes())
+                .await?;
+            io.write_all(&data).await?;
+            io.write_all(b"\r\n").await?;
+        } else {
+            io.write_all(&data).await?;
+        }
+    }
+    if chunked {
+        io.write_all(b"0\r\n\r\n").await?;
+    }
+    Ok(())
+}
+
+/// Reads the response head (passing over interim 1xx responses): the response without its
+/// body, how its body is framed, and whether the connection can be used again after it.
+async fn read_head(
+    conn: &mut Conn,
+    method: &Method,
+) -> Result<(Response<()>, Framing, bool), UpstreamError> {
+    loop {
+        if let Some((response, framing, reusable)) = parse_head(&mut conn.buf, method)? {
+            if response.status().is_informational() {
+                continue;
+            }
+            return Ok((response, framing, reusable));
+        }
+        if conn.buf.len() > MAX_HEAD {
+            return Err(UpstreamError::Protocol("response head too large".into()));
+        }
+        if conn.fill().await? == 0 {
+            return Err(UpstreamError::Protocol(
+                "the connection closed before a response".into(),
+            ));
+        }
+    }
+}
+
+/// One response head from the front of `buf` (consumed), or `None` when more bytes are needed.
+fn parse_head(
+    buf: &mut ReadBuffer,
+    method: &Method,
+) -> Result<Option<(Response<()>, Framing, bool)>, UpstreamError> {
+    let bad = |e: &dyn std::fmt::Display| UpstreamError::Protocol(e.to_string());
+    let mut lines = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut parsed = httparse::Response::new(&mut lines);
+    let len = match parsed.parse(buf.bytes()).map_err(|e| bad(&e))? {
+        httparse::Status::Complete(len) => len,
+        httparse::Status::Partial => return Ok(None),
+    };
+    let status = StatusCode::from_u16(parsed.code.unwrap_or(0)).map_err(|e| bad(&e))?;
+    let version = if parsed.version == Some(0) {
+        Version::HTTP_10
+    } else {
+        Version::HTTP_11
+    };
+    let mut headers = HeaderMap::with_capacity(parsed.headers.len());
+    for h in parsed.headers.iter() {
+        let name = HeaderName::from_bytes(h.name.as_bytes()).map_err(|e| bad(&e))?;
+        let value = HeaderValue::from_bytes(h.value).map_err(|e| bad(&e))?;
+        headers.append(name, value);
+    }
+    buf.advance(len);
+    let (framing, mut reusable) = framing(&mut headers, status, method)?;
+    reusable &= version == Version::HTTP_11 && !has_token(&headers, header::CONNECTION, "close");
+    let mut response = Response::new(());
+    *response.status_mut() = status;
+    *response.version_mut() = version;
+    *response.headers_mut() = headers;
+    Ok(Some((response, framing, reusable)))
+}
+
+fn has_token(headers: &HeaderMap, name: HeaderName, token: &str) -> bool {
+    headers
+        .get_all(name)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim().eq_ignore_ascii_case(token))
+}
+
+/// How the body is delimited (RFC 9112 section 6.3), and whether that leaves the connection
+/// usable after it. A length beside `Transfer-Encoding` is dropped: the chunks decide.
+fn framing(
+    headers: &mut HeaderMap,
+    status: StatusCode,
+    method: &Method,
+) -> Result<(Framing, bool), UpstreamError> {
+    if *method == Method::HEAD
+        || status.is_informational()
+        || status == StatusCode::NO_CONTENT
+        || status == StatusCode::NOT_MODIFIED
+    {
+        return Ok((Framing::Done, true));
+    }
+    if headers.contains_key(header::TRANSFER_ENCODING) {
+        headers.remove(header::CONTENT_LENGTH);
+        let chunked_last = headers
+            .get_all(header::TRANSFER_ENCODING)
+            .iter()
+            .next_back()
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.rsplit(',').next())
+            .is_some_and(|t| t.trim().eq_ignore_ascii_case("chunked"));
+        return Ok(if chunked_last {
+            (Framing::Chunked(Chunk::Size), true)
+        } else {
+            (Framing::UntilClose, false)
+        });
+    }
+    let mut length = None;
+    for v in headers.get_all(header::CONTENT_LENGTH) {
+        let n = v
+            .to_str()
+            .ok()
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .ok_or_else(|| UpstreamError::Protocol("an invalid Content-Length".into()))?;
+        if length.is_some_and(|l| l != n) {
+            return Err(UpstreamError::Protocol(
+                "conflicting Content-Lengths".into(),
+            ));
+        }
+        length = Some(n);
+    }
+    Ok(match length {
+        Some(0) => (Framing::Done, true),
+        Some(n) => (Framing::Length(n), true),
+        None => (Framing::UntilClose, false),
+    })
+}
+
+/// Where the response body's reader is.
+#[derive(Debug)]
+enum Framing {
+    /// This many bytes still to come.
+    Length(u64),
+    Chunked(Chunk),
+    /// Everything until the upstream closes the connection.
+    UntilClose,
+    Done,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Chunk {
+    /// Before a chunk-size line.
+    Size,
+    /// Inside a chunk, this many bytes left.
+    Data(u64),
+    /// After a chunk's data, before its CRLF.
+    DataEnd,
+    /// After the last chunk: trailer lines until an empty one.
+    Trailers,
+}
+
+impl Framing {
+    fn is_done(&self) -> bool {
+        matches!(self, Framing::Done)
+    }
+}
+
+/// The upstream's response body, read from its connection; at its end, the connection goes
+/// back to the idle set. A body dropped before its end takes the connection with it (the rest
+/// of the response is unread).
 struct Returning {
-    body: Incoming,
-    home: Option<(Origin, SendRequest<Body>)>,
+    conn: Option<Conn>,
+    origin: Origin,
+    framing: Framing,
+    reusable: bool,
+}
+
+fn protocol(why: &str) -> BoxError {
+    Box::new(UpstreamError::Protocol(why.into()))
 }
 
 impl Returning {
     fn release(&mut self) {
-        if let Some((origin, conn)) = self.home.take() {
-            give_back(origin, conn);
+        self.framing = Framing::Done;
+        if let Some(conn) = self.conn.take()
+            // Bytes past the response's end: the upstream said more than it was asked.
+            && self.reusable
+            && conn.buf.is_empty()
+        {
+            put_idle(&self.origin, conn);
         }
     }
+
+    /// The next piece of the body, `None` at its end.
+    fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Bytes, BoxError>>> {
+        loop {
+            let Some(conn) = self.conn.as_mut() else {
+                return Poll::Ready(None);
+            };
+            let buf = &mut conn.buf;
+            match self.framing {
+                Framing::Done => {
+                    self.release();
+                    return Poll::Ready(None);
+                }
+                Framing::Length(left) if !buf.is_empty() => {
+                    let n = usize::try_from(left).unwrap_or(usize::MAX).min(buf.len());
+                    let data = buf.take(n);
+                    let left = left - n as u64;
+                    self.framing = if left == 0 {
+                        Framing::Done
+                    } else {
+                        Framing::Length(left)
+                    };
+                    if left == 0 {
+                        self.release();
+                    }
+                    return Poll::Ready(Some(Ok(data)));
+                }
+                Framing::UntilClose if !buf.is_empty() => {
+                    return Poll::Ready(Some(Ok(buf.take(usize::MAX))));
+                }
+                Framing::Chunked(state) => match chunk_step(buf, state) {
+                    Err(why) => {
+                        self.conn = None;
+                        return Poll::Ready(Some(Err(protocol(why))));
+                    }
+                    Ok(Step::Next(next, data)) => {
+                        self.framing = next;
+                        if let Some(data) = data {
+                            return Poll::Ready(Some(Ok(data)));
+                        }
+                        continue;
+                    }
+                    Ok(Step::More) => {}
+                },
+                Framing::Length(_) | Framing::UntilClose => {}
+            }
+            // More bytes are needed.
+            let read = match conn.poll_fill(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(r) => r,
+            };
+            match read {
+                Ok(0) if matches!(self.framing, Framing::UntilClose) => {
+                    self.framing = Framing::Done;
+                    self.conn = None;
+                    return Poll::Ready(None);
+                }
+                Ok(0) => {
+                    self.conn = None;
+                    return Poll::Ready(Some(Err(protocol(
+                        "the connection closed before the body's end",
+                    ))));
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    self.conn = None;
+                    return Poll::Ready(Some(Err(Box::new(e))));
+                }
+            }
+        }
+    }
+}
+
+enum Step {
+    /// The reader's next state, and data when this step produced some.
+    Next(Framing, Option<Bytes>),
+    /// More bytes are needed first.
+    More,
+}
+
+/// One step of reading a chunked body from `buf`.
+fn chunk_step(buf: &mut ReadBuffer, state: Chunk) -> Result<Step, &'static str> {
+    let line_end = |buf: &ReadBuffer| buf.bytes().windows(2).position(|w| w == b"\r\n");
+    Ok(match state {
+        Chunk::Size => {
+            let Some(end) = line_end(buf) else {
+                return if buf.len() > MAX_CHUNK_LINE {
+                    Err("a chunk-size line too long")
+                } else {
+                    Ok(Step::More)
+                };
+            };
+            let line =
+                std::str::from_utf8(&buf.bytes()[..end]).map_err(|_| "an invalid chunk size")?;
+            let hex = line.split(';').next().unwrap_or("").trim();
+            let size = u64::from_str_radix(hex, 16).map_err(|_| "an invalid chunk size")?;
+            buf.advance(end + 2);
+            let next = if size == 0 {
+                Chunk::Trailers
+            } else {
+                Chunk::Data(size)
+            };
+            Step::Next(Framing::Chunked(next), None)
+        }
+        Chunk::Data(left) => {
+            if buf.is_empty() {
+                return Ok(Step::More);
+            }
+            let n = usize::try_from(left).unwrap_or(usize::MAX).min(buf.len());
+            let data = buf.take(n);
+            let left = left - n as u64;
+            let next = if left == 0 {
+                Chunk::DataEnd
+            } else {
+                Chunk::Data(left)
+            };
+            Step::Next(Framing::Chunked(next), Some(data))
+        }
+        Chunk::DataEnd => {
+            if buf.len() < 2 {
+                return Ok(Step::More);
+            }
+            if &buf.bytes()[..2] != b"\r\n" {
+                return Err("a chunk not followed by CRLF");
+            }
+            buf.advance(2);
+            Step::Next(Framing::Chunked(Chunk::Size), None)
+        }
+        Chunk::Trailers => {
+            let Some(end) = line_end(buf) else {
+                return if buf.len() > MAX_CHUNK_LINE {
+                    Err("a trailer line too long")
+                } else {
+                    Ok(Step::More)
+                };
+            };
+            buf.advance(end + 2);
+            if end == 0 {
+                Step::Next(Framing::Done, None)
+            } else {
+                Step::Next(Framing::Chunked(Chunk::Trailers), None)
+            }
+        }
+    })
 }
 
 impl HttpBody for Returning {
@@ -246,22 +773,25 @@ impl HttpBody for Returning {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        let frame = ready!(Pin::new(&mut self.body).poll_frame(cx));
-        match &frame {
-            None => self.release(),
-            Some(Ok(_)) if self.body.is_end_stream() => self.release(),
-            Some(Ok(_)) => {}
-            Some(Err(_)) => self.home = None,
+        let next = ready!(self.poll_next(cx));
+        // The body's end found with its last bytes: give the connection back now, as hyper's
+        // server may not poll again after a body whose length it knew.
+        if matches!(self.framing, Framing::Done) {
+            self.release();
         }
-        Poll::Ready(frame.map(|f| f.map_err(|e| -> BoxError { Box::new(e) })))
+        Poll::Ready(next.map(|r| r.map(Frame::data)))
     }
 
     fn is_end_stream(&self) -> bool {
-        self.body.is_end_stream()
+        self.framing.is_done()
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.body.size_hint()
+        match self.framing {
+            Framing::Length(n) => SizeHint::with_exact(n),
+            Framing::Done => SizeHint::with_exact(0),
+            _ => SizeHint::default(),
+        }
     }
 }
 
@@ -312,29 +842,16 @@ async fn tcp(origin: &Origin) -> Result<TcpStream, UpstreamError> {
     Err(last.unwrap_or_else(|| fail(&"no address")))
 }
 
-async fn connect(origin: &Origin) -> Result<SendRequest<Body>, UpstreamError> {
+async fn connect(origin: &Origin) -> Result<Conn, UpstreamError> {
     let stream = tcp(origin).await?;
     if !origin.0.https {
-        return handshake(stream).await;
+        return Ok(Conn::new(Stream::Plain(stream)));
     }
     let fail = |e: &dyn std::fmt::Display| origin.unreachable(e);
     let tls = TLS.as_ref().ok_or_else(|| fail(&"no TLS configuration"))?;
     let name = ServerName::try_from(origin.0.host.to_string()).map_err(|e| fail(&e))?;
     let stream = tls.connect(name, stream).await.map_err(|e| fail(&e))?;
-    handshake(stream).await
-}
-
-async fn handshake<S>(stream: S) -> Result<SendRequest<Body>, UpstreamError>
-where
-    S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
-{
-    let (conn, driver) = http1::handshake(TokioIo::new(stream)).await?;
-    tokio::spawn(async move {
-        if let Err(e) = driver.await {
-            tracing::debug!(error = %e, "upstream connection ended");
-        }
-    });
-    Ok(conn)
+    Ok(Conn::new(Stream::Tls(Box::new(stream))))
 }
 
 #[cfg(test)]
@@ -395,6 +912,20 @@ mod tests {
                         let path = head.split(' ').nth(1).unwrap_or("").to_string();
                         let res: Vec<u8> = match path.as_str() {
                             "/empty" => b"HTTP/1.1 204 No Content\r\n\r\n".to_vec(),
+                            // A chunk extension, chunks split anywhere, a trailer.
+                            "/chunked" => b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n\
+                                5;ext=1\r\nhello\r\n1\r\n \r\n5\r\nworld\r\n0\r\nx-trailer: 1\r\n\r\n"
+                                .to_vec(),
+                            // No length: the body ends when the upstream closes.
+                            "/until-close" => b"HTTP/1.1 200 OK\r\n\r\nall of it".to_vec(),
+                            // A HEAD answer states the length a GET would have, and has no body.
+                            "/head" => b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\n".to_vec(),
+                            "/continue" => b"HTTP/1.1 100 Continue\r\n\r\n\
+                                HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"
+                                .to_vec(),
+                            "/conflict" => b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\
+                                content-length: 3\r\n\r\nok"
+                                .to_vec(),
                             "/close" => b"HTTP/1.1 200 OK\r\nconnection: close\r\ncontent-length: 2\r\n\r\nok".to_vec(),
                             "/big" => {
                                 let mut r = b"HTTP/1.1 200 OK\r\ncontent-length: 1000000\r\n\r\n".to_vec();
@@ -406,7 +937,7 @@ mod tests {
                         if s.write_all(&res).await.is_err() {
                             return;
                         }
-                        if path == "/close" {
+                        if path == "/close" || path == "/until-close" {
                             return;
                         }
                         if path == "/hold" {
@@ -461,6 +992,154 @@ mod tests {
         assert_eq!(fetch(&origin, "/big").await.1.len(), 1_000_000);
         assert_eq!(fetch(&origin, "/ok").await.0, 200);
         assert_eq!(accepted.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn every_way_a_response_body_can_end_is_read_to_its_end() {
+        let Upstream {
+            origin,
+            accepted,
+            ended,
+            ..
+        } = upstream().await;
+        // Chunked, with an extension and a trailer: the data alone, and the connection reused.
+        assert_eq!(
+            fetch(&origin, "/chunked").await,
+            (200, Bytes::from("hello world"))
+        );
+        assert_eq!(
+            fetch(&origin, "/chunked").await.1,
+            Bytes::from("hello world")
+        );
+        // An interim 100 is passed over.
+        assert_eq!(fetch(&origin, "/continue").await, (200, Bytes::from("ok")));
+        // HEAD: the stated length, no body waited for.
+        let mut head = get(&origin, "/head");
+        *head.method_mut() = Method::HEAD;
+        let res = send(&origin, head).await.unwrap();
+        assert_eq!(res.headers()[header::CONTENT_LENGTH], "5");
+        assert!(res.body().is_end_stream());
+        assert_eq!(fetch(&origin, "/ok").await.0, 200);
+        assert_eq!(accepted.load(Ordering::SeqCst), 1);
+        // Until the upstream closes: the body is what came before, and the connection is not
+        // kept.
+        assert_eq!(
+            fetch(&origin, "/until-close").await,
+            (200, Bytes::from("all of it"))
+        );
+        assert_eq!(fetch(&origin, "/ok").await.0, 200);
+        assert_eq!(accepted.load(Ordering::SeqCst), 2);
+        assert_eq!(ended.load(Ordering::SeqCst), 0);
+    }
+
+    #[tokio::test]
+    async fn a_response_that_is_not_valid_http_is_an_error() {
+        let Upstream {
+            origin, accepted, ..
+        } = upstream().await;
+        let err = send(&origin, get(&origin, "/conflict")).await.unwrap_err();
+        assert!(matches!(err, UpstreamError::Protocol(_)), "{err}");
+        // Its connection is not reused.
+        assert_eq!(fetch(&origin, "/ok").await.0, 200);
+        assert_eq!(accepted.load(Ordering::SeqCst), 2);
+    }
+
+    /// A body of these pieces, its length unknown.
+    struct Frames(std::collections::VecDeque<Result<Bytes, BoxError>>);
+
+    impl HttpBody for Frames {
+        type Data = Bytes;
+        type Error = BoxError;
+
+        fn poll_frame(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+            Poll::Ready(self.0.pop_front().map(|r| r.map(Frame::data)))
+        }
+    }
+
+    /// Accepts one connection, reads one request whose body ends as `end` says, and answers
+    /// with the request's raw bytes.
+    async fn recorder(end: fn(&[u8]) -> bool) -> Origin {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let authority: Authority = listener.local_addr().unwrap().to_string().parse().unwrap();
+        tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.unwrap();
+            let mut got = Vec::new();
+            while !end(&got) {
+                let mut chunk = [0u8; 1024];
+                let n = s.read(&mut chunk).await.unwrap();
+                assert!(n > 0, "closed early: {:?}", String::from_utf8_lossy(&got));
+                got.extend_from_slice(&chunk[..n]);
+            }
+            let mut res =
+                format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n", got.len()).into_bytes();
+            res.extend_from_slice(&got);
+            s.write_all(&res).await.unwrap();
+        });
+        Origin::new(&Scheme::HTTP, &authority).unwrap()
+    }
+
+    fn post(origin: &Origin, body: Body) -> Request<Body> {
+        let mut req = get(origin, "/in");
+        *req.method_mut() = Method::POST;
+        *req.body_mut() = body;
+        req
+    }
+
+    async fn raw(origin: &Origin, req: Request<Body>) -> String {
+        let res = send(origin, req).await.unwrap();
+        let bytes = res.into_body().collect().await.unwrap().to_bytes();
+        String::from_utf8(bytes.to_vec()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn request_bodies_go_with_their_length_or_in_chunks() {
+        // A known length is stated; a caller's own Content-Length or Transfer-Encoding is not
+        // passed on beside it.
+        let origin = recorder(|b| b.ends_with(b"hello")).await;
+        let mut req = post(
+            &origin,
+            http_body_util::Full::new(Bytes::from("hello"))
+                .map_err(|e| match e {})
+                .boxed_unsync(),
+        );
+        req.headers_mut().insert(
+            header::TRANSFER_ENCODING,
+            HeaderValue::from_static("chunked"),
+        );
+        let got = raw(&origin, req).await;
+        assert!(got.starts_with("POST /in HTTP/1.1\r\n"), "{got}");
+        assert!(got.contains("content-length: 5\r\n"), "{got}");
+        assert!(!got.contains("transfer-encoding"), "{got}");
+        assert!(got.ends_with("\r\n\r\nhello"), "{got}");
+        // An unknown length goes in chunks.
+        let origin = recorder(|b| b.ends_with(b"0\r\n\r\n")).await;
+        let body =
+            Frames(vec![Ok(Bytes::from("ab")), Ok(Bytes::from("cde"))].into()).boxed_unsync();
+        let got = raw(&origin, post(&origin, body)).await;
+        assert!(got.contains("transfer-encoding: chunked\r\n"), "{got}");
+        assert!(
+            got.ends_with("\r\n\r\n2\r\nab\r\n3\r\ncde\r\n0\r\n\r\n"),
+            "{got}"
+        );
+        // An empty POST states its zero length; a GET states none.
+        let origin = recorder(|b| b.ends_with(b"\r\n\r\n")).await;
+        let got = raw(&origin, post(&origin, crate::empty())).await;
+        assert!(got.contains("content-length: 0\r\n"), "{got}");
+        let origin = recorder(|b| b.ends_with(b"\r\n\r\n")).await;
+        let got = raw(&origin, get(&origin, "/in")).await;
+        assert!(!got.contains("content-length"), "{got}");
+    }
+
+    #[tokio::test]
+    async fn a_failing_request_body_is_a_body_error() {
+        let origin = recorder(|_| false).await;
+        let body = Frames(vec![Ok(Bytes::from("part")), Err("the caller went away".into())].into())
+            .boxed_unsync();
+        let err = send(&origin, post(&origin, body)).await.unwrap_err();
+        assert!(matches!(err, UpstreamError::Body(_)), "{err}");
     }
 
     #[tokio::test]
