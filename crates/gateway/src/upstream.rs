@@ -11,6 +11,10 @@
 //! upstream's response has been read to the end. A request that a reused connection could not
 //! send (the upstream had closed it while idle) is sent again on a new connection; one that was
 //! sent is never repeated.
+//!
+//! The request body is sent whole before the response is read (as nginx does by default): an
+//! upstream that answers early and then neither reads the rest nor closes the connection leaves
+//! the request waiting for the integration's timeout (504).
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -456,6 +460,12 @@ async fn read_head(
 ) -> Result<(Response<()>, Framing, bool), UpstreamError> {
     loop {
         if let Some((response, framing, reusable)) = parse_head(&mut conn.buf, method)? {
+            // The request asked for no upgrade (its `Upgrade` header stays behind).
+            if response.status() == StatusCode::SWITCHING_PROTOCOLS {
+                return Err(UpstreamError::Protocol(
+                    "an upgrade nobody asked for".into(),
+                ));
+            }
             if response.status().is_informational() {
                 continue;
             }
@@ -923,6 +933,7 @@ mod tests {
                             "/continue" => b"HTTP/1.1 100 Continue\r\n\r\n\
                                 HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"
                                 .to_vec(),
+                            "/upgrade" => b"HTTP/1.1 101 Switching Protocols\r\n\r\n".to_vec(),
                             "/conflict" => b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\
                                 content-length: 3\r\n\r\nok"
                                 .to_vec(),
@@ -1042,6 +1053,9 @@ mod tests {
         // Its connection is not reused.
         assert_eq!(fetch(&origin, "/ok").await.0, 200);
         assert_eq!(accepted.load(Ordering::SeqCst), 2);
+        // An upgrade that was not asked for is refused, not waited past.
+        let err = send(&origin, get(&origin, "/upgrade")).await.unwrap_err();
+        assert!(matches!(err, UpstreamError::Protocol(_)), "{err}");
     }
 
     /// A body of these pieces, its length unknown.
