@@ -12,9 +12,8 @@
 //! send (the upstream had closed it while idle) is sent again on a new connection; one that was
 //! sent is never repeated.
 //!
-//! The request body is sent whole before the response is read (as nginx does by default): an
-//! upstream that answers early and then neither reads the rest nor closes the connection leaves
-//! the request waiting for the integration's timeout (504).
+//! While a request body is being sent, the response is watched for: an upstream that answers
+//! early (a 413 before reading a large upload) is answered at once.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -351,12 +350,20 @@ pub async fn send(origin: &Origin, req: Request<Body>) -> Result<Response<Body>,
         },
         None => new_conn(origin, &head.bytes).await?,
     };
-    if head.has_body {
-        send_body(&mut conn.io, &mut body, head.chunked).await?;
-    }
-    conn.io.flush().await?;
+    let early = if head.has_body {
+        send_body(&mut conn, &mut body, head.chunked, &parts.method).await?
+    } else {
+        None
+    };
     drop(body);
-    let (response, framing, reusable) = read_head(&mut conn, &parts.method).await?;
+    let (response, framing, reusable) = match early {
+        // The rest of the request was never sent: the connection goes with this response.
+        Some((response, framing, _)) => (response, framing, false),
+        None => {
+            conn.io.flush().await?;
+            read_head(&mut conn, &parts.method).await?
+        }
+    };
     let (parts, ()) = response.into_parts();
     let mut body = Returning {
         conn: Some(conn),
@@ -427,49 +434,83 @@ fn request_head(method: &Method, uri: &http::Uri, headers: &HeaderMap, body: &Bo
     }
 }
 
-/// Streams the request body to the upstream, in chunks when its length was not known.
-async fn send_body(io: &mut Stream, body: &mut Body, chunked: bool) -> Result<(), UpstreamError> {
-    while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(UpstreamError::Body)?;
-        let Ok(data) = frame.into_data() else {
-            continue; // trailers are not passed on
-        };
-        if data.is_empty() {
-            continue;
-        }
-        if chunked {
-            io.write_all(format!("{:x}\r\n", data.len()).as_bytes())
-                .await?;
-            io.write_all(&data).await?;
-            io.write_all(b"\r\n").await?;
-        } else {
-            io.write_all(&data).await?;
-        }
-    }
-    if chunked {
-        io.write_all(b"0\r\n\r\n").await?;
-    }
-    Ok(())
-}
+/// A final response head: the response without its body, how its body is framed, and whether
+/// the connection can be used again after it.
+type Head = (Response<()>, Framing, bool);
 
-/// Reads the response head (passing over interim 1xx responses): the response without its
-/// body, how its body is framed, and whether the connection can be used again after it.
-async fn read_head(
+/// Streams the request body to the upstream, in chunks when its length was not known, while
+/// watching for the response: an upstream that answers before the body is all sent (a 413, say)
+/// is answered at once, and its head returned (the connection is then not reused). Interim 1xx
+/// answers (`100 Continue`) are passed over and the body goes on.
+async fn send_body(
     conn: &mut Conn,
+    body: &mut Body,
+    chunked: bool,
     method: &Method,
-) -> Result<(Response<()>, Framing, bool), UpstreamError> {
-    loop {
-        if let Some((response, framing, reusable)) = parse_head(&mut conn.buf, method)? {
-            // The request asked for no upgrade (its `Upgrade` header stays behind).
-            if response.status() == StatusCode::SWITCHING_PROTOCOLS {
-                return Err(UpstreamError::Protocol(
-                    "an upgrade nobody asked for".into(),
-                ));
-            }
-            if response.status().is_informational() {
+) -> Result<Option<Head>, UpstreamError> {
+    let mut out = Bytes::new();
+    let mut ended = false;
+    std::future::poll_fn(|cx| {
+        loop {
+            if let Poll::Ready(read) = conn.poll_fill(cx) {
+                let closed = read? == 0;
+                if let Some(head) = next_head(&mut conn.buf, method)? {
+                    return Poll::Ready(Ok(Some(head)));
+                }
+                if closed || conn.buf.len() > MAX_HEAD {
+                    return Poll::Ready(Err(UpstreamError::Protocol(
+                        "the upstream stopped reading the request".into(),
+                    )));
+                }
                 continue;
             }
-            return Ok((response, framing, reusable));
+            if !out.is_empty() {
+                let n = ready!(Pin::new(&mut conn.io).poll_write(cx, &out))?;
+                if n == 0 {
+                    return Poll::Ready(Err(
+                        std::io::Error::from(std::io::ErrorKind::WriteZero).into()
+                    ));
+                }
+                out = out.slice(n..);
+                continue;
+            }
+            if ended {
+                return Poll::Ready(Ok(None));
+            }
+            match ready!(Pin::new(&mut *body).poll_frame(cx)) {
+                None => {
+                    ended = true;
+                    if chunked {
+                        out = Bytes::from_static(b"0\r\n\r\n");
+                    }
+                }
+                Some(Err(e)) => return Poll::Ready(Err(UpstreamError::Body(e))),
+                // Trailers are not passed on.
+                Some(Ok(frame)) => {
+                    if let Ok(data) = frame.into_data()
+                        && !data.is_empty()
+                    {
+                        out = if chunked {
+                            let mut piece = format!("{:x}\r\n", data.len()).into_bytes();
+                            piece.extend_from_slice(&data);
+                            piece.extend_from_slice(b"\r\n");
+                            piece.into()
+                        } else {
+                            data
+                        };
+                    }
+                }
+            }
+        }
+    })
+    .await
+}
+
+/// Reads the response head, passing over interim 1xx responses.
+async fn read_head(conn: &mut Conn, method: &Method) -> Result<Head, UpstreamError> {
+    loop {
+        if let Some(head) = next_head(&mut conn.buf, method)? {
+            return Ok(head);
         }
         if conn.buf.len() > MAX_HEAD {
             return Err(UpstreamError::Protocol("response head too large".into()));
@@ -482,11 +523,25 @@ async fn read_head(
     }
 }
 
+/// The first final response head at the front of `buf` (consumed, with any 1xx before it), or
+/// `None` when more bytes are needed.
+fn next_head(buf: &mut ReadBuffer, method: &Method) -> Result<Option<Head>, UpstreamError> {
+    while let Some(head) = parse_head(buf, method)? {
+        // The request asked for no upgrade (its `Upgrade` header stays behind).
+        if head.0.status() == StatusCode::SWITCHING_PROTOCOLS {
+            return Err(UpstreamError::Protocol(
+                "an upgrade nobody asked for".into(),
+            ));
+        }
+        if !head.0.status().is_informational() {
+            return Ok(Some(head));
+        }
+    }
+    Ok(None)
+}
+
 /// One response head from the front of `buf` (consumed), or `None` when more bytes are needed.
-fn parse_head(
-    buf: &mut ReadBuffer,
-    method: &Method,
-) -> Result<Option<(Response<()>, Framing, bool)>, UpstreamError> {
+fn parse_head(buf: &mut ReadBuffer, method: &Method) -> Result<Option<Head>, UpstreamError> {
     let bad = |e: &dyn std::fmt::Display| UpstreamError::Protocol(e.to_string());
     let mut lines = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut parsed = httparse::Response::new(&mut lines);
@@ -1145,6 +1200,108 @@ mod tests {
         let origin = recorder(|b| b.ends_with(b"\r\n\r\n")).await;
         let got = raw(&origin, get(&origin, "/in")).await;
         assert!(!got.contains("content-length"), "{got}");
+    }
+
+    /// A body fed piece by piece through a channel, its length unknown; it ends when the sender
+    /// is dropped.
+    struct Channel(tokio::sync::mpsc::Receiver<Bytes>);
+
+    impl HttpBody for Channel {
+        type Data = Bytes;
+        type Error = BoxError;
+
+        fn poll_frame(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+            self.0.poll_recv(cx).map(|p| p.map(|b| Ok(Frame::data(b))))
+        }
+    }
+
+    /// Accepts one connection, reads a request head, answers with `answer`, then reads the rest
+    /// (and keeps the connection) until told to stop.
+    async fn answering(answer: &'static [u8]) -> Origin {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let authority: Authority = listener.local_addr().unwrap().to_string().parse().unwrap();
+        tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.unwrap();
+            let mut got = Vec::new();
+            while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+                let mut chunk = [0u8; 1024];
+                let n = s.read(&mut chunk).await.unwrap();
+                assert!(n > 0);
+                got.extend_from_slice(&chunk[..n]);
+            }
+            s.write_all(answer).await.unwrap();
+            // Not reading any further, and not closing.
+            tokio::time::sleep(Duration::from_secs(30)).await;
+        });
+        Origin::new(&Scheme::HTTP, &authority).unwrap()
+    }
+
+    #[tokio::test]
+    async fn an_answer_before_the_body_is_sent_is_returned_at_once() {
+        let origin =
+            answering(b"HTTP/1.1 413 Payload Too Large\r\ncontent-length: 3\r\n\r\nbig").await;
+        let (tx, rx) = tokio::sync::mpsc::channel(1);
+        tx.send(Bytes::from("the start of a long upload"))
+            .await
+            .unwrap();
+        // The rest never comes: the sender stays alive.
+        let req = post(&origin, Channel(rx).boxed_unsync());
+        let res = tokio::time::timeout(Duration::from_secs(5), send(&origin, req))
+            .await
+            .expect("the early answer was not returned")
+            .unwrap();
+        assert_eq!(res.status(), 413);
+        let body = res.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(body, Bytes::from("big"));
+        drop(tx);
+    }
+
+    #[tokio::test]
+    async fn after_100_continue_the_body_goes_on() {
+        // The upstream says 100 on the head alone, then waits for the whole body.
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let authority: Authority = listener.local_addr().unwrap().to_string().parse().unwrap();
+        tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.unwrap();
+            let mut got = Vec::new();
+            let mut said_continue = false;
+            while !got.ends_with(b"0\r\n\r\n") {
+                let mut chunk = [0u8; 1024];
+                let n = s.read(&mut chunk).await.unwrap();
+                assert!(n > 0);
+                got.extend_from_slice(&chunk[..n]);
+                if !said_continue && got.windows(4).any(|w| w == b"\r\n\r\n") {
+                    s.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").await.unwrap();
+                    said_continue = true;
+                }
+            }
+            let text = String::from_utf8_lossy(&got).to_string();
+            let ok = text.ends_with("\r\n\r\n5\r\nhello\r\n0\r\n\r\n");
+            let res = if ok {
+                "HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"
+            } else {
+                "HTTP/1.1 400 Bad\r\ncontent-length: 0\r\n\r\n"
+            };
+            s.write_all(res.as_bytes()).await.unwrap();
+        });
+        let origin = Origin::new(&Scheme::HTTP, &authority).unwrap();
+        let (tx, rx) = tokio::sync::mpsc::channel(1);
+        let mut req = post(&origin, Channel(rx).boxed_unsync());
+        req.headers_mut()
+            .insert(header::EXPECT, HeaderValue::from_static("100-continue"));
+        let sent = tokio::spawn(async move {
+            let res = send(&origin, req).await.unwrap();
+            let status = res.status();
+            (status, res.into_body().collect().await.unwrap().to_bytes())
+        });
+        // The body comes after the upstream's 100.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        tx.send(Bytes::from("hello")).await.unwrap();
+        drop(tx);
+        assert_eq!(sent.await.unwrap(), (StatusCode::OK, Bytes::from("ok")));
     }
 
     #[tokio::test]
