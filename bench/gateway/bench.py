@@ -9,6 +9,7 @@ import os
 import platform
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -196,6 +197,28 @@ http {{
 """
 
 
+def interrupt(*_):
+    raise KeyboardInterrupt
+
+
+def hold(path, targets, auth, procs):
+    """For looking into a cost by hand (perf, strace, ab.py-style runs): everything stays up and
+    `path` gets shell variables naming it, until the driver is interrupted."""
+    port = lambda name: targets[name][0].split(":")[2].split("/")[0]
+    with open(path, "w") as f:
+        f.write(f"UP={port('direct')}\nGW={port('cognate')}\nNG={port('nginx')}\n")
+        f.write(f"UP_PID={procs[0].pid}\nCOG_PID={procs[1].pid}\nNG_PID={procs[-1].pid}\n")
+        f.write(f"TOKEN='{auth[0].split(': ', 1)[1]}'\nKEY={API_KEY}\n")
+    print(f"up; variables in {path}; Ctrl-C (or SIGTERM) ends", flush=True)
+    # SIGTERM too ends in the driver's clean-up, which stops the processes it started.
+    signal.signal(signal.SIGTERM, interrupt)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--root", required=True)
@@ -246,6 +269,9 @@ def main():
             raise SystemExit("the gateway let an unauthenticated request through")
         except urllib.error.HTTPError as e:
             assert e.code == 401
+        if os.environ.get("HOLD"):
+            hold(os.environ["HOLD"], targets, auth, procs)
+            return
         rows = []
         proxies = {"direct": None, "nginx": procs[-1].pid, "nginx (same request)": procs[-1].pid,
                    "nginx (access log)": procs[-1].pid, "cognate": procs[1].pid}

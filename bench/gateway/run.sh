@@ -13,6 +13,8 @@
 #   PERF_OUT=/tmp/gw.data ROUNDS=1 bench/gateway/run.sh   # also `perf record` of Cognate under wrk
 #   RATE=11449 bench/gateway/run.sh   # the fixed-rate rows at a given rate instead of half the peak
 #   BENCH_EXTRA="quota_batch: 1000" bench/gateway/run.sh   # a top-level line added to the config
+#   HOLD=/tmp/gw.env bench/gateway/run.sh   # only bring everything up and keep it up (ports, pids,
+#                                           # token and key in /tmp/gw.env) for perf by hand
 #   (ROUNDS and SECONDS_PER_RUN set the wrk rounds; defaults 2 and 10)
 #
 # Installs wrk and nginx with apt-get when they are missing. Results: bench/gateway/results.json
