@@ -224,6 +224,13 @@ impl ReadBuffer {
         piece
     }
 
+    /// As much of the `left` bytes a body (or chunk) still has as is here, and how many are
+    /// still to come after it.
+    fn take_of(&mut self, left: u64) -> (Bytes, u64) {
+        let piece = self.take(usize::try_from(left).unwrap_or(usize::MAX));
+        (piece.clone(), left - piece.len() as u64)
+    }
+
     /// Room at the end for a read: the unused bytes moved to the front, or, for a head larger
     /// than the buffer, more space (up to [`MAX_HEAD`]).
     fn room(&mut self) -> &mut [u8] {
@@ -698,17 +705,13 @@ impl Returning {
                     return Poll::Ready(None);
                 }
                 Framing::Length(left) if !buf.is_empty() => {
-                    let n = usize::try_from(left).unwrap_or(usize::MAX).min(buf.len());
-                    let data = buf.take(n);
-                    let left = left - n as u64;
-                    self.framing = if left == 0 {
+                    // At the end, `poll_frame` gives the connection back.
+                    let (data, rest) = buf.take_of(left);
+                    self.framing = if rest == 0 {
                         Framing::Done
                     } else {
-                        Framing::Length(left)
+                        Framing::Length(rest)
                     };
-                    if left == 0 {
-                        self.release();
-                    }
                     return Poll::Ready(Some(Ok(data)));
                 }
                 Framing::UntilClose if !buf.is_empty() => {
@@ -731,11 +734,7 @@ impl Returning {
                 Framing::Length(_) | Framing::UntilClose => {}
             }
             // More bytes are needed.
-            let read = match conn.poll_fill(cx) {
-                Poll::Pending => return Poll::Pending,
-                Poll::Ready(r) => r,
-            };
-            match read {
+            match ready!(conn.poll_fill(cx)) {
                 Ok(0) if matches!(self.framing, Framing::UntilClose) => {
                     self.framing = Framing::Done;
                     self.conn = None;
@@ -792,13 +791,11 @@ fn chunk_step(buf: &mut ReadBuffer, state: Chunk) -> Result<Step, &'static str> 
             if buf.is_empty() {
                 return Ok(Step::More);
             }
-            let n = usize::try_from(left).unwrap_or(usize::MAX).min(buf.len());
-            let data = buf.take(n);
-            let left = left - n as u64;
-            let next = if left == 0 {
+            let (data, rest) = buf.take_of(left);
+            let next = if rest == 0 {
                 Chunk::DataEnd
             } else {
-                Chunk::Data(left)
+                Chunk::Data(rest)
             };
             Step::Next(Framing::Chunked(next), Some(data))
         }
@@ -1113,21 +1110,6 @@ mod tests {
         assert!(matches!(err, UpstreamError::Protocol(_)), "{err}");
     }
 
-    /// A body of these pieces, its length unknown.
-    struct Frames(std::collections::VecDeque<Result<Bytes, BoxError>>);
-
-    impl HttpBody for Frames {
-        type Data = Bytes;
-        type Error = BoxError;
-
-        fn poll_frame(
-            mut self: Pin<&mut Self>,
-            _: &mut Context<'_>,
-        ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-            Poll::Ready(self.0.pop_front().map(|r| r.map(Frame::data)))
-        }
-    }
-
     /// Accepts one connection, reads one request whose body ends as `end` says, and answers
     /// with the request's raw bytes.
     async fn recorder(end: fn(&[u8]) -> bool) -> Origin {
@@ -1185,8 +1167,7 @@ mod tests {
         assert!(got.ends_with("\r\n\r\nhello"), "{got}");
         // An unknown length goes in chunks.
         let origin = recorder(|b| b.ends_with(b"0\r\n\r\n")).await;
-        let body =
-            Frames(vec![Ok(Bytes::from("ab")), Ok(Bytes::from("cde"))].into()).boxed_unsync();
+        let body = pieces(vec![Ok(Bytes::from("ab")), Ok(Bytes::from("cde"))]);
         let got = raw(&origin, post(&origin, body)).await;
         assert!(got.contains("transfer-encoding: chunked\r\n"), "{got}");
         assert!(
@@ -1204,7 +1185,7 @@ mod tests {
 
     /// A body fed piece by piece through a channel, its length unknown; it ends when the sender
     /// is dropped.
-    struct Channel(tokio::sync::mpsc::Receiver<Bytes>);
+    struct Channel(tokio::sync::mpsc::Receiver<Result<Bytes, BoxError>>);
 
     impl HttpBody for Channel {
         type Data = Bytes;
@@ -1214,8 +1195,17 @@ mod tests {
             mut self: Pin<&mut Self>,
             cx: &mut Context<'_>,
         ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-            self.0.poll_recv(cx).map(|p| p.map(|b| Ok(Frame::data(b))))
+            self.0.poll_recv(cx).map(|p| p.map(|r| r.map(Frame::data)))
         }
+    }
+
+    /// A body of these pieces, all there at once, its length unknown.
+    fn pieces(pieces: Vec<Result<Bytes, BoxError>>) -> Body {
+        let (tx, rx) = tokio::sync::mpsc::channel(pieces.len().max(1));
+        for p in pieces {
+            tx.try_send(p).unwrap();
+        }
+        Channel(rx).boxed_unsync()
     }
 
     /// Accepts one connection, reads a request head, answers with `answer`, then reads the rest
@@ -1244,7 +1234,7 @@ mod tests {
         let origin =
             answering(b"HTTP/1.1 413 Payload Too Large\r\ncontent-length: 3\r\n\r\nbig").await;
         let (tx, rx) = tokio::sync::mpsc::channel(1);
-        tx.send(Bytes::from("the start of a long upload"))
+        tx.send(Ok(Bytes::from("the start of a long upload")))
             .await
             .unwrap();
         // The rest never comes: the sender stays alive.
@@ -1299,7 +1289,7 @@ mod tests {
         });
         // The body comes after the upstream's 100.
         tokio::time::sleep(Duration::from_millis(100)).await;
-        tx.send(Bytes::from("hello")).await.unwrap();
+        tx.send(Ok(Bytes::from("hello"))).await.unwrap();
         drop(tx);
         assert_eq!(sent.await.unwrap(), (StatusCode::OK, Bytes::from("ok")));
     }
@@ -1307,8 +1297,10 @@ mod tests {
     #[tokio::test]
     async fn a_failing_request_body_is_a_body_error() {
         let origin = recorder(|_| false).await;
-        let body = Frames(vec![Ok(Bytes::from("part")), Err("the caller went away".into())].into())
-            .boxed_unsync();
+        let body = pieces(vec![
+            Ok(Bytes::from("part")),
+            Err("the caller went away".into()),
+        ]);
         let err = send(&origin, post(&origin, body)).await.unwrap_err();
         assert!(matches!(err, UpstreamError::Body(_)), "{err}");
     }
