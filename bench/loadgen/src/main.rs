@@ -6,6 +6,7 @@
 
 mod gateway;
 mod signin;
+mod wire;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};

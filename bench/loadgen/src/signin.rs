@@ -12,6 +12,7 @@ use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
 
 use crate::Target;
+use crate::wire::{Answer, Conn};
 
 pub const PASSWORD: &str = "Bench-Passw0rd!";
 
@@ -30,68 +31,103 @@ pub struct Args {
     pub backoff: Duration,
 }
 
-/// Calls `make(i)` from `concurrency` workers for `seconds`; latencies (ms) of successes, and
-/// per error type its count and latencies.
+/// Calls `make(conn, i)` from `concurrency` worker threads for `seconds`, each with its own
+/// kept-alive connection (`wire::Conn`); latencies (ms) of successes, and per error type its
+/// count and latencies.
 ///
 /// A TooManyRequestsException makes that worker wait `backoff` before its next call, as the
 /// AWS SDKs back off from throttling errors (a client that retried at once would only measure
 /// how fast the server can say no).
-async fn drive_for<F, Fut>(
+async fn drive_for<F>(
+    endpoint: &str,
     seconds: f64,
     concurrency: usize,
     backoff: Duration,
     make: F,
 ) -> (f64, Vec<f64>, BTreeMap<String, Vec<f64>>)
 where
-    F: Fn(usize) -> Fut + Send + Sync + 'static,
-    Fut: std::future::Future<Output = Outcome> + Send,
+    F: Fn(&mut Conn, usize) -> Outcome + Send + Sync + 'static,
 {
-    let make = Arc::new(make);
-    let next = Arc::new(AtomicUsize::new(0));
-    let deadline = Instant::now() + Duration::from_secs_f64(seconds);
-    let started = Instant::now();
-    let workers: Vec<_> = (0..concurrency)
-        .map(|_| {
-            let (make, next) = (make.clone(), next.clone());
-            tokio::spawn(async move {
-                let mut ok = Vec::new();
-                let mut errors: BTreeMap<String, Vec<f64>> = BTreeMap::new();
-                while Instant::now() < deadline {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    let t = Instant::now();
-                    let outcome = make(i).await;
-                    let ms = t.elapsed().as_secs_f64() * 1000.0;
-                    match outcome {
-                        Ok(()) => ok.push(ms),
-                        Err(kind) => {
-                            let throttled = kind == "TooManyRequestsException";
-                            errors.entry(kind).or_default().push(ms);
-                            if throttled && !backoff.is_zero() {
-                                tokio::time::sleep(backoff).await;
-                            }
+    let endpoint = endpoint.to_string();
+    let run = move || {
+        let next = AtomicUsize::new(0);
+        let deadline = Instant::now() + Duration::from_secs_f64(seconds);
+        let started = Instant::now();
+        let worker = || {
+            let mut ok = Vec::new();
+            let mut errors: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+            let mut conn = match Conn::new(&endpoint) {
+                Ok(c) => c,
+                Err(e) => {
+                    errors.entry(e.to_string()).or_default().push(0.0);
+                    return (ok, errors);
+                }
+            };
+            while Instant::now() < deadline {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let t = Instant::now();
+                let outcome = make(&mut conn, i);
+                let ms = t.elapsed().as_secs_f64() * 1000.0;
+                match outcome {
+                    Ok(()) => ok.push(ms),
+                    Err(kind) => {
+                        let throttled = kind == "TooManyRequestsException";
+                        errors.entry(kind).or_default().push(ms);
+                        if throttled && !backoff.is_zero() {
+                            std::thread::sleep(backoff);
                         }
                     }
                 }
-                (ok, errors)
-            })
-        })
-        .collect();
-    let mut ok = Vec::new();
-    let mut errors: BTreeMap<String, Vec<f64>> = BTreeMap::new();
-    for w in workers {
-        if let Ok((o, e)) = w.await {
-            ok.extend(o);
-            for (k, v) in e {
-                errors.entry(k).or_default().extend(v);
             }
+            (ok, errors)
+        };
+        let mut ok = Vec::new();
+        let mut errors: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+        std::thread::scope(|s| {
+            let workers: Vec<_> = (0..concurrency).map(|_| s.spawn(worker)).collect();
+            for w in workers {
+                if let Ok((o, e)) = w.join() {
+                    ok.extend(o);
+                    for (k, v) in e {
+                        errors.entry(k).or_default().extend(v);
+                    }
+                }
+            }
+        });
+        let wall = started.elapsed().as_secs_f64();
+        ok.sort_by(|a, b| a.total_cmp(b));
+        for v in errors.values_mut() {
+            v.sort_by(|a, b| a.total_cmp(b));
         }
+        (wall, ok, errors)
+    };
+    tokio::task::spawn_blocking(run).await.unwrap_or_else(|e| {
+        (
+            0.0,
+            Vec::new(),
+            BTreeMap::from([(e.to_string(), vec![0.0])]),
+        )
+    })
+}
+
+/// One unsigned call: the answer's body when it is a 200, else the error's `__type`.
+fn call(conn: &mut Conn, action: &str, body: &Value) -> std::result::Result<Answer, String> {
+    let a = conn
+        .call_public(action, body.to_string().as_bytes())
+        .map_err(kind)?;
+    if a.status != 200 {
+        return Err(kind(anyhow::anyhow!("{action}: {} {}", a.status, a.text())));
     }
-    let wall = started.elapsed().as_secs_f64();
-    ok.sort_by(|a, b| a.total_cmp(b));
-    for v in errors.values_mut() {
-        v.sort_by(|a, b| a.total_cmp(b));
+    Ok(a)
+}
+
+/// Whether an answer holds `field` (an answer's tokens, say), without parsing all of it.
+fn holds(a: &Answer, field: &str) -> Outcome {
+    if a.contains(format!("\"{field}\":\"").as_bytes()) {
+        Ok(())
+    } else {
+        Err(format!("no {field}"))
     }
-    (wall, ok, errors)
 }
 
 fn pick(sorted: &[f64], q: f64) -> f64 {
@@ -304,44 +340,36 @@ pub async fn run(args: Args) -> Result<()> {
         match flow.as_str() {
             "password" => {
                 let cpu = CpuSpan::start(args.cpu_pid);
-                let (wall, ok, errors) = password_for(&t, &p, &args, args.seconds).await;
+                let (wall, ok, errors) = password_for(&p, &args, args.seconds).await;
                 report("USER_PASSWORD_AUTH", &args, (wall, &ok, &errors), cpu);
             }
-            "password-interleaved" => interleaved(&t, &p, &args).await,
+            "password-interleaved" => interleaved(&p, &args).await,
             "refresh" | "getuser" => {
                 let tokens = Arc::new(tokens_of_all(&t, &p, users).await?);
                 let refresh = flow == "refresh";
                 let cpu = CpuSpan::start(args.cpu_pid);
-                let (tt, pp, tk) = (t.clone(), p.clone(), tokens.clone());
-                let (wall, ok, errors) =
-                    drive_for(args.seconds, args.concurrency, args.backoff, move |i| {
-                        let (t, p, tk) = (tt.clone(), pp.clone(), tk.clone());
-                        async move {
-                            let (access, refresh_token) = &tk[i % tk.len()];
-                            if refresh {
-                                let body = json!({
-                                    "ClientId": p.client_id,
-                                    "AuthFlow": "REFRESH_TOKEN_AUTH",
-                                    "AuthParameters": { "REFRESH_TOKEN": refresh_token },
-                                });
-                                let r = t.call_public("InitiateAuth", &body).await.map_err(kind)?;
-                                r["AuthenticationResult"]["IdToken"]
-                                    .as_str()
-                                    .map(|_| ())
-                                    .ok_or_else(|| "no tokens".to_string())
-                            } else {
-                                let r = t
-                                    .call_public("GetUser", &json!({ "AccessToken": access }))
-                                    .await
-                                    .map_err(kind)?;
-                                r["Username"]
-                                    .as_str()
-                                    .map(|_| ())
-                                    .ok_or_else(|| "no user".to_string())
-                            }
+                let (client_id, tk) = (p.client_id.clone(), tokens.clone());
+                let (wall, ok, errors) = drive_for(
+                    &args.endpoint,
+                    args.seconds,
+                    args.concurrency,
+                    args.backoff,
+                    move |conn, i| {
+                        let (access, refresh_token) = &tk[i % tk.len()];
+                        if refresh {
+                            let body = json!({
+                                "ClientId": client_id,
+                                "AuthFlow": "REFRESH_TOKEN_AUTH",
+                                "AuthParameters": { "REFRESH_TOKEN": refresh_token },
+                            });
+                            holds(&call(conn, "InitiateAuth", &body)?, "IdToken")
+                        } else {
+                            let body = json!({ "AccessToken": access });
+                            holds(&call(conn, "GetUser", &body)?, "Username")
                         }
-                    })
-                    .await;
+                    },
+                )
+                .await;
                 let name = if refresh {
                     "REFRESH_TOKEN_AUTH"
                 } else {
@@ -351,13 +379,15 @@ pub async fn run(args: Args) -> Result<()> {
             }
             "srp" => {
                 let cpu = CpuSpan::start(args.cpu_pid);
-                let (tt, pp) = (t.clone(), p.clone());
-                let (wall, ok, errors) =
-                    drive_for(args.seconds, args.concurrency, args.backoff, move |i| {
-                        let (t, p) = (tt.clone(), pp.clone());
-                        async move { srp_sign_in(&t, &p, i % users).await }
-                    })
-                    .await;
+                let pp = p.clone();
+                let (wall, ok, errors) = drive_for(
+                    &args.endpoint,
+                    args.seconds,
+                    args.concurrency,
+                    args.backoff,
+                    move |conn, i| srp_sign_in(conn, &pp, i % users),
+                )
+                .await;
                 report("USER_SRP_AUTH", &args, (wall, &ok, &errors), cpu);
             }
             other => bail!("unknown flow {other}"),
@@ -368,22 +398,21 @@ pub async fn run(args: Args) -> Result<()> {
 
 /// USER_PASSWORD_AUTH sign-ins for `seconds`.
 async fn password_for(
-    t: &Arc<Target>,
     p: &Arc<Pool>,
     args: &Args,
     seconds: f64,
 ) -> (f64, Vec<f64>, BTreeMap<String, Vec<f64>>) {
-    let (tt, pp, users) = (t.clone(), p.clone(), args.users);
-    drive_for(seconds, args.concurrency, args.backoff, move |i| {
-        let (t, p) = (tt.clone(), pp.clone());
-        async move {
-            let r = t
-                .call_public("InitiateAuth", &password_auth(&p, i % users))
-                .await
-                .map_err(kind)?;
-            signed_in(&r)
-        }
-    })
+    let (pp, users) = (p.clone(), args.users);
+    drive_for(
+        &args.endpoint,
+        seconds,
+        args.concurrency,
+        args.backoff,
+        move |conn, i| {
+            let a = call(conn, "InitiateAuth", &password_auth(&pp, i % users))?;
+            holds(&a, "AccessToken")
+        },
+    )
     .await
 }
 
@@ -391,7 +420,7 @@ async fn password_for(
 /// (floor, sign-ins, floor, …, floor), `INTERLEAVED_ROUNDS` sign-in windows: each is compared
 /// with the floors just before and after it, seconds apart, because this machine's floor
 /// drifts by ±15 % within a minute. The server is idle during a floor window.
-async fn interleaved(t: &Arc<Target>, p: &Arc<Pool>, args: &Args) {
+async fn interleaved(p: &Arc<Pool>, args: &Args) {
     const INTERLEAVED_ROUNDS: usize = 8;
     let window = args.seconds;
     let floor = || async move {
@@ -403,7 +432,7 @@ async fn interleaved(t: &Arc<Target>, p: &Arc<Pool>, args: &Args) {
     let mut windows = Vec::new();
     for _ in 0..INTERLEAVED_ROUNDS {
         let cpu = CpuSpan::start(args.cpu_pid);
-        let (wall, ok, errors) = password_for(t, p, args, window).await;
+        let (wall, ok, errors) = password_for(p, args, window).await;
         let (server_cpu, _) = cpu.per_request(ok.len());
         floors.push(floor().await);
         let around = (floors[floors.len() - 2] + floors[floors.len() - 1]) / 2.0;
@@ -435,41 +464,29 @@ async fn interleaved(t: &Arc<Target>, p: &Arc<Pool>, args: &Args) {
     );
 }
 
-/// Both calls of an SRP sign-in, the client's arithmetic done by aws-cognito-srp on a blocking
+/// Both calls of an SRP sign-in, the client's arithmetic done by aws-cognito-srp on the worker's
 /// thread (it is CPU work the load generator pays, not the server).
-async fn srp_sign_in(t: &Target, p: &Pool, user: usize) -> Outcome {
+fn srp_sign_in(conn: &mut Conn, p: &Pool, user: usize) -> Outcome {
     let name = format!("signer{user:06}");
-    let client = {
-        let (pool_id, client_id, name) = (p.id.clone(), p.client_id.clone(), name.clone());
-        tokio::task::spawn_blocking(move || {
-            let user = aws_cognito_srp::User::new(&pool_id, &name, PASSWORD);
-            let client = aws_cognito_srp::SrpClient::new(user, &client_id, None);
-            let a = client.get_auth_parameters().a;
-            (client, a)
-        })
-        .await
-        .map_err(|e| e.to_string())?
-    };
-    let (client, a) = client;
+    let client = aws_cognito_srp::SrpClient::new(
+        aws_cognito_srp::User::new(&p.id, &name, PASSWORD),
+        &p.client_id,
+        None,
+    );
+    let a = client.get_auth_parameters().a;
     let start = json!({
         "ClientId": p.client_id,
         "AuthFlow": "USER_SRP_AUTH",
         "AuthParameters": { "USERNAME": name, "SRP_A": a },
     });
-    let challenge = t.call_public("InitiateAuth", &start).await.map_err(kind)?;
+    let challenge: Value = serde_json::from_slice(&call(conn, "InitiateAuth", &start)?.body)
+        .map_err(|e| e.to_string())?;
     let params = &challenge["ChallengeParameters"];
     let get = |k: &str| params[k].as_str().unwrap_or_default().to_string();
-    let (block, user_id, salt, b) = (
-        get("SECRET_BLOCK"),
-        get("USER_ID_FOR_SRP"),
-        get("SALT"),
-        get("SRP_B"),
-    );
-    let (verified, user_id) =
-        tokio::task::spawn_blocking(move || (client.verify(&block, &user_id, &salt, &b), user_id))
-            .await
-            .map_err(|e| e.to_string())?;
-    let v = verified.map_err(|e| format!("srp client: {e}"))?;
+    let user_id = get("USER_ID_FOR_SRP");
+    let v = client
+        .verify(&get("SECRET_BLOCK"), &user_id, &get("SALT"), &get("SRP_B"))
+        .map_err(|e| format!("srp client: {e}"))?;
     let answer = json!({
         "ClientId": p.client_id,
         "ChallengeName": "PASSWORD_VERIFIER",
@@ -481,17 +498,8 @@ async fn srp_sign_in(t: &Target, p: &Pool, user: usize) -> Outcome {
             "TIMESTAMP": v.timestamp,
         },
     });
-    let r = t
-        .call_public("RespondToAuthChallenge", &answer)
-        .await
-        .map_err(kind)?;
-    signed_in(&r)
-}
-
-/// Whether an answer holds tokens.
-fn signed_in(r: &Value) -> Outcome {
-    r["AuthenticationResult"]["AccessToken"]
-        .as_str()
-        .map(|_| ())
-        .ok_or_else(|| "no tokens".to_string())
+    holds(
+        &call(conn, "RespondToAuthChallenge", &answer)?,
+        "AccessToken",
+    )
 }
