@@ -121,9 +121,19 @@ fn call(conn: &mut Conn, action: &str, body: &Value) -> std::result::Result<Answ
     Ok(a)
 }
 
-/// Whether an answer holds `field` (an answer's tokens, say), without parsing all of it.
+/// Whether an answer holds `field` with a string value (an answer's tokens, say), without
+/// parsing all of it. Peers space their JSON differently (`"a": "b"` from Python's json).
 fn holds(a: &Answer, field: &str) -> Outcome {
-    if a.contains(format!("\"{field}\":\"").as_bytes()) {
+    let key = format!("\"{field}\"");
+    let found = a.body.windows(key.len()).enumerate().any(|(at, w)| {
+        w == key.as_bytes()
+            && a.body[at + key.len()..]
+                .iter()
+                .filter(|b| !b.is_ascii_whitespace())
+                .take(2)
+                .eq(b":\"".iter())
+    });
+    if found {
         Ok(())
     } else {
         Err(format!("no {field}"))
@@ -502,4 +512,51 @@ fn srp_sign_in(conn: &mut Conn, p: &Pool, user: usize) -> Outcome {
         &call(conn, "RespondToAuthChallenge", &answer)?,
         "AccessToken",
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answer(body: &str) -> Answer {
+        Answer {
+            status: 200,
+            body: body.as_bytes().to_vec(),
+        }
+    }
+
+    #[test]
+    fn holds_finds_a_string_field_however_the_json_is_spaced() {
+        assert!(
+            holds(
+                &answer(r#"{"AuthenticationResult":{"AccessToken":"x"}}"#),
+                "AccessToken"
+            )
+            .is_ok()
+        );
+        assert!(
+            holds(
+                &answer(r#"{"AuthenticationResult": {"AccessToken": "x"}}"#),
+                "AccessToken"
+            )
+            .is_ok()
+        );
+        assert!(
+            holds(
+                &answer(
+                    r#"{"AccessToken" :
+ "x"}"#
+                ),
+                "AccessToken"
+            )
+            .is_ok()
+        );
+    }
+
+    #[test]
+    fn holds_refuses_a_missing_or_non_string_field() {
+        assert!(holds(&answer(r#"{"Session":"AccessToken"}"#), "AccessToken").is_err());
+        assert!(holds(&answer(r#"{"AccessToken":null}"#), "AccessToken").is_err());
+        assert!(holds(&answer(r#"{"ChallengeName":"SMS_MFA"}"#), "AccessToken").is_err());
+    }
 }

@@ -31,10 +31,6 @@ impl Answer {
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
     }
-
-    pub fn contains(&self, needle: &[u8]) -> bool {
-        self.body.windows(needle.len()).any(|w| w == needle)
-    }
 }
 
 impl Conn {
