@@ -5,6 +5,7 @@
 //! every core, and the CPU one server-side SRP sign-in needs. `signin` drives the sign-in flows.
 
 mod gateway;
+mod rate;
 mod signin;
 mod wire;
 
@@ -604,13 +605,7 @@ fn main() -> Result<()> {
                 .filter_map(|h| h.split_once(':'))
                 .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
                 .collect();
-            tokio::runtime::Runtime::new()?.block_on(gateway::fixed_rate(
-                &url,
-                &headers,
-                rate,
-                seconds,
-                connections,
-            ))
+            rate::run(&url, &headers, rate, seconds, connections)
         }
     }
 }
