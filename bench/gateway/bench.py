@@ -363,8 +363,9 @@ def render(r):
     n = [f for f in r["fixed_rate"] if f["target"].startswith("nginx")]
     out += [f"Fixed rate {d[0]['rate']}/s (half of Cognate's peak) over 64 kept-alive connections, {r['seconds']} s per row:", "",
             "Latency counted from each request's planned time (wrk2's count), and in the last three columns "
-            "without the generator's own lateness (tokio's timer fires on 1 ms ticks; a request whose "
-            "connection was idle at its planned time counts from when it was sent):", "",
+            "without the generator's own lateness (its sender thread wakes within the kernel's timer slack, "
+            "50 µs, and may be kept from a core; a request that found a connection idle counts from when it "
+            "was sent, one that waited for a connection from its planned time):", "",
             "| Target | p50 ms | p90 ms | p99 ms | max ms | Errors | sent p50 ms | sent p90 ms | sent p99 ms |",
             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     sent = lambda f: (f"{f['sent_p50_ms']:.3f} | {f['sent_p90_ms']:.3f} | {f['sent_p99_ms']:.3f}"
