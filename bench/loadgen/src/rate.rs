@@ -50,6 +50,15 @@ impl Shared {
         self.pool.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// A connection closed while idle is no longer handed out.
+    fn drop_idle(&self, conn: usize) {
+        let mut p = self.pool();
+        if let Some(at) = p.idle.iter().position(|&c| c == conn) {
+            p.idle.swap_remove(at);
+            p.dead += 1;
+        }
+    }
+
     fn give_back(&self, conn: usize, ok: bool) {
         let mut p = self.pool();
         if ok {
@@ -158,7 +167,13 @@ pub fn run(
         }
     }
     done.store(true, Ordering::Relaxed);
-    let seen = reader.join().unwrap_or_default();
+    let mut seen = reader.join().unwrap_or_default();
+    // Requests still unanswered after the wait failed.
+    seen.errors += shared
+        .in_flight
+        .iter()
+        .filter(|f| lock(f).is_some())
+        .count();
     for w in &writers {
         let _ = w.shutdown(Shutdown::Both);
     }
@@ -249,10 +264,12 @@ fn take_answers(
             Err(_) => break,
         }
     }
-    // Closed: a request in flight on it failed.
+    // Closed: a request in flight on it failed; an idle connection leaves the pool.
     if lock(&shared.in_flight[i]).take().is_some() {
         seen.errors += 1;
         shared.give_back(i, false);
+    } else {
+        shared.drop_idle(i);
     }
     false
 }
