@@ -10,6 +10,7 @@
 //! GET showed a p50 of 1.2 ms from the planned time, of which 0.1 ms was the request). A thread's
 //! sleep wakes within the kernel's timer slack (50 µs).
 
+use std::collections::VecDeque;
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -30,8 +31,10 @@ struct InFlight {
 }
 
 struct Pool {
-    /// Connections waiting for a request.
-    idle: Vec<usize>,
+    /// Connections waiting for a request, the longest idle first: every connection carries an
+    /// equal share, as in wrk2 (most recently used first sent nearly everything over a few
+    /// connections, and so to whichever of the server's threads held them).
+    idle: VecDeque<usize>,
     /// Connections that failed and are gone.
     dead: usize,
     /// Whether the sender waits for a connection (only then is it woken: a wake-up is a
@@ -54,7 +57,7 @@ impl Shared {
     fn drop_idle(&self, conn: usize) {
         let mut p = self.pool();
         if let Some(at) = p.idle.iter().position(|&c| c == conn) {
-            p.idle.swap_remove(at);
+            p.idle.remove(at);
             p.dead += 1;
         }
     }
@@ -62,7 +65,7 @@ impl Shared {
     fn give_back(&self, conn: usize, ok: bool) {
         let mut p = self.pool();
         if ok {
-            p.idle.push(conn);
+            p.idle.push_back(conn);
         } else {
             p.dead += 1;
         }
@@ -112,7 +115,7 @@ pub fn run(
     }
     let shared = Arc::new(Shared {
         pool: Mutex::new(Pool {
-            idle: (0..connections).rev().collect(),
+            idle: (0..connections).collect(),
             dead: 0,
             waiting: false,
         }),
@@ -190,7 +193,7 @@ fn take_idle(shared: &Shared, connections: usize) -> Option<(usize, bool)> {
     let mut p = shared.pool();
     let mut waited = false;
     loop {
-        if let Some(conn) = p.idle.pop() {
+        if let Some(conn) = p.idle.pop_front() {
             return Some((conn, waited));
         }
         if p.dead == connections {
