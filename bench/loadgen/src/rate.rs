@@ -310,23 +310,14 @@ fn answers_in(buf: &mut Vec<u8>, i: usize, shared: &Shared, seen: &mut Seen) -> 
 /// A complete answer at the front of `buf`: its status and its length (head and body, by
 /// length or in chunks without trailers); `None` while it is incomplete.
 fn complete_answer(buf: &[u8]) -> Result<Option<(u16, usize)>> {
-    let mut headers = [httparse::EMPTY_HEADER; 32];
-    let mut res = httparse::Response::new(&mut headers);
-    let httparse::Status::Complete(head) = res.parse(buf)? else {
+    let Some(head) = crate::wire::answer_head(buf)? else {
         return Ok(None);
     };
-    let header = |name: &str| {
-        res.headers
-            .iter()
-            .find(|h| h.name.eq_ignore_ascii_case(name))
-            .map(|h| String::from_utf8_lossy(h.value).trim().to_ascii_lowercase())
-    };
-    let status = res.code.unwrap_or(0);
-    if header("transfer-encoding").is_some_and(|v| v.ends_with("chunked")) {
-        return Ok(chunked_end(buf, head)?.map(|end| (status, end)));
+    if head.chunked {
+        return Ok(chunked_end(buf, head.len)?.map(|end| (head.status, end)));
     }
-    let length = header("content-length").map_or(Ok(0), |v| v.parse::<usize>())?;
-    Ok((buf.len() >= head + length).then_some((status, head + length)))
+    let end = head.len + head.length.unwrap_or(0);
+    Ok((buf.len() >= end).then_some((head.status, end)))
 }
 
 /// Where a chunked body starting at `at` ends, once all of it is in `buf`.

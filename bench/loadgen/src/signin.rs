@@ -228,7 +228,7 @@ fn report(
     );
 }
 
-/// The `__type` of a failed call, from the error text `Target::call` makes.
+/// The `__type` of a failed call, from the error text `Target::call` or [`call`] makes.
 fn kind(e: anyhow::Error) -> String {
     let text = e.to_string();
     text.split("\"__type\":\"")

@@ -88,25 +88,14 @@ impl Conn {
         let stream = self.stream.as_mut().context("not connected")?;
         stream.write_all(request)?;
         self.buf.clear();
-        let (status, body_at, length, close) = loop {
+        let head = loop {
             read_more(stream, &mut self.buf)?;
-            let mut headers = [httparse::EMPTY_HEADER; 32];
-            let mut res = httparse::Response::new(&mut headers);
-            if let httparse::Status::Complete(n) = res.parse(&self.buf)? {
-                let header = |name: &str| {
-                    res.headers
-                        .iter()
-                        .find(|h| h.name.eq_ignore_ascii_case(name))
-                        .map(|h| String::from_utf8_lossy(h.value).into_owned())
-                };
-                let length: usize = header("content-length")
-                    .context("an answer without content-length")?
-                    .trim()
-                    .parse()?;
-                let close = header("connection").is_some_and(|v| v.eq_ignore_ascii_case("close"));
-                break (res.code.unwrap_or(0), n, length, close);
+            if let Some(h) = answer_head(&self.buf)? {
+                break h;
             }
         };
+        let (status, body_at, close) = (head.status, head.len, head.close);
+        let length = head.length.context("an answer without content-length")?;
         if length > MAX_ANSWER {
             bail!("an answer of {length} bytes");
         }
@@ -119,6 +108,39 @@ impl Conn {
         }
         Ok(Answer { status, body })
     }
+}
+
+/// An answer's head, parsed once all of it is in the buffer (also the fixed-rate load's, in
+/// `rate.rs`).
+pub struct Head {
+    pub status: u16,
+    /// Its length in bytes: the body starts there.
+    pub len: usize,
+    pub length: Option<usize>,
+    pub chunked: bool,
+    pub close: bool,
+}
+
+/// The head at the front of `buf`; `None` while it is incomplete.
+pub fn answer_head(buf: &[u8]) -> Result<Option<Head>> {
+    let mut headers = [httparse::EMPTY_HEADER; 32];
+    let mut res = httparse::Response::new(&mut headers);
+    let httparse::Status::Complete(len) = res.parse(buf)? else {
+        return Ok(None);
+    };
+    let header = |name: &str| {
+        res.headers
+            .iter()
+            .find(|h| h.name.eq_ignore_ascii_case(name))
+            .map(|h| String::from_utf8_lossy(h.value).trim().to_ascii_lowercase())
+    };
+    Ok(Some(Head {
+        status: res.code.unwrap_or(0),
+        len,
+        length: header("content-length").map(|v| v.parse()).transpose()?,
+        chunked: header("transfer-encoding").is_some_and(|v| v.ends_with("chunked")),
+        close: header("connection").is_some_and(|v| v == "close"),
+    }))
 }
 
 /// Appends what the socket has to `buf`; the peer closing is an error.
