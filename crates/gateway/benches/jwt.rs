@@ -1,7 +1,8 @@
 //! The authorizer's token check against its floor (issue 5, item 7): a raw RSA-2048 PKCS#1 v1.5
 //! SHA-256 verification of a token-sized message; the whole JWT check (split, base64, the
 //! signature, the claims' JSON, expiry) with `tokens::Verifier`; and a request whose token was
-//! verified before (the verified-token cache: a SHA-256 and a lookup, then the authorizer's rules).
+//! verified before (the verified-token cache: a keyed hash of the token's tail, a lookup and a
+//! comparison of the whole token, then the authorizer's rules).
 //!
 //!   cargo bench -p gateway --bench jwt
 

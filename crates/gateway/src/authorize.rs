@@ -9,7 +9,7 @@ use tokens::{Claims, Verifier};
 
 use std::sync::Arc;
 
-use crate::jwks::{KeyCache, Verified, VerifiedTokens};
+use crate::jwks::{KeyCache, Verified};
 use crate::responses::Refusal;
 
 #[derive(Debug, Clone)]
@@ -123,7 +123,7 @@ impl Authorizer {
 
     /// The claims of a token whose signature verifies with its issuer's keys, the issuer being
     /// one this authorizer accepts, and which has not expired. A token verified before is
-    /// recognised by its digest (no RSA work); its issuer and expiry are still checked.
+    /// recognised (no RSA work); its issuer and expiry are still checked.
     async fn verified_claims(
         &self,
         keys: &KeyCache,
@@ -131,8 +131,8 @@ impl Authorizer {
         now_s: i64,
     ) -> Result<Arc<Verified>, Refusal> {
         let deny = |reason| unauthorized(self.http_api(), reason);
-        let digest = VerifiedTokens::digest(token);
-        if let Some(claims) = keys.verified.get(&digest) {
+        let key = keys.verified.key(token);
+        if let Some(claims) = keys.verified.get(key, token) {
             if !str_claim(&claims, "iss").is_some_and(|i| self.issuer_allowed(i)) {
                 return Err(deny("the token's issuer is not accepted"));
             }
@@ -166,7 +166,7 @@ impl Authorizer {
             return Err(deny("the token's issuer is not accepted"));
         }
         let claims = Arc::new(Verified::new(claims));
-        keys.verified.insert(digest, claims.clone());
+        keys.verified.insert(key, token, claims.clone());
         Ok(claims)
     }
 

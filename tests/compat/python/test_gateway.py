@@ -255,6 +255,9 @@ def test_identity_validation_expression_matches_the_id_tokens_aud(env, tokens):
 
 def test_tampered_alg_none_and_hs256_tokens_are_401(env, tokens):
     url = env["gw"] + "/prod/users"
+    # The genuine token first, so the gateway remembers it as verified: a forged payload under
+    # its signature must still be refused.
+    assert requests.get(url, headers={"Authorization": tokens["IdToken"]}).status_code == 200
     header, payload, sig = tokens["IdToken"].split(".")
     claims = claims_of(tokens["IdToken"])
     forged = dict(claims, sub="someone-else")
