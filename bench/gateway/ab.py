@@ -7,6 +7,11 @@ drifts by several per cent within a minute; CPU per request is the steadier of t
 
     python3 bench/gateway/ab.py --a OLD_BINARY --b target/release/cognate [--pairs 8] [--seconds 5]
 
+--tweak-b runs a shell command (with {pid} gateway B's process) once B is up, for trying
+scheduler settings without a build. With --rate R each side instead gets R requests/s from the fixed-rate generator (as the
+benchmark's latency rows), beside a run straight to the upstream, and each pair gives B - A for
+the latency added at p50, p90 and p99 (from the planned time).
+
 The upstream and the token come from this tree's target/release/cognate-bench (build it first:
 cargo build --release -p cognate-bench).
 """
@@ -48,12 +53,36 @@ def gateway(binary, up, work, name, procs):
     return url, [f"Authorization: {setup['access_token']}", f"x-api-key: {gw.API_KEY}"], p.pid
 
 
+def latency(sides, direct, args):
+    """Pairs of fixed-rate rows, A and B in turn with a direct row between them."""
+    diffs = {q: [] for q in ("p50_ms", "p90_ms", "p99_ms")}
+    for i in range(args.pairs):
+        order = ("A", "B") if i % 2 == 0 else ("B", "A")
+        row = {}
+        for s in order:
+            url, headers, _ = sides[s]
+            row[s] = gw.rate(ROOT, url, args.rate, headers, seconds=args.seconds)
+            if s == order[0]:
+                row["direct"] = gw.rate(ROOT, direct[0], args.rate, direct[1], seconds=args.seconds)
+        for q in diffs:
+            diffs[q].append(row["B"][q] - row["A"][q])
+        print(f"pair {i + 1}: " + "; ".join(
+            f"{s} p50 {row[s]['p50_ms']:.3f} p90 {row[s]['p90_ms']:.3f} p99 {row[s]['p99_ms']:.3f}"
+            f" errors {row[s]['errors']}" for s in ("A", "direct", "B")), flush=True)
+    for q, xs in diffs.items():
+        se = statistics.stdev(xs) / len(xs) ** 0.5 if len(xs) > 1 else 0
+        print(f"{q[:3]} B - A: mean {statistics.mean(xs):+.3f} ± {se:.3f} ms, "
+              f"median {statistics.median(xs):+.3f} ms")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--a", required=True)
     ap.add_argument("--b", required=True)
     ap.add_argument("--pairs", type=int, default=8)
     ap.add_argument("--seconds", type=int, default=5)
+    ap.add_argument("--rate", type=int, help="compare latency at this fixed rate instead")
+    ap.add_argument("--tweak-b", help="shell command run once gateway B is up; {pid} is its pid")
     args = ap.parse_args()
     gw.SECONDS = args.seconds
     work = tempfile.mkdtemp(prefix="bench-gateway-ab-")
@@ -66,8 +95,13 @@ def main():
         sides = {"A": gateway(os.path.abspath(args.a), up, work, "a", procs),
                  "B": gateway(os.path.abspath(args.b), up, work, "b", procs)}
         upstream_pid = procs[0].pid
+        if args.tweak_b:
+            subprocess.run(args.tweak_b.format(pid=sides["B"][2]), shell=True, check=True)
         for side in sides.values():  # warm-up: pools filled, keys loaded
             gw.wrk(side[0], side[1])
+        if args.rate:
+            direct = (f"http://127.0.0.1:{up}/items", sides["A"][1])
+            return latency(sides, direct, args)
         cpu, rps = [], []
         for i in range(args.pairs):
             order = ("A", "B") if i % 2 == 0 else ("B", "A")
