@@ -97,6 +97,9 @@ enum Cmd {
         /// Kept-alive connections the requests are spread over.
         #[arg(long, default_value_t = 64)]
         connections: usize,
+        /// Writes each answered request's planned time and latency (ms) to this file.
+        #[arg(long)]
+        trace: Option<std::path::PathBuf>,
     },
     /// AdminCreateUser and SignUp throughput into a fresh pool.
     Writes {
@@ -599,13 +602,14 @@ fn main() -> Result<()> {
             rate,
             seconds,
             connections,
+            trace,
         } => {
             let headers: Vec<(String, String)> = headers
                 .iter()
                 .filter_map(|h| h.split_once(':'))
                 .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
                 .collect();
-            rate::run(&url, &headers, rate, seconds, connections)
+            rate::run(&url, &headers, rate, seconds, connections, trace.as_deref())
         }
     }
 }

@@ -75,20 +75,41 @@ impl Shared {
     }
 }
 
-/// What one reader saw: latencies (ms) from the planned time and from the send, and failures.
-#[derive(Default)]
+/// What one reader saw: latencies (ms) from the planned time and from the send, and failures;
+/// `at` holds each answered request's planned time (ms from `started`), in `lat`'s order.
 struct Seen {
+    at: Vec<f64>,
     lat: Vec<f64>,
     sent_lat: Vec<f64>,
     errors: usize,
+    started: Instant,
 }
 
+impl Seen {
+    /// Room for `expected` answers from the start: vectors doubling as they filled copied
+    /// megabytes at 2^k answers (0.1, 0.2, 0.4, … 6.6 s into a run at 20,000/s) and held up the
+    /// reading for milliseconds each time, a stall charged to every request in flight, direct
+    /// runs included (`--trace` showed the slow requests bunched at exactly those times).
+    fn new(started: Instant, expected: usize) -> Self {
+        Self {
+            at: Vec::with_capacity(expected),
+            lat: Vec::with_capacity(expected),
+            sent_lat: Vec::with_capacity(expected),
+            errors: 0,
+            started,
+        }
+    }
+}
+
+/// `trace`: a file to get each answered request's planned time and latency (ms, a line each),
+/// for seeing when the slow ones happen.
 pub fn run(
     url: &str,
     headers: &[(String, String)],
     rate: u64,
     seconds: f64,
     connections: usize,
+    trace: Option<&std::path::Path>,
 ) -> Result<()> {
     let uri: http::Uri = url.parse()?;
     if uri.scheme_str() != Some("http") {
@@ -128,12 +149,13 @@ pub fn run(
         polled.push(mio::net::TcpStream::from_std(w.try_clone()?));
     }
     let done = Arc::new(AtomicBool::new(false));
+    let started = Instant::now() + Duration::from_millis(50);
     let reader = {
         let (shared, done) = (shared.clone(), done.clone());
-        std::thread::spawn(move || read_answers(polled, &shared, &done))
+        let expected = usize::try_from(total).unwrap_or(0);
+        std::thread::spawn(move || read_answers(polled, &shared, &done, started, expected))
     };
 
-    let started = Instant::now() + Duration::from_millis(50);
     let mut unsent = 0usize;
     for k in 0..total {
         let planned = started + interval.mul_f64(k as f64);
@@ -170,7 +192,7 @@ pub fn run(
         }
     }
     done.store(true, Ordering::Relaxed);
-    let mut seen = reader.join().unwrap_or_default();
+    let mut seen = reader.join().unwrap_or_else(|_| Seen::new(started, 0));
     // Requests still unanswered after the wait failed.
     seen.errors += shared
         .in_flight
@@ -179,6 +201,15 @@ pub fn run(
         .count();
     for w in &writers {
         let _ = w.shutdown(Shutdown::Both);
+    }
+    if let Some(path) = trace {
+        let lines: String = seen
+            .at
+            .iter()
+            .zip(&seen.lat)
+            .map(|(at, lat)| format!("{at:.3} {lat:.3}\n"))
+            .collect();
+        std::fs::write(path, lines).with_context(|| format!("writing {}", path.display()))?;
     }
     report(url, rate, connections, seen, unsent);
     Ok(())
@@ -207,8 +238,14 @@ fn take_idle(shared: &Shared, connections: usize) -> Option<(usize, bool)> {
 }
 
 /// Takes every connection's answers until `done`, recording each one's latency.
-fn read_answers(mut streams: Vec<mio::net::TcpStream>, shared: &Shared, done: &AtomicBool) -> Seen {
-    let mut seen = Seen::default();
+fn read_answers(
+    mut streams: Vec<mio::net::TcpStream>,
+    shared: &Shared,
+    done: &AtomicBool,
+    started: Instant,
+    expected: usize,
+) -> Seen {
+    let mut seen = Seen::new(started, expected);
     let Ok(mut poll) = mio::Poll::new() else {
         seen.errors += 1;
         return seen;
@@ -297,6 +334,8 @@ fn answers_in(buf: &mut Vec<u8>, i: usize, shared: &Shared, seen: &mut Seen) -> 
             continue;
         };
         if (200..300).contains(&status) {
+            let at = sent.planned.saturating_duration_since(seen.started);
+            seen.at.push(at.as_secs_f64() * 1000.0);
             seen.lat.push(sent.planned.elapsed().as_secs_f64() * 1000.0);
             seen.sent_lat
                 .push(sent.counted_from.elapsed().as_secs_f64() * 1000.0);
