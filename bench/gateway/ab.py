@@ -8,9 +8,9 @@ drifts by several per cent within a minute; CPU per request is the steadier of t
     python3 bench/gateway/ab.py --a OLD_BINARY --b target/release/cognate [--pairs 8] [--seconds 5]
 
 --tweak-b runs a shell command (with {pid} gateway B's process) once B is up, for trying
-scheduler settings without a build. With --rate R each side instead gets R requests/s from the fixed-rate generator (as the
-benchmark's latency rows), beside a run straight to the upstream, and each pair gives B - A for
-the latency added at p50, p90 and p99 (from the planned time).
+scheduler settings without a build. With --rate R each side instead gets R requests/s from the
+fixed-rate generator (as the benchmark's latency rows), beside a run straight to the upstream,
+and each pair gives B - A for the latency added at p50, p90 and p99 (from the planned time).
 
 The upstream and the token come from this tree's target/release/cognate-bench (build it first:
 cargo build --release -p cognate-bench).

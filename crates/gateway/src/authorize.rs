@@ -131,8 +131,7 @@ impl Authorizer {
         now_s: i64,
     ) -> Result<Arc<Verified>, Refusal> {
         let deny = |reason| unauthorized(self.http_api(), reason);
-        let key = keys.verified.key(token);
-        if let Some(claims) = keys.verified.get(key, token) {
+        if let Some(claims) = keys.verified.get(token) {
             if !str_claim(&claims, "iss").is_some_and(|i| self.issuer_allowed(i)) {
                 return Err(deny("the token's issuer is not accepted"));
             }
@@ -166,7 +165,7 @@ impl Authorizer {
             return Err(deny("the token's issuer is not accepted"));
         }
         let claims = Arc::new(Verified::new(claims));
-        keys.verified.insert(key, token, claims.clone());
+        keys.verified.insert(token, claims.clone());
         Ok(claims)
     }
 

@@ -94,7 +94,7 @@ impl std::ops::Deref for Verified {
 
 impl VerifiedTokens {
     /// The key `token` is remembered by (see [`VerifiedTokens`]).
-    pub fn key(&self, token: &str) -> u64 {
+    fn key(&self, token: &str) -> u64 {
         let bytes = token.as_bytes();
         self.hasher
             .hash_one(&bytes[bytes.len().saturating_sub(TAIL)..])
@@ -106,7 +106,8 @@ impl VerifiedTokens {
     }
 
     /// The verified claims of exactly `token`, if it verified before.
-    pub fn get(&self, key: u64, token: &str) -> Option<Arc<Verified>> {
+    pub fn get(&self, token: &str) -> Option<Arc<Verified>> {
+        let key = self.key(token);
         let shard = self.shard(key).lock().ok()?;
         let remembered = shard.get(&key)?;
         (*remembered.token == *token).then(|| remembered.verified.clone())
@@ -114,7 +115,8 @@ impl VerifiedTokens {
 
     /// Remembers that `token` verified (replacing another token of the same key, which two
     /// different tokens share only by a chance of one in 2^64).
-    pub fn insert(&self, key: u64, token: &str, verified: Arc<Verified>) {
+    pub fn insert(&self, token: &str, verified: Arc<Verified>) {
+        let key = self.key(token);
         if let Ok(mut shard) = self.shard(key).lock() {
             if shard.len() >= PER_SHARD {
                 shard.clear();
@@ -344,21 +346,21 @@ mod tests {
         };
         let signature = "s".repeat(342);
         let genuine = format!("header.payload-of-alice.{signature}");
-        verified.insert(verified.key(&genuine), &genuine, claims("alice"));
-        let hit = verified.get(verified.key(&genuine), &genuine).unwrap();
+        verified.insert(&genuine, claims("alice"));
+        let hit = verified.get(&genuine).unwrap();
         assert_eq!(hit.claims["sub"], "alice");
         // Another payload under the same signature shares the key, not the verdict.
         let forged = format!("header.payload-of-mallory.{signature}");
         assert_eq!(verified.key(&forged), verified.key(&genuine));
-        assert!(verified.get(verified.key(&forged), &forged).is_none());
+        assert!(verified.get(&forged).is_none());
         // Nor does a token that is a part of the genuine one.
         let tail = &genuine[genuine.len() - TAIL..];
-        assert!(verified.get(verified.key(tail), tail).is_none());
+        assert!(verified.get(tail).is_none());
         // Once the forged one verifies (it cannot; say another key signed it), it replaces the
         // other under their shared key, and each is known only as itself.
-        verified.insert(verified.key(&forged), &forged, claims("mallory"));
-        assert!(verified.get(verified.key(&genuine), &genuine).is_none());
-        let hit = verified.get(verified.key(&forged), &forged).unwrap();
+        verified.insert(&forged, claims("mallory"));
+        assert!(verified.get(&genuine).is_none());
+        let hit = verified.get(&forged).unwrap();
         assert_eq!(hit.claims["sub"], "mallory");
     }
 }
