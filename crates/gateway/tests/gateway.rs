@@ -150,6 +150,185 @@ async fn local_pool_tokens_pass_and_everything_else_is_401() {
     assert_eq!(get(&g, "/api/test/me", None).await.0, 403);
 }
 
+/// `header.payload.signature` of exactly these header and payload texts, signed with `key`'s
+/// private key as any holder of it could.
+fn signed_raw(key: &SigningKey, header: &str, payload: &str) -> String {
+    use aws_lc_rs::{rand::SystemRandom, rsa::KeyPair, signature::RSA_PKCS1_SHA256};
+    use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+    let pair = KeyPair::from_pkcs8(&key.to_pkcs8().unwrap()).unwrap();
+    let input = format!(
+        "{}.{}",
+        URL_SAFE_NO_PAD.encode(header),
+        URL_SAFE_NO_PAD.encode(payload)
+    );
+    let mut sig = vec![0u8; pair.public_modulus_len()];
+    pair.sign(
+        &RSA_PKCS1_SHA256,
+        &SystemRandom::new(),
+        input.as_bytes(),
+        &mut sig,
+    )
+    .unwrap();
+    format!("{input}.{}", URL_SAFE_NO_PAD.encode(sig))
+}
+
+/// An HS256 token over `payload` whose HMAC key is `secret`.
+fn hs256(kid: &str, payload: &str, secret: &[u8]) -> String {
+    use aws_lc_rs::hmac;
+    use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+    let header = format!(r#"{{"kid":"{kid}","alg":"HS256","typ":"JWT"}}"#);
+    let input = format!(
+        "{}.{}",
+        URL_SAFE_NO_PAD.encode(header),
+        URL_SAFE_NO_PAD.encode(payload)
+    );
+    let tag = hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, secret), input.as_bytes());
+    format!("{input}.{}", URL_SAFE_NO_PAD.encode(tag.as_ref()))
+}
+
+/// Security checklist G1–G4, G6–G10, G14 and G19 through the gateway: every token below is
+/// refused with API Gateway's 401, each beside a genuine one that passes, so that a refusal
+/// for the wrong reason would show.
+#[tokio::test]
+async fn forged_and_ambiguous_tokens_are_401() {
+    use aws_lc_rs::{rsa::KeyPair, signature::KeyPair as _};
+    use base64::{
+        Engine, engine::general_purpose::STANDARD, engine::general_purpose::URL_SAFE_NO_PAD,
+    };
+
+    let key = Arc::new(SigningKey::generate().unwrap());
+    let g = gateway(
+        LOCAL,
+        Pools {
+            keys: vec![key.clone()],
+            signed_out: false,
+        },
+    );
+    let iss = format!("{BASE}/us-east-1_local");
+    let kid = key.kid().to_string();
+    let header = format!(r#"{{"kid":"{kid}","alg":"RS256"}}"#);
+    let payload = |extra: &str| {
+        format!(
+            r#"{{"sub":"s1","iss":"{iss}","token_use":"id","aud":"c1","iat":{}{extra}}}"#,
+            NOW - 10
+        )
+    };
+    let exp = format!(r#","exp":{}"#, NOW + 60);
+    let unauthorized = (401, r#"{"message":"Unauthorized"}"#.to_string());
+    let refused = async |token: &str, why: &str| {
+        assert_eq!(
+            get(&g, "/api/prod/me", Some(token)).await,
+            unauthorized,
+            "{why}"
+        );
+    };
+
+    let genuine = signed_raw(&key, &header, &payload(&exp));
+    assert_eq!(get(&g, "/api/prod/me", Some(&genuine)).await.0, 200);
+
+    // G2: HS256 keyed with the pool's public key, as PKCS#1 DER, as PEM and as the JWK's `n`.
+    let der = KeyPair::from_pkcs8(&key.to_pkcs8().unwrap())
+        .unwrap()
+        .public_key()
+        .as_ref()
+        .to_vec();
+    let pem = format!(
+        "-----BEGIN RSA PUBLIC KEY-----\n{}\n-----END RSA PUBLIC KEY-----\n",
+        STANDARD.encode(&der)
+    );
+    let n = URL_SAFE_NO_PAD.decode(key.jwk().n).unwrap();
+    for secret in [der.as_slice(), pem.as_bytes(), n.as_slice()] {
+        refused(
+            &hs256(&kid, &payload(&exp), secret),
+            "HS256 keyed with the public key",
+        )
+        .await;
+    }
+
+    // G3: the signature stripped, truncated, or taken from another genuine token.
+    let (signed, sig) = genuine.rsplit_once('.').unwrap();
+    refused(&format!("{signed}."), "no signature").await;
+    refused(&format!("{signed}.{}", &sig[..sig.len() - 8]), "truncated").await;
+    let other = signed_raw(&key, &header, &payload(&format!(r#"{exp},"x":1"#)));
+    let other_sig = other.rsplit_once('.').unwrap().1;
+    refused(
+        &format!("{signed}.{other_sig}"),
+        "another token's signature",
+    )
+    .await;
+
+    // G6: `kid`s meant for paths, SQL, C strings, or memory.
+    let long = "k".repeat(64 * 1024);
+    for bad in [
+        "../../../../etc/passwd",
+        "x' OR '1'='1",
+        "a\\u0000b",
+        long.as_str(),
+    ] {
+        let h = format!(r#"{{"kid":"{bad}","alg":"RS256"}}"#);
+        refused(&signed_raw(&key, &h, &payload(&exp)), "odd kid").await;
+    }
+
+    // G8 and G14: an unknown critical extension; members named twice; not base64url.
+    let crit = format!(r#"{{"kid":"{kid}","alg":"RS256","crit":["b64"],"b64":false}}"#);
+    refused(&signed_raw(&key, &crit, &payload(&exp)), "crit").await;
+    let two_algs = format!(r#"{{"kid":"{kid}","alg":"RS256","alg":"HS256"}}"#);
+    refused(&signed_raw(&key, &two_algs, &payload(&exp)), "alg twice").await;
+    let two_exps = payload(&format!(r#"{exp},"exp":{}"#, NOW - 3600));
+    refused(&signed_raw(&key, &header, &two_exps), "exp twice").await;
+    let two_subs = payload(&format!(r#"{exp},"sub":"admin""#));
+    refused(&signed_raw(&key, &header, &two_subs), "sub twice").await;
+    let std_b64 = genuine.replace('-', "+").replace('_', "/");
+    if std_b64 != genuine {
+        refused(&std_b64, "standard base64").await;
+    }
+    let (h, rest) = genuine.split_once('.').unwrap();
+    refused(&format!("{h}==.{rest}"), "padding").await;
+
+    // G9: no `exp`, a textual `exp`, an `nbf` and an `iat` in the future.
+    refused(&signed_raw(&key, &header, &payload("")), "no exp").await;
+    let text_exp = payload(&format!(r#","exp":"{}""#, NOW + 60));
+    refused(&signed_raw(&key, &header, &text_exp), "exp as text").await;
+    let nbf = payload(&format!(r#"{exp},"nbf":{}"#, NOW + 600));
+    refused(&signed_raw(&key, &header, &nbf), "nbf ahead").await;
+    let iat = format!(
+        r#"{{"sub":"s1","iss":"{iss}","token_use":"id","aud":"c1","iat":{}{exp}}}"#,
+        NOW + 600
+    );
+    refused(&signed_raw(&key, &header, &iat), "iat ahead").await;
+
+    // G10: the pool's issuer with a trailing slash, or with https for http.
+    for other_iss in [format!("{iss}/"), iss.replace("http://", "https://")] {
+        let p = payload(&exp).replace(
+            &format!(r#""iss":"{iss}""#),
+            &format!(r#""iss":"{other_iss}""#),
+        );
+        refused(&signed_raw(&key, &header, &p), "another issuer's spelling").await;
+    }
+
+    // G19: a token is remembered whole; the same user's token without the route's scope is
+    // refused after one with it passed.
+    let access = |scope: &str| {
+        tokens::sign(
+            &key,
+            &claims(
+                json!({"sub": "s1", "iss": iss, "token_use": "access", "client_id": "c1",
+                           "scope": scope, "origin_jti": "j", "exp": NOW + 60}),
+            ),
+        )
+        .unwrap()
+    };
+    let admin = access("aws.cognito.signin.user.admin");
+    assert_eq!(get(&g, "/api/prod/strict", Some(&admin)).await.0, 200);
+    assert_eq!(
+        get(&g, "/api/prod/strict", Some(&access("openid"))).await,
+        unauthorized
+    );
+
+    // The genuine token still passes after all of the above.
+    assert_eq!(get(&g, "/api/prod/me", Some(&genuine)).await.0, 200);
+}
+
 #[tokio::test]
 async fn the_opt_in_check_refuses_signed_out_access_tokens() {
     let key = Arc::new(SigningKey::generate().unwrap());

@@ -74,9 +74,13 @@ impl Verifier {
             .split('.')
             .next()
             .ok_or(Error::Malformed("no header"))?;
-        let header: Value = decode_json(header)?;
+        let header = decode_object(header)?;
         if header.get("alg").and_then(Value::as_str) != Some("RS256") {
             return Err(Error::Malformed("alg is not RS256"));
+        }
+        // RFC 7515 4.1.11: extensions named critical must be understood, and we know none.
+        if header.contains_key("crit") {
+            return Err(Error::Malformed("crit"));
         }
         header
             .get("kid")
@@ -100,7 +104,7 @@ impl Verifier {
             .map_err(|_| Error::Malformed("signature"))?;
         key.verify_sig(signed.as_bytes(), &sig)
             .map_err(|_| Error::BadSignature)?;
-        let claims: Claims = decode_json(payload)?;
+        let claims = decode_object(payload)?;
         let exp = claims
             .get("exp")
             .and_then(Value::as_i64)
@@ -119,14 +123,89 @@ pub fn unverified_claims(token: &str) -> Result<Claims> {
         .split('.')
         .nth(1)
         .ok_or(Error::Malformed("no payload"))?;
-    decode_json(payload)
+    decode_object(payload)
 }
 
-fn decode_json<T: serde::de::DeserializeOwned>(part: &str) -> Result<T> {
+/// A header or payload: unpadded base64url of a JSON object in which no object, at any depth,
+/// names a member twice — a parser that kept the first `exp` and one that kept the last would
+/// read two different tokens from the same signed bytes.
+fn decode_object(part: &str) -> Result<Claims> {
     let bytes = URL_SAFE_NO_PAD
         .decode(part)
         .map_err(|_| Error::Malformed("base64url"))?;
-    serde_json::from_slice(&bytes).map_err(|_| Error::Malformed("json"))
+    let mut de = serde_json::Deserializer::from_slice(&bytes);
+    let value = serde::Deserializer::deserialize_any(&mut de, Unique)
+        .map_err(|_| Error::Malformed("json"))?;
+    de.end().map_err(|_| Error::Malformed("json"))?;
+    match value {
+        Value::Object(m) => Ok(m),
+        _ => Err(Error::Malformed("not a JSON object")),
+    }
+}
+
+/// Builds a [`Value`] as serde_json's own does, refusing a member named twice in an object.
+struct Unique;
+
+impl<'de> serde::de::DeserializeSeed<'de> for Unique {
+    type Value = Value;
+    fn deserialize<D: serde::Deserializer<'de>>(
+        self,
+        d: D,
+    ) -> std::result::Result<Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Unique {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("JSON")
+    }
+    fn visit_bool<E>(self, v: bool) -> std::result::Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+    fn visit_i64<E>(self, v: i64) -> std::result::Result<Value, E> {
+        Ok(v.into())
+    }
+    fn visit_u64<E>(self, v: u64) -> std::result::Result<Value, E> {
+        Ok(v.into())
+    }
+    fn visit_f64<E>(self, v: f64) -> std::result::Result<Value, E> {
+        Ok(serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number))
+    }
+    fn visit_str<E>(self, v: &str) -> std::result::Result<Value, E> {
+        Ok(Value::String(v.to_string()))
+    }
+    fn visit_string<E>(self, v: String) -> std::result::Result<Value, E> {
+        Ok(Value::String(v))
+    }
+    fn visit_unit<E>(self) -> std::result::Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(
+        self,
+        mut seq: A,
+    ) -> std::result::Result<Value, A::Error> {
+        let mut items = Vec::new();
+        while let Some(v) = seq.next_element_seed(Unique)? {
+            items.push(v);
+        }
+        Ok(Value::Array(items))
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(
+        self,
+        mut map: A,
+    ) -> std::result::Result<Value, A::Error> {
+        let mut members = Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            let value = map.next_value_seed(Unique)?;
+            if members.insert(key, value).is_some() {
+                return Err(serde::de::Error::custom("a member named twice"));
+            }
+        }
+        Ok(Value::Object(members))
+    }
 }
 
 #[cfg(test)]
@@ -200,5 +279,86 @@ mod tests {
         let t = sign(&other, &claims(2000)).unwrap();
         assert_eq!(v.verify(&t, 1000), Err(Error::UnknownKey));
         assert!(matches!(v.verify("a.b", 1000), Err(Error::Malformed(_))));
+    }
+
+    /// `header.payload.signature` of the given header and payload text, signed by `key`.
+    fn signed_raw(key: &SigningKey, header: &str, payload: &[u8]) -> String {
+        let input = format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(header),
+            URL_SAFE_NO_PAD.encode(payload)
+        );
+        let sig = key.sign_bytes(input.as_bytes()).unwrap();
+        format!("{input}.{}", URL_SAFE_NO_PAD.encode(sig))
+    }
+
+    /// Security checklist G8 and G14: tokens whose bytes are genuinely signed but that read two
+    /// ways, or that demand extensions no one here understands, are refused.
+    #[test]
+    fn signed_tokens_that_read_two_ways_are_refused() {
+        let key = SigningKey::generate().unwrap();
+        let v = verifier(&key);
+        let kid = key.kid();
+        let good = format!(r#"{{"kid":"{kid}","alg":"RS256"}}"#);
+        let payload = br#"{"sub":"s","token_use":"access","exp":2000}"#;
+        assert!(v.verify(&signed_raw(&key, &good, payload), 1000).is_ok());
+        let malformed = |t: &str| matches!(v.verify(t, 1000), Err(Error::Malformed(_)));
+
+        let crit = format!(r#"{{"kid":"{kid}","alg":"RS256","crit":["exp"],"exp":1}}"#);
+        assert!(malformed(&signed_raw(&key, &crit, payload)));
+        let two_algs = format!(r#"{{"kid":"{kid}","alg":"RS256","alg":"none"}}"#);
+        assert!(malformed(&signed_raw(&key, &two_algs, payload)));
+        let two_exps = br#"{"sub":"s","token_use":"access","exp":2000,"exp":999999}"#;
+        assert!(malformed(&signed_raw(&key, &good, two_exps)));
+        let nested = br#"{"sub":"s","exp":2000,"address":{"country":"a","country":"b"}}"#;
+        assert!(malformed(&signed_raw(&key, &good, nested)));
+        let not_utf8 = b"{\"sub\":\"\xff\xfe\",\"exp\":2000}";
+        assert!(malformed(&signed_raw(&key, &good, not_utf8)));
+        assert!(malformed(&signed_raw(&key, &good, b"[1,2]")));
+        assert!(malformed(&signed_raw(&key, &good, br#"{"exp":2000} {}"#)));
+        // Only a string exp counts as missing: the claim must be a number.
+        let text_exp = br#"{"sub":"s","exp":"2000"}"#;
+        assert!(malformed(&signed_raw(&key, &good, text_exp)));
+
+        // Padding, and the standard alphabet's '+' and '/', are not base64url.
+        let t = signed_raw(&key, &good, payload);
+        let (head, rest) = t.split_once('.').unwrap();
+        let padded = format!("{head}=.{rest}");
+        assert!(malformed(&padded));
+        let sig_std = t.replace('-', "+").replace('_', "/");
+        if sig_std != t {
+            assert!(malformed(&sig_std));
+        }
+    }
+
+    /// Security checklist G7: a header naming a key of its own (`jwk`, `jku`, `x5u`, `x5c`)
+    /// changes nothing: only the verifier's keys count.
+    #[test]
+    fn keys_named_in_the_header_are_ignored() {
+        let key = SigningKey::generate().unwrap();
+        let v = verifier(&key);
+        let attacker = SigningKey::generate().unwrap();
+        let jwk = serde_json::to_string(&attacker.jwk()).unwrap();
+        let payload = br#"{"sub":"admin","token_use":"access","exp":2000}"#;
+        for (kid, extra) in [
+            (key.kid(), format!(r#""jwk":{jwk}"#)),
+            (attacker.kid(), format!(r#""jwk":{jwk}"#)),
+            (
+                key.kid(),
+                r#""jku":"http://attacker.example/jwks.json""#.to_string(),
+            ),
+            (
+                key.kid(),
+                r#""x5u":"http://attacker.example/cert.pem""#.to_string(),
+            ),
+            (key.kid(), r#""x5c":["MIIB"]"#.to_string()),
+        ] {
+            let header = format!(r#"{{"kid":"{kid}","alg":"RS256",{extra}}}"#);
+            let got = v.verify(&signed_raw(&attacker, &header, payload), 1000);
+            assert!(
+                matches!(got, Err(Error::BadSignature | Error::UnknownKey)),
+                "{header}: {got:?}"
+            );
+        }
     }
 }

@@ -225,13 +225,16 @@ def claims_of(token):
 
 
 def test_a_valid_id_token_reaches_the_upstream_with_exactly_its_claims(env, tokens):
-    res = requests.get(env["gw"] + "/prod/users", headers={"Authorization": tokens["IdToken"], "x-cognate-claims": '{"sub":"forged"}'})
+    # Identity headers a caller sends are replaced by the gateway's (security checklist G18).
+    forged = {"x-cognate-claims": '{"sub":"forged"}', "x-user-sub": "forged", "x-forwarded-proto": "https"}
+    res = requests.get(env["gw"] + "/prod/users", headers={"Authorization": tokens["IdToken"], **forged})
     assert res.status_code == 200, res.text
     seen = res.json()
     assert seen["path"] == "/users"
     assert json.loads(seen["headers"]["x-cognate-claims"]) == claims_of(tokens["IdToken"])
     assert seen["headers"]["x-user-sub"] == claims_of(tokens["IdToken"])["sub"]
     assert seen["headers"]["x-forwarded-for"] == "127.0.0.1"
+    assert seen["headers"]["x-forwarded-proto"] == "http"
     # With "Bearer " too.
     res = requests.get(env["gw"] + "/prod/users", headers={"Authorization": "Bearer " + tokens["IdToken"]})
     assert res.status_code == 200
@@ -512,6 +515,98 @@ def test_dot_segments_never_reach_the_upstream(env, tokens):
         assert res.status == 403, (path, body)
         assert json.loads(body) == {"message": "Missing Authentication Token"}
         conn.close()
+
+
+def test_path_variants_never_skip_the_authorizer(env):
+    """Security checklist G16: spellings of a protected path (doubled slashes, dot segments,
+    case, `;` parameters, encoded slashes and dots) either find no route (403) or the route's own
+    authorizer (401) — never the upstream without a token."""
+    import http.client
+
+    port = env["ports"]["gw_port"]
+    variants = [
+        "/prod//users", "/prod/./users", "/prod/x/../users", "/prod/%2e/users", "/prod/USERS",
+        "/prod/users;admin", "/prod/users/", "/prod/users%2f", "/prod/%75sers", "/prod/health/../users",
+        "/prod/files/..%2f..%2fusers", "//prod/users", "/PROD/users",
+    ]
+    for path in variants:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+        conn.request("GET", path)
+        res = conn.getresponse()
+        body = json.loads(res.read())
+        conn.close()
+        assert (res.status, body) in ((401, {"message": "Unauthorized"}), (403, {"message": "Missing Authentication Token"})), (path, res.status, body)
+
+
+def _exchange(port, data, timeout=5):
+    """Sends `data` as it is on a new connection and returns every byte the gateway sends back
+    until it closes the connection, with whether it did."""
+    import socket
+
+    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    s.sendall(data)
+    got, closed = b"", False
+    try:
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                closed = True
+                break
+            got += chunk
+    except ConnectionResetError:
+        closed = True  # closed with our unread bytes still in its buffer
+    except socket.timeout:
+        pass
+    s.close()
+    return got, closed
+
+
+def test_ambiguous_framing_is_refused_or_read_one_way_only(env, tokens):
+    """Security checklist G17. Two different Content-Lengths, and an obsolete folded header
+    line: 400 and the connection closed. Content-Length beside Transfer-Encoding: chunked: the
+    framing hyper settles before the gateway sees the request is RFC 9112's (the chunked coding
+    wins, Content-Length is dropped) and the connection is closed after the answer, so the body
+    is read one way, reaches the upstream framed one way, and nothing behind it is read as a
+    request. (The checklist asks 400 for this case too; see docs/security.md.)"""
+    port = env["ports"]["gw_port"]
+    head = f"POST /prod/files/smuggle HTTP/1.1\r\nHost: gw\r\nAuthorization: {tokens['IdToken']}\r\n"
+    smuggled = b"GET /prod/health HTTP/1.1\r\nHost: gw\r\n\r\n"
+
+    got, closed = _exchange(port, (head + "Content-Length: 5\r\nContent-Length: 6\r\n\r\n").encode() + b"hello!" + smuggled)
+    assert got.startswith(b"HTTP/1.1 400 "), got[:200]
+    assert got.count(b"HTTP/1.1 ") == 1 and closed, got
+
+    got, closed = _exchange(port, (head + "Content-Length: 0\r\nX-Folded: a\r\n b\r\n\r\n").encode() + smuggled)
+    assert got.startswith(b"HTTP/1.1 400 "), got[:200]
+    assert got.count(b"HTTP/1.1 ") == 1 and closed, got
+
+    for te_first in (False, True):
+        body = b"5\r\nhello\r\n0\r\n\r\n"
+        framing = ["Content-Length: 3", "Transfer-Encoding: chunked"]
+        if te_first:
+            framing.reverse()
+        got, closed = _exchange(port, (head + "\r\n".join(framing) + "\r\n\r\n").encode() + body + smuggled)
+        assert got.startswith(b"HTTP/1.1 200 "), got[:200]
+        assert got.count(b"HTTP/1.1 ") == 1 and closed, got
+        assert b'{"ok":true}' not in got
+        seen = json.loads(got.split(b"\r\n\r\n", 1)[1])
+        assert seen["body_length"] == 5, seen
+        assert "content-length" not in seen["headers"] or "transfer-encoding" not in seen["headers"], seen
+
+
+def test_oversized_and_deeply_nested_tokens_are_refused(env):
+    """Security checklist G15: a 9 KiB token, a 64 KiB one and a header nested 100,000 deep
+    are 401; a 1 MiB header is 431 before any of it is parsed."""
+    url = env["gw"] + "/prod/users"
+    unauthorized(requests.get(url, headers={"Authorization": "e" * (9 * 1024)}))
+    unauthorized(requests.get(url, headers={"Authorization": "Bearer " + "eyJ" * (22 * 1024)}))
+    enc = lambda b: base64.urlsafe_b64encode(b).rstrip(b"=").decode()
+    deep = enc(b"[" * 100_000) + "." + enc(b"{}") + ".c2ln"
+    unauthorized(requests.get(url, headers={"Authorization": deep}))
+    port = env["ports"]["gw_port"]
+    got, closed = _exchange(port, b"GET /prod/users HTTP/1.1\r\nHost: gw\r\nAuthorization: " + b"e" * (1 << 20) + b"\r\n\r\n")
+    assert got.startswith(b"HTTP/1.1 431 "), got[:200]
+    assert closed
 
 
 def test_zz_expired_tokens_are_401(env, tokens):
