@@ -24,7 +24,7 @@ fn unauthorized_attribute() -> Error {
 
 /// Users may not set verification flags or developer-only attributes, nor attributes their app
 /// client may not write.
-fn check_user_writes(pool: &Pool, client: &Client, names: &[&str]) -> Result<()> {
+pub(crate) fn check_user_writes(pool: &Pool, client: &Client, names: &[&str]) -> Result<()> {
     for name in names {
         let developer_only = attributes::find(&pool.config, name).is_some_and(|a| a.developer_only);
         let client_may = client

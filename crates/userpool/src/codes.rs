@@ -1,5 +1,6 @@
-//! One-time codes and the messages that carry them. Codes are six digits, live 24 hours, allow
-//! five wrong tries, and only their keyed hash is stored.
+//! One-time codes and the messages that carry them. Codes are six digits, live 24 hours (a
+//! password reset's one hour, as AWS documents), allow five wrong tries, and only their keyed
+//! hash is stored.
 
 use crate::error::{Error, Result};
 use crate::model::*;
@@ -7,6 +8,8 @@ use crate::store::{CodeAttempt, NewCode, Redeem, SendLimit};
 use crate::{Directory, SendError};
 
 pub(crate) const CODE_TTL_MS: Millis = 24 * 3600 * 1000;
+/// AWS: "The recovery code is valid for one hour" (Recovering user accounts).
+const RESET_CODE_TTL_MS: Millis = 3600 * 1000;
 pub(crate) const MAX_ATTEMPTS: u32 = 5;
 /// Sends of one code purpose to one user allowed per window: generous enough for any real
 /// flow (a resend seconds after sign-up), tight enough to stop a flood.
@@ -121,7 +124,10 @@ impl Directory {
         let message = CodeMessage {
             purpose,
             kind,
-            ttl: CODE_TTL_MS,
+            ttl: match purpose {
+                CodePurpose::ForgotPassword => RESET_CODE_TTL_MS,
+                _ => CODE_TTL_MS,
+            },
             subject,
             template,
         };

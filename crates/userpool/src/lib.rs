@@ -134,6 +134,8 @@ pub struct Directory {
     verified: recent::TtlCache<[u8; 32], auth::VerifiedAccess>,
     code_key: [u8; 32],
     refresh_key: [u8; 32],
+    /// Keys the stand-in SRP answers for users who do not exist (`srp_auth::Decoy`).
+    decoy_key: [u8; 32],
     account_id: String,
     issuer_base: String,
 }
@@ -142,6 +144,7 @@ impl Directory {
     pub fn new(deps: Deps) -> Self {
         let code_key = deps.vault.derive_key("cognate/codes/v1");
         let refresh_key = deps.vault.derive_key("cognate/refresh-tokens/v1");
+        let decoy_key = deps.vault.derive_key("cognate/srp-decoys/v1");
         let keys = keys::KeyRing::new(
             deps.store.clone(),
             deps.vault.clone(),
@@ -160,6 +163,7 @@ impl Directory {
             vault: deps.vault,
             code_key,
             refresh_key,
+            decoy_key,
             account_id: deps.account_id,
             issuer_base: deps.issuer_base,
         }

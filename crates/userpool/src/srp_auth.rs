@@ -29,6 +29,61 @@ struct SrpState {
 
 const CONTEXT: &[u8] = b"srp-secret-block/v1";
 
+/// What USER_SRP_AUTH answers for a user who does not exist (PreventUserExistenceErrors), the
+/// same every time for the same pool and name, as a real user's salt is (security checklist A2):
+/// salt and verifier are keyed hashes of the pool and the name, so nothing is stored and two
+/// calls cannot tell the user apart from a real one. Where a real user's USER_ID_FOR_SRP could
+/// not be the name typed (an e-mail or phone number in a pool that signs in with them, or keeps
+/// them as aliases), it is a UUID like the ones such pools give their users.
+struct Decoy {
+    user_id: String,
+    salt: [u8; 16],
+    verifier: Vec<u8>,
+}
+
+impl Decoy {
+    fn new(key: &[u8; 32], pool: &Pool, typed: &str) -> Self {
+        use aws_lc_rs::hmac;
+        let key = hmac::Key::new(hmac::HMAC_SHA256, key);
+        let name = crate::users::username_key(pool, typed);
+        let mac = |label: &str| {
+            let msg = format!("{label}\n{}\n{name}", pool.id);
+            hmac::sign(&key, msg.as_bytes())
+        };
+        let id = mac("id");
+        let mut salt = [0u8; 16];
+        salt.copy_from_slice(&id.as_ref()[..16]);
+        let c = &pool.config;
+        let sign_in_name = |attr: &str, looks: fn(&str) -> bool| {
+            looks(typed)
+                && (c.username_attributes.iter().any(|a| a == attr)
+                    || c.alias_attributes.iter().any(|a| a == attr))
+        };
+        let user_id = if sign_in_name("email", crate::attributes::is_email)
+            || sign_in_name("phone_number", crate::attributes::is_phone)
+        {
+            let mut bytes = [0u8; 16];
+            bytes.copy_from_slice(&id.as_ref()[16..32]);
+            uuid::Builder::from_random_bytes(bytes)
+                .into_uuid()
+                .to_string()
+        } else {
+            typed.to_string()
+        };
+        // A verifier is any number below N; 383 bytes always are.
+        let mut verifier = Vec::with_capacity(srp::N_BYTES);
+        for i in 0..12 {
+            verifier.extend_from_slice(mac(&format!("verifier {i}")).as_ref());
+        }
+        verifier.truncate(srp::N_BYTES - 1);
+        Self {
+            user_id,
+            salt,
+            verifier,
+        }
+    }
+}
+
 fn incorrect() -> Error {
     Error::not_authorized("Incorrect username or password.")
 }
@@ -117,9 +172,8 @@ impl Directory {
             }
             None if client.config.prevent_user_existence_errors == "ENABLED" => {
                 // A challenge for nobody: it can only end in "Incorrect username or password".
-                let salt: [u8; 16] = self.random_bytes();
-                let v = srp::verifier(pool.srp_name(), username, "", &salt).to_vec();
-                (String::new(), username.to_string(), salt.to_vec(), v)
+                let d = Decoy::new(&self.decoy_key, pool, username);
+                (String::new(), d.user_id, d.salt.to_vec(), d.verifier)
             }
             None => return Err(Error::UserNotFound),
         };
@@ -179,7 +233,22 @@ impl Directory {
         if !self.use_once(&st.id, st.expires).await? {
             return Err(incorrect());
         }
-        if st.sub.is_empty() || !canonical {
+        if !canonical {
+            return Err(incorrect());
+        }
+        if st.sub.is_empty() {
+            // As long as a wrong password's answer takes: the same two exponentiations (the
+            // verifier differs from the challenge's, which changes nothing but the result).
+            let d = Decoy::new(&self.decoy_key, pool, &st.username);
+            if let (Ok(a), Ok(big_b), Ok(b)) = (
+                hex::decode(&st.a),
+                hex::decode(&st.big_b),
+                hex::decode(&st.b),
+            ) {
+                self.hasher
+                    .run(move |_| srp::session_key(&a, &big_b, &b, &d.verifier))
+                    .await?;
+            }
             return Err(incorrect());
         }
         let _turn = self.turns.turn(&st.sub).await;

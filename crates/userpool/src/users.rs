@@ -275,7 +275,7 @@ impl Directory {
     }
 
     pub async fn sign_up(&self, req: SignUp) -> Result<SignUpOutcome> {
-        let (_client, pool) = self
+        let (client, pool) = self
             .public_client(&req.client_id, &req.username, req.secret_hash.as_deref())
             .await?;
         if pool.config.admin_create_user.allow_admin_create_user_only {
@@ -288,6 +288,10 @@ impl Directory {
             .as_deref()
             .ok_or_else(|| Error::invalid("Password is required."))?;
         let mut attrs = attributes::check_writes(&pool.config, &req.attributes, Writer::Creating)?;
+        // A user signing up is held to the client's write permissions, as in
+        // UpdateUserAttributes: no verification flags (security checklist A16).
+        let names: Vec<&str> = req.attributes.iter().map(|(n, _)| n.as_str()).collect();
+        crate::account::check_user_writes(&pool, &client, &names)?;
         let (username, sub) = self.new_identity(&pool, &req.username, &mut attrs)?;
         attributes::check_required(&pool.config, &attrs)?;
         crate::password::check_policy(&pool.config.password_policy, password)?;
@@ -691,6 +695,14 @@ impl Directory {
     ) -> Result<()> {
         let pool = self.admin_pool(grant, pool_id).await?;
         let mut user = self.user(&pool, username).await?;
+        if !enabled {
+            // AWS: AdminDisableUser "revokes all access tokens for the user", so enabling the
+            // user again does not bring them back (security checklist A11). Signed out first: if
+            // the update then fails, the user is only signed out and a retry completes it.
+            self.store
+                .revoke_refresh_tokens(&pool.id, &user.sub, self.now())
+                .await?;
+        }
         user.enabled = enabled;
         user.modified = self.now();
         self.store.update_user(&user, false).await?;

@@ -100,6 +100,36 @@ def test_users_cannot_write_verification_flags_or_attributes_their_client_may_no
     assert attrs["given_name"] == "Bo" and "family_name" not in attrs
 
 
+def test_sign_up_is_held_to_the_same_write_rules(idp, unsigned_idp, make_pool, make_client):
+    """Security checklist A16: a user signing up cannot mark an address verified, nor write an
+    attribute the client may not; nothing is created when refused."""
+    pool = make_pool(AutoVerifiedAttributes=["email"])
+    open_client = make_client(pool["Id"], ExplicitAuthFlows=FLOWS)
+    limited = make_client(pool["Id"], ExplicitAuthFlows=FLOWS, WriteAttributes=["email"])
+    cases = [
+        (open_client["ClientId"], [{"Name": "email_verified", "Value": "true"}]),
+        (open_client["ClientId"], [{"Name": "phone_number", "Value": "+15555550100"},
+                                   {"Name": "phone_number_verified", "Value": "true"}]),
+        (limited["ClientId"], [{"Name": "given_name", "Value": "Eve"}]),
+    ]
+    for client_id, extra in cases:
+        username = unique("eve")
+        with pytest.raises(ClientError) as e:
+            unsigned_idp.sign_up(ClientId=client_id, Username=username, Password=GOOD_PASSWORD,
+                                 UserAttributes=[{"Name": "email", "Value": f"{username}@example.com"}, *extra])
+        assert error_code(e.value) == "NotAuthorizedException", extra
+        assert e.value.response["Error"]["Message"] == "A client attempted to write unauthorized attribute"
+        with pytest.raises(ClientError) as e:
+            idp.admin_get_user(UserPoolId=pool["Id"], Username=username)
+        assert error_code(e.value) == "UserNotFoundException"
+    # The same sign-up without the flag goes through, unverified until the code comes back.
+    username = unique("eve")
+    unsigned_idp.sign_up(ClientId=limited["ClientId"], Username=username, Password=GOOD_PASSWORD,
+                         UserAttributes=[{"Name": "email", "Value": f"{username}@example.com"}])
+    attrs = {a["Name"]: a["Value"] for a in idp.admin_get_user(UserPoolId=pool["Id"], Username=username)["UserAttributes"]}
+    assert attrs.get("email_verified", "false") == "false"
+
+
 def test_delete_user_attributes(unsigned_idp, account):
     s = account()
     unsigned_idp.delete_user_attributes(AccessToken=s["AccessToken"], UserAttributeNames=["given_name"])

@@ -147,3 +147,47 @@ def test_the_lockout_ends_with_time_and_old_failures_are_forgotten(clocked):
     c["advance"](15 * 60 + 1)
     fail(4)
     assert "AuthenticationResult" in _sign_in(c["public"], client_id, name)
+
+
+def test_a_password_reset_code_lives_one_hour_and_a_temporary_password_seven_days(clocked):
+    """Security checklist A7 and A13, as AWS documents them: a ForgotPassword code is valid for
+    one hour (sign-up and attribute codes for 24), and a temporary password for the pool's
+    TemporaryPasswordValidityDays (7 by default)."""
+    from cognate_helpers import latest_code
+
+    c = clocked
+    admin, public, pool_id = c["admin"], c["public"], c["pool_id"]
+    client_id = c["client"]()
+    name = unique("reset")
+    admin.admin_create_user(UserPoolId=pool_id, Username=name, MessageAction="SUPPRESS",
+                            UserAttributes=[{"Name": "email", "Value": f"{name}@example.com"},
+                                            {"Name": "email_verified", "Value": "true"}])
+    admin.admin_set_user_password(UserPoolId=pool_id, Username=name, Password=GOOD_PASSWORD, Permanent=True)
+    temporary = c["user"](temporary=True)  # before the clock moves: admin calls are signed
+    endpoint = admin.meta.endpoint_url
+
+    def reset_code(count):
+        public.forgot_password(ClientId=client_id, Username=name)
+        return latest_code(endpoint, pool_id, name, kind="forgot_password", count=count)
+
+    def confirm(code):
+        public.confirm_forgot_password(ClientId=client_id, Username=name, ConfirmationCode=code,
+                                       Password="Another-Good-Pass-7")
+
+    code = reset_code(1)
+    c["advance"](3600 + 1)
+    with pytest.raises(ClientError) as e:
+        confirm(code)
+    assert error_code(e.value) == "ExpiredCodeException"
+    code = reset_code(2)
+    c["advance"](3600 - 60)
+    confirm(code)
+    assert _sign_in(public, client_id, name, "Another-Good-Pass-7")["AuthenticationResult"]
+
+    c["advance"](6 * 86400)  # about six days and two hours since it was made
+    assert _sign_in(public, client_id, temporary, "Temp-Pass-123")["ChallengeName"] == "NEW_PASSWORD_REQUIRED"
+    c["advance"](86400)
+    with pytest.raises(ClientError) as e:
+        _sign_in(public, client_id, temporary, "Temp-Pass-123")
+    assert error_code(e.value) == "NotAuthorizedException"
+    assert "Temporary password has expired" in e.value.response["Error"]["Message"]

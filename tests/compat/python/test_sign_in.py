@@ -190,6 +190,23 @@ def test_admin_user_global_sign_out(unsigned_idp, idp, signin):
     assert error_code(e.value) == "NotAuthorizedException"
 
 
+def test_disabling_a_user_revokes_their_tokens_for_good(unsigned_idp, idp, signin):
+    """Security checklist A11, and AWS's AdminDisableUser ("revokes all access tokens for the
+    user"): enabling the user again does not bring the old tokens back."""
+    old = _password_auth(unsigned_idp, signin)["AuthenticationResult"]
+    idp.admin_disable_user(UserPoolId=signin["pool_id"], Username=signin["username"])
+    idp.admin_enable_user(UserPoolId=signin["pool_id"], Username=signin["username"])
+    with pytest.raises(ClientError) as e:
+        unsigned_idp.get_user(AccessToken=old["AccessToken"])
+    assert "Access Token has been revoked" in str(e.value)
+    with pytest.raises(ClientError) as e:
+        _refresh(unsigned_idp, signin, old["RefreshToken"])
+    assert "Refresh Token has been revoked" in str(e.value)
+    # Enabled again, the user signs in afresh.
+    new = _password_auth(unsigned_idp, signin)["AuthenticationResult"]
+    assert unsigned_idp.get_user(AccessToken=new["AccessToken"])["Username"] == signin["username"]
+
+
 def test_revoke_token_kills_one_family_only(unsigned_idp, signin):
     one = _password_auth(unsigned_idp, signin)["AuthenticationResult"]
     two = _password_auth(unsigned_idp, signin)["AuthenticationResult"]

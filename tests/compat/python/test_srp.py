@@ -55,6 +55,40 @@ def test_srp_with_an_email_alias_uses_user_id_for_srp(unsigned_idp, srp_user):
     assert me["Username"] == u["internal"]
 
 
+def test_an_unknown_user_is_answered_alike_every_time(unsigned_idp, srp_user):
+    """Security checklist A2, with PreventUserExistenceErrors: USER_SRP_AUTH for a user who does
+    not exist answers the same SALT and USER_ID_FOR_SRP on every call, as for a real user, and a
+    UUID for USER_ID_FOR_SRP where real users have one; the answer to the challenge is the wrong
+    password's."""
+    import uuid
+
+    def challenge(u, name):
+        params = _srp(unsigned_idp, u, username=name).get_auth_params()
+        got = unsigned_idp.initiate_auth(ClientId=u["client"]["ClientId"], AuthFlow="USER_SRP_AUTH",
+                                         AuthParameters=params)
+        assert got["ChallengeName"] == "PASSWORD_VERIFIER"
+        return got["ChallengeParameters"]["SALT"], got["ChallengeParameters"]["USER_ID_FOR_SRP"]
+
+    for pool_kwargs in ({}, {"UsernameAttributes": ["email"]}):
+        u = srp_user(pool_kwargs=pool_kwargs, PreventUserExistenceErrors="ENABLED")
+        nobody = f"{unique('nobody')}@example.com" if pool_kwargs else unique("nobody")
+        real = challenge(u, u["username"])
+        assert challenge(u, u["username"]) == real
+        fake = challenge(u, nobody)
+        assert challenge(u, nobody) == fake, pool_kwargs
+        assert fake[0] != real[0] and len(fake[0]) >= 24
+        if pool_kwargs:
+            # Real users of e-mail-as-username pools have UUIDs; so does nobody.
+            assert str(uuid.UUID(real[1])) == real[1] and str(uuid.UUID(fake[1])) == fake[1]
+            assert fake[1] != nobody
+        else:
+            assert (real[1], fake[1]) == (u["username"], nobody)
+        with pytest.raises(ClientError) as e:
+            _srp(unsigned_idp, u, username=nobody).authenticate_user()
+        assert error_code(e.value) == "NotAuthorizedException"
+        assert e.value.response["Error"]["Message"] == "Incorrect username or password."
+
+
 def test_srp_with_a_client_secret(unsigned_idp, srp_user):
     u = srp_user(GenerateSecret=True)
     tokens = _srp(unsigned_idp, u).authenticate_user()
