@@ -108,3 +108,33 @@ def test_secret_hash_with_email_username(endpoint, idp, unsigned_idp, make_pool,
     code = latest_code(endpoint, pool["Id"], user["Username"])
     unsigned_idp.confirm_sign_up(ClientId=client["ClientId"], Username=email, ConfirmationCode=code, SecretHash=sh)
     assert idp.admin_get_user(UserPoolId=pool["Id"], Username=email)["UserStatus"] == "CONFIRMED"
+
+
+def test_sign_in_needs_the_secret_hash(idp, unsigned_idp, make_pool, make_client):
+    """Security checklist A14 on the sign-in actions: USER_PASSWORD_AUTH, USER_SRP_AUTH and
+    REFRESH_TOKEN_AUTH without SECRET_HASH, or with one for another user, are refused."""
+    pool = make_pool()
+    client = make_client(pool["Id"], GenerateSecret=True,
+                         ExplicitAuthFlows=["ALLOW_USER_PASSWORD_AUTH", "ALLOW_USER_SRP_AUTH", "ALLOW_REFRESH_TOKEN_AUTH"])
+    cid, secret = client["ClientId"], client["ClientSecret"]
+    name = unique("sh")
+    idp.admin_create_user(UserPoolId=pool["Id"], Username=name, MessageAction="SUPPRESS")
+    idp.admin_set_user_password(UserPoolId=pool["Id"], Username=name, Password=GOOD_PASSWORD, Permanent=True)
+
+    def password_auth(**extra):
+        return unsigned_idp.initiate_auth(ClientId=cid, AuthFlow="USER_PASSWORD_AUTH",
+                                          AuthParameters={"USERNAME": name, "PASSWORD": GOOD_PASSWORD, **extra})
+
+    for extra in ({}, {"SECRET_HASH": secret_hash("someone-else", cid, secret)}, {"SECRET_HASH": "AAAA"}):
+        with pytest.raises(ClientError) as e:
+            password_auth(**extra)
+        assert error_code(e.value) == "NotAuthorizedException", extra
+        with pytest.raises(ClientError) as e:
+            unsigned_idp.initiate_auth(ClientId=cid, AuthFlow="USER_SRP_AUTH",
+                                       AuthParameters={"USERNAME": name, "SRP_A": "2", **extra})
+        assert error_code(e.value) == "NotAuthorizedException", extra
+    tokens = password_auth(SECRET_HASH=secret_hash(name, cid, secret))["AuthenticationResult"]
+    with pytest.raises(ClientError) as e:
+        unsigned_idp.initiate_auth(ClientId=cid, AuthFlow="REFRESH_TOKEN_AUTH",
+                                   AuthParameters={"REFRESH_TOKEN": tokens["RefreshToken"], "SECRET_HASH": "AAAA"})
+    assert error_code(e.value) == "NotAuthorizedException"

@@ -112,6 +112,25 @@ def test_a_secret_block_answers_once(unsigned_idp, srp_user):
     assert error_code(e.value) == "NotAuthorizedException"
 
 
+def test_a_secret_block_answers_only_its_own_client(unsigned_idp, make_client, srp_user):
+    """Security checklist A6: the challenge of one app client cannot be answered through another
+    of the same pool, and the refusal does not use it up."""
+    u = srp_user()
+    other = make_client(u["pool_id"], ExplicitAuthFlows=["ALLOW_USER_SRP_AUTH", "ALLOW_REFRESH_TOKEN_AUTH"])
+    aws = _srp(unsigned_idp, u)
+    auth_params = aws.get_auth_params()
+    res = unsigned_idp.initiate_auth(AuthFlow="USER_SRP_AUTH", AuthParameters=auth_params,
+                                     ClientId=u["client"]["ClientId"])
+    responses = aws.process_challenge(res["ChallengeParameters"], auth_params)
+    with pytest.raises(ClientError) as e:
+        unsigned_idp.respond_to_auth_challenge(ClientId=other["ClientId"], ChallengeName="PASSWORD_VERIFIER",
+                                               ChallengeResponses=responses)
+    assert error_code(e.value) == "NotAuthorizedException"
+    ok = unsigned_idp.respond_to_auth_challenge(ClientId=u["client"]["ClientId"], ChallengeName="PASSWORD_VERIFIER",
+                                                ChallengeResponses=responses)
+    assert "AccessToken" in ok["AuthenticationResult"]
+
+
 def test_a_timestamp_in_the_wrong_format_is_an_invalid_parameter(unsigned_idp, srp_user):
     u = srp_user()
     aws = _srp(unsigned_idp, u)
