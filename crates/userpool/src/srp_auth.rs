@@ -30,11 +30,13 @@ struct SrpState {
 const CONTEXT: &[u8] = b"srp-secret-block/v1";
 
 /// What USER_SRP_AUTH answers for a user who does not exist (PreventUserExistenceErrors), the
-/// same every time for the same pool and name, as a real user's salt is (security checklist A2):
-/// salt and verifier are keyed hashes of the pool and the name, so nothing is stored and two
-/// calls cannot tell the user apart from a real one. Where a real user's USER_ID_FOR_SRP could
-/// not be the name typed (an e-mail or phone number in a pool that signs in with them, or keeps
-/// them as aliases), it is a UUID like the ones such pools give their users.
+/// same every time for the same pool and name (in any spelling that would find the same real
+/// user), as a real user's salt is (security checklist A2): salt and verifier are keyed hashes of
+/// the pool and the name, so nothing is stored and two calls cannot tell the user apart from a
+/// real one. Where a real user's USER_ID_FOR_SRP could not be the name typed (an e-mail or phone
+/// number in a pool that signs in with them, or keeps them as aliases), it is a UUID, as real
+/// users of e-mail- or phone-as-username pools have (in alias pools real usernames are the app's
+/// own choice, which a stand-in cannot imitate).
 struct Decoy {
     user_id: String,
     salt: [u8; 16],
@@ -45,7 +47,21 @@ impl Decoy {
     fn new(key: &[u8; 32], pool: &Pool, typed: &str) -> Self {
         use aws_lc_rs::hmac;
         let key = hmac::Key::new(hmac::HMAC_SHA256, key);
-        let name = crate::users::username_key(pool, typed);
+        let c = &pool.config;
+        let sign_in_name = |attr: &str, looks: fn(&str) -> bool| {
+            looks(typed)
+                && (c.username_attributes.iter().any(|a| a == attr)
+                    || c.alias_attributes.iter().any(|a| a == attr))
+        };
+        let by_email = sign_in_name("email", crate::attributes::is_email);
+        let by_phone = sign_in_name("phone_number", crate::attributes::is_phone);
+        // Every spelling that would find the same real user gets the same answer: e-mail
+        // addresses are looked up lower-cased whatever the pool's case sensitivity.
+        let name = if by_email {
+            typed.to_lowercase()
+        } else {
+            crate::users::username_key(pool, typed)
+        };
         let mac = |label: &str| {
             let msg = format!("{label}\n{}\n{name}", pool.id);
             hmac::sign(&key, msg.as_bytes())
@@ -53,22 +69,14 @@ impl Decoy {
         let id = mac("id");
         let mut salt = [0u8; 16];
         salt.copy_from_slice(&id.as_ref()[..16]);
-        let c = &pool.config;
-        let sign_in_name = |attr: &str, looks: fn(&str) -> bool| {
-            looks(typed)
-                && (c.username_attributes.iter().any(|a| a == attr)
-                    || c.alias_attributes.iter().any(|a| a == attr))
-        };
-        let user_id = if sign_in_name("email", crate::attributes::is_email)
-            || sign_in_name("phone_number", crate::attributes::is_phone)
-        {
+        let user_id = if by_email || by_phone {
             let mut bytes = [0u8; 16];
             bytes.copy_from_slice(&id.as_ref()[16..32]);
             uuid::Builder::from_random_bytes(bytes)
                 .into_uuid()
                 .to_string()
         } else {
-            typed.to_string()
+            name.clone()
         };
         // A verifier is any number below N; 383 bytes always are.
         let mut verifier = Vec::with_capacity(srp::N_BYTES);

@@ -695,17 +695,18 @@ impl Directory {
     ) -> Result<()> {
         let pool = self.admin_pool(grant, pool_id).await?;
         let mut user = self.user(&pool, username).await?;
+        user.enabled = enabled;
+        user.modified = self.now();
+        self.store.update_user(&user, false).await?;
         if !enabled {
             // AWS: AdminDisableUser "revokes all access tokens for the user", so enabling the
-            // user again does not bring them back (security checklist A11). Signed out first: if
-            // the update then fails, the user is only signed out and a retry completes it.
+            // user again does not bring them back (security checklist A11). Revoked after the
+            // user is disabled, so that only a sign-in already past its checks can still add a
+            // token; if this fails, the call fails and its retry revokes again.
             self.store
                 .revoke_refresh_tokens(&pool.id, &user.sub, self.now())
                 .await?;
         }
-        user.enabled = enabled;
-        user.modified = self.now();
-        self.store.update_user(&user, false).await?;
         Ok(())
     }
 

@@ -544,8 +544,12 @@ def _exchange(port, data, timeout=5):
     import socket
 
     s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
-    s.sendall(data)
     got, closed = b"", False
+    try:
+        # The gateway may answer and close before it has read everything (a 431).
+        s.sendall(data)
+    except OSError:
+        pass
     try:
         while True:
             chunk = s.recv(65536)
@@ -553,7 +557,7 @@ def _exchange(port, data, timeout=5):
                 closed = True
                 break
             got += chunk
-    except ConnectionResetError:
+    except (ConnectionResetError, BrokenPipeError):
         closed = True  # closed with our unread bytes still in its buffer
     except socket.timeout:
         pass

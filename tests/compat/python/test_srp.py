@@ -76,6 +76,11 @@ def test_an_unknown_user_is_answered_alike_every_time(unsigned_idp, srp_user):
         assert challenge(u, u["username"]) == real
         fake = challenge(u, nobody)
         assert challenge(u, nobody) == fake, pool_kwargs
+        if pool_kwargs:
+            # E-mail addresses are found in any case: a real one's answer does not change with
+            # the spelling, and neither does nobody's.
+            assert challenge(u, u["username"].upper()) == real
+            assert challenge(u, nobody.upper()) == fake
         assert fake[0] != real[0] and len(fake[0]) >= 24
         if pool_kwargs:
             # Real users of e-mail-as-username pools have UUIDs; so does nobody.
@@ -126,6 +131,7 @@ def test_a_secret_block_answers_only_its_own_client(unsigned_idp, make_client, s
         unsigned_idp.respond_to_auth_challenge(ClientId=other["ClientId"], ChallengeName="PASSWORD_VERIFIER",
                                                ChallengeResponses=responses)
     assert error_code(e.value) == "NotAuthorizedException"
+    assert e.value.response["Error"]["Message"] == "Invalid session for the user, session is expired."
     ok = unsigned_idp.respond_to_auth_challenge(ClientId=u["client"]["ClientId"], ChallengeName="PASSWORD_VERIFIER",
                                                 ChallengeResponses=responses)
     assert "AccessToken" in ok["AuthenticationResult"]
