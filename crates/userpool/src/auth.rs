@@ -273,9 +273,17 @@ impl Directory {
                     req.client_id
                 ))
             })?;
-        // SECRET_HASH for refreshes is computed over the internal username (spec 03 §3.3).
+        let user = self
+            .store
+            .find_user_recent(&client.pool_id, &family.sub)
+            .await?
+            .ok_or_else(invalid)?;
+        // SECRET_HASH for refreshes: clients hash the internal username (the tokens' `username`,
+        // the `sub` in e-mail-as-username pools); either is accepted (spec 03 §3.3).
         let secret_hash = req.params.get("SECRET_HASH").map(String::as_str);
-        crate::clients::check_secret_hash(&client, &family.sub, secret_hash)?;
+        if crate::clients::check_secret_hash(&client, &user.username, secret_hash).is_err() {
+            crate::clients::check_secret_hash(&client, &family.sub, secret_hash)?;
+        }
         check_flow(&client, "REFRESH_TOKEN_AUTH")?;
         if rotation_grace(&client).is_some() {
             return Err(Error::not_authorized(
@@ -283,11 +291,6 @@ impl Directory {
             ));
         }
         check_family(&family, self.now())?;
-        let user = self
-            .store
-            .find_user_recent(&client.pool_id, &family.sub)
-            .await?
-            .ok_or_else(invalid)?;
         if !user.enabled {
             return Err(Error::not_authorized("User is disabled."));
         }

@@ -1,5 +1,6 @@
 """SECRET_HASH on public actions for an app client that has a secret."""
 
+import jwt
 import pytest
 from botocore.exceptions import ClientError
 
@@ -134,7 +135,15 @@ def test_sign_in_needs_the_secret_hash(idp, unsigned_idp, make_pool, make_client
                                        AuthParameters={"USERNAME": name, "SRP_A": "2", **extra})
         assert error_code(e.value) == "NotAuthorizedException", extra
     tokens = password_auth(SECRET_HASH=secret_hash(name, cid, secret))["AuthenticationResult"]
+
+    def refresh(hash_):
+        return unsigned_idp.initiate_auth(ClientId=cid, AuthFlow="REFRESH_TOKEN_AUTH",
+                                          AuthParameters={"REFRESH_TOKEN": tokens["RefreshToken"], "SECRET_HASH": hash_})
+
     with pytest.raises(ClientError) as e:
-        unsigned_idp.initiate_auth(ClientId=cid, AuthFlow="REFRESH_TOKEN_AUTH",
-                                   AuthParameters={"REFRESH_TOKEN": tokens["RefreshToken"], "SECRET_HASH": "AAAA"})
+        refresh("AAAA")
     assert error_code(e.value) == "NotAuthorizedException"
+    # A refresh's hash is over the internal username (the tokens' `username`) or the `sub`.
+    sub = jwt.decode(tokens["AccessToken"], options={"verify_signature": False})["sub"]
+    for over in (name, sub):
+        assert "AccessToken" in refresh(secret_hash(over, cid, secret))["AuthenticationResult"]
