@@ -61,7 +61,7 @@ fn bind_shared(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
 
 /// Serves each of `sockets` from a thread of its own (named `{name}-{i}`), answering every
 /// request with `handler(request, caller)`, until `stopped` turns true; then each thread lets
-/// its requests in flight finish and ends.
+/// its requests in flight finish and ends. Returns the threads, to wait for that end.
 ///
 /// HTTP/1 straight on hyper, without a router: these addresses have one handler (an API's
 /// own), and axum's connection builder (which also sniffs for HTTP/2 and allows upgrades) and
@@ -71,19 +71,22 @@ pub fn serve_per_core<H, F>(
     sockets: Vec<std::net::TcpListener>,
     handler: H,
     stopped: watch::Receiver<bool>,
-) -> std::io::Result<()>
+) -> std::io::Result<Vec<std::thread::JoinHandle<()>>>
 where
     H: Fn(Request<Incoming>, SocketAddr) -> F + Clone + Send + 'static,
     F: Future<Output = Response<Body>> + Send + 'static,
 {
+    let mut threads = Vec::new();
     for (i, socket) in sockets.into_iter().enumerate() {
         let (handler, stopped) = (handler.clone(), stopped.clone());
         let thread = format!("{name}-{i}");
-        std::thread::Builder::new()
-            .name(thread.clone())
-            .spawn(move || serve_one(&thread, socket, handler, stopped))?;
+        threads.push(
+            std::thread::Builder::new()
+                .name(thread.clone())
+                .spawn(move || serve_one(&thread, socket, handler, stopped))?,
+        );
     }
-    Ok(())
+    Ok(threads)
 }
 
 fn serve_one<H, F>(

@@ -386,6 +386,9 @@ pub async fn serve(settings: Settings) -> Result<()> {
     )
     .with_graceful_shutdown(shutdown_signal())
     .await?;
+    // The APIs' own addresses too (security checklist R5: drain within 10 s), before the quota
+    // counts their last requests added are written.
+    apis.drain(std::time::Duration::from_secs(10)).await;
     // The quota counts this node still holds.
     if let Some(usage) = apis.gateway.usage() {
         usage.flush().await;

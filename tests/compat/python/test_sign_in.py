@@ -207,6 +207,34 @@ def test_disabling_a_user_revokes_their_tokens_for_good(unsigned_idp, idp, signi
     assert unsigned_idp.get_user(AccessToken=new["AccessToken"])["Username"] == signin["username"]
 
 
+def test_passwords_are_compared_as_given_whole_and_unnormalised(unsigned_idp, idp, signin):
+    """Security checklist A12: a password is the exact string set — its Unicode normalisation form
+    is part of it (no normalisation, documented in docs/security.md) and no length is cut off."""
+    import unicodedata
+
+    def sign_in_with(password):
+        return _password_auth(unsigned_idp, signin, password)
+
+    def refused(password):
+        with pytest.raises(ClientError) as e:
+            sign_in_with(password)
+        assert error_code(e.value) == "NotAuthorizedException"
+
+    composed = unicodedata.normalize("NFC", "Crème-Brûlée-42")
+    decomposed = unicodedata.normalize("NFD", composed)
+    assert composed != decomposed
+    idp.admin_set_user_password(UserPoolId=signin["pool_id"], Username=signin["username"], Password=composed,
+                                Permanent=True)
+    assert sign_in_with(composed)["AuthenticationResult"]
+    refused(decomposed)
+    long = "Aa1-" + "x" * 251 + "y"  # 256 characters, the most a password may have
+    idp.admin_set_user_password(UserPoolId=signin["pool_id"], Username=signin["username"], Password=long,
+                                Permanent=True)
+    assert sign_in_with(long)["AuthenticationResult"]
+    refused(long[:-1] + "z")
+    refused(long[:72])
+
+
 def test_revoke_token_kills_one_family_only(unsigned_idp, signin):
     one = _password_auth(unsigned_idp, signin)["AuthenticationResult"]
     two = _password_auth(unsigned_idp, signin)["AuthenticationResult"]
