@@ -51,6 +51,17 @@ fn gateway(yaml: &str, pools: Pools) -> Gateway {
     g
 }
 
+/// The LOCAL definition over a pool whose one key is `key`.
+fn local_gateway(key: &Arc<SigningKey>, signed_out: bool) -> Gateway {
+    gateway(
+        LOCAL,
+        Pools {
+            keys: vec![key.clone()],
+            signed_out,
+        },
+    )
+}
+
 fn claims(v: Value) -> Claims {
     match v {
         Value::Object(m) => m,
@@ -104,13 +115,7 @@ apis:
 #[tokio::test]
 async fn local_pool_tokens_pass_and_everything_else_is_401() {
     let key = Arc::new(SigningKey::generate().unwrap());
-    let g = gateway(
-        LOCAL,
-        Pools {
-            keys: vec![key.clone()],
-            signed_out: false,
-        },
-    );
+    let g = local_gateway(&key, false);
     let iss = format!("{BASE}/us-east-1_local");
     assert_eq!(
         get(&g, "/api/prod/me", Some(&id_token(&key, &iss, NOW + 60))).await,
@@ -197,13 +202,7 @@ async fn forged_and_ambiguous_tokens_are_401() {
     };
 
     let key = Arc::new(SigningKey::generate().unwrap());
-    let g = gateway(
-        LOCAL,
-        Pools {
-            keys: vec![key.clone()],
-            signed_out: false,
-        },
-    );
+    let g = local_gateway(&key, false);
     let iss = format!("{BASE}/us-east-1_local");
     let kid = key.kid().to_string();
     let header = format!(r#"{{"kid":"{kid}","alg":"RS256"}}"#);
@@ -340,21 +339,9 @@ async fn the_opt_in_check_refuses_signed_out_access_tokens() {
                        "scope": "aws.cognito.signin.user.admin", "origin_jti": "j", "exp": NOW + 60})),
     )
     .unwrap();
-    let live = gateway(
-        LOCAL,
-        Pools {
-            keys: vec![key.clone()],
-            signed_out: false,
-        },
-    );
+    let live = local_gateway(&key, false);
     assert_eq!(get(&live, "/api/prod/strict", Some(&access)).await.0, 200);
-    let out = gateway(
-        LOCAL,
-        Pools {
-            keys: vec![key],
-            signed_out: true,
-        },
-    );
+    let out = local_gateway(&key, true);
     assert_eq!(get(&out, "/api/prod/strict", Some(&access)).await.0, 401);
 }
 

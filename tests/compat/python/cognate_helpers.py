@@ -46,6 +46,21 @@ NO_RETRY = Config(retries={"mode": "standard", "total_max_attempts": 1}, connect
 REPO_ROOT = Path(__file__).resolve().parents[3]
 
 
+def admin_and_public(endpoint: str):
+    """boto3 cognito-idp clients for a server of the test's own: one signing with the admin
+    credentials, one sending unsigned requests as apps do."""
+    import boto3
+    import botocore
+
+    kw = dict(endpoint_url=endpoint, region_name=REGION)
+    admin = boto3.session.Session().client(
+        "cognito-idp", aws_access_key_id=ACCESS_KEY_ID, aws_secret_access_key=SECRET_ACCESS_KEY,
+        config=NO_RETRY, **kw)
+    public = boto3.session.Session().client(
+        "cognito-idp", config=NO_RETRY.merge(Config(signature_version=botocore.UNSIGNED)), **kw)
+    return admin, public
+
+
 def unique(prefix: str = "t") -> str:
     """A short unique name usable as pool/client/group/user name."""
     return f"{prefix}{uuid.uuid4().hex[:10]}"

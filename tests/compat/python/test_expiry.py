@@ -1,16 +1,13 @@
 """Expiry, seen by boto3 and the aws CLI without waiting: each test runs its own server and moves
 that server's clock forward with the development hook `POST /_cognate/clock/advance`."""
 
-import boto3
-import botocore
 import pyotp
 import pytest
 import requests
-from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from cognate_helpers import (
-    ACCESS_KEY_ID, GOOD_PASSWORD, NO_RETRY, REGION, SECRET_ACCESS_KEY, cli_env, error_code, run_cli, unique,
+    GOOD_PASSWORD, admin_and_public, cli_env, error_code, run_cli, unique,
 )
 from conftest import launch_server
 
@@ -21,12 +18,7 @@ FLOWS = ["ALLOW_USER_PASSWORD_AUTH", "ALLOW_REFRESH_TOKEN_AUTH"]
 def clocked(tmp_path):
     """A private server, its clients, a pool with a password-flow client, and a clock to move."""
     server = launch_server()
-    kw = dict(endpoint_url=server.endpoint, region_name=REGION)
-    admin = boto3.session.Session().client(
-        "cognito-idp", aws_access_key_id=ACCESS_KEY_ID, aws_secret_access_key=SECRET_ACCESS_KEY,
-        config=NO_RETRY, **kw)
-    public = boto3.session.Session().client(
-        "cognito-idp", config=NO_RETRY.merge(Config(signature_version=botocore.UNSIGNED)), **kw)
+    admin, public = admin_and_public(server.endpoint)
     pool_id = admin.create_user_pool(PoolName=unique("clock"))["UserPool"]["Id"]
 
     def advance(seconds):

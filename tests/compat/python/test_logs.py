@@ -2,15 +2,12 @@
 at the most verbose level, through every flow that carries one (boto3, pycognito and pyotp against
 a server of this module's own, logging at `trace`)."""
 
-import boto3
-import botocore
 import pyotp
 import pytest
-from botocore.config import Config
 from botocore.exceptions import ClientError
 from pycognito.aws_srp import AWSSRP
 
-from cognate_helpers import ACCESS_KEY_ID, NO_RETRY, REGION, SECRET_ACCESS_KEY, latest_code, unique
+from cognate_helpers import SECRET_ACCESS_KEY, admin_and_public, latest_code, secret_hash, unique
 from conftest import launch_server
 
 FLOWS = ["ALLOW_USER_PASSWORD_AUTH", "ALLOW_USER_SRP_AUTH", "ALLOW_REFRESH_TOKEN_AUTH"]
@@ -23,12 +20,7 @@ def test_secrets_never_reach_the_log(tmp_path):
     server = launch_server(workdir=str(tmp_path), extra_env={"COGNATE_LOG": "trace"})
     secrets = {"the admin secret key": SECRET_ACCESS_KEY, "a wrong password": WRONG}
     try:
-        kw = dict(endpoint_url=server.endpoint, region_name=REGION)
-        admin = boto3.session.Session().client(
-            "cognito-idp", aws_access_key_id=ACCESS_KEY_ID, aws_secret_access_key=SECRET_ACCESS_KEY,
-            config=NO_RETRY, **kw)
-        public = boto3.session.Session().client(
-            "cognito-idp", config=NO_RETRY.merge(Config(signature_version=botocore.UNSIGNED)), **kw)
+        admin, public = admin_and_public(server.endpoint)
         pool_id = admin.create_user_pool(PoolName=unique("logs"), AutoVerifiedAttributes=["email"])["UserPool"]["Id"]
         admin.set_user_pool_mfa_config(UserPoolId=pool_id, MfaConfiguration="OPTIONAL",
                                        SoftwareTokenMfaConfiguration={"Enabled": True})
@@ -39,7 +31,6 @@ def test_secrets_never_reach_the_log(tmp_path):
         name = unique("logged")
 
         def sh(user=name):
-            from cognate_helpers import secret_hash
             return secret_hash(user, cid, client_secret)
 
         def password_auth(password):

@@ -8,13 +8,10 @@ import subprocess
 import time
 import uuid
 
-import boto3
-import botocore
 import pytest
-from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from cognate_helpers import ACCESS_KEY_ID, GOOD_PASSWORD, NO_RETRY, REGION, SECRET_ACCESS_KEY, error_code, unique
+from cognate_helpers import GOOD_PASSWORD, admin_and_public, error_code, unique
 from conftest import launch_server
 
 PG_URL = os.environ.get("COGNATE_TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/test")
@@ -53,13 +50,7 @@ def nodes():
                 os.environ[k] = v
     clients = []
     for node in (a, b):
-        kw = dict(endpoint_url=node.endpoint, region_name=REGION)
-        admin = boto3.session.Session().client(
-            "cognito-idp", aws_access_key_id=ACCESS_KEY_ID, aws_secret_access_key=SECRET_ACCESS_KEY,
-            config=NO_RETRY, **kw)
-        public = boto3.session.Session().client(
-            "cognito-idp", config=NO_RETRY.merge(Config(signature_version=botocore.UNSIGNED)), **kw)
-        clients.append((admin, public))
+        clients.append(admin_and_public(node.endpoint))
     yield clients
     a.stop()
     b.stop()
