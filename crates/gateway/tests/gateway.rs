@@ -159,36 +159,36 @@ async fn local_pool_tokens_pass_and_everything_else_is_401() {
 /// private key as any holder of it could.
 fn signed_raw(key: &SigningKey, header: &str, payload: &str) -> String {
     use aws_lc_rs::{rand::SystemRandom, rsa::KeyPair, signature::RSA_PKCS1_SHA256};
-    use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
     let pair = KeyPair::from_pkcs8(&key.to_pkcs8().unwrap()).unwrap();
-    let input = format!(
-        "{}.{}",
-        URL_SAFE_NO_PAD.encode(header),
-        URL_SAFE_NO_PAD.encode(payload)
-    );
-    let mut sig = vec![0u8; pair.public_modulus_len()];
-    pair.sign(
-        &RSA_PKCS1_SHA256,
-        &SystemRandom::new(),
-        input.as_bytes(),
-        &mut sig,
-    )
-    .unwrap();
-    format!("{input}.{}", URL_SAFE_NO_PAD.encode(sig))
+    compact(header, payload, |input| {
+        let mut sig = vec![0u8; pair.public_modulus_len()];
+        pair.sign(&RSA_PKCS1_SHA256, &SystemRandom::new(), input, &mut sig)
+            .unwrap();
+        sig
+    })
 }
 
 /// An HS256 token over `payload` whose HMAC key is `secret`.
 fn hs256(kid: &str, payload: &str, secret: &[u8]) -> String {
     use aws_lc_rs::hmac;
-    use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
     let header = format!(r#"{{"kid":"{kid}","alg":"HS256","typ":"JWT"}}"#);
+    compact(&header, payload, |input| {
+        hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, secret), input)
+            .as_ref()
+            .to_vec()
+    })
+}
+
+/// `header.payload.signature`, the signature made by `sign` over the first two parts.
+fn compact(header: &str, payload: &str, sign: impl FnOnce(&[u8]) -> Vec<u8>) -> String {
+    use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
     let input = format!(
         "{}.{}",
         URL_SAFE_NO_PAD.encode(header),
         URL_SAFE_NO_PAD.encode(payload)
     );
-    let tag = hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, secret), input.as_bytes());
-    format!("{input}.{}", URL_SAFE_NO_PAD.encode(tag.as_ref()))
+    let sig = sign(input.as_bytes());
+    format!("{input}.{}", URL_SAFE_NO_PAD.encode(sig))
 }
 
 /// Security checklist G1–G4, G6–G10, G14 and G19 through the gateway: every token below is

@@ -244,19 +244,21 @@ impl Directory {
         if !canonical {
             return Err(incorrect());
         }
+        let (a, big_b, b) = match (
+            hex::decode(&st.a),
+            hex::decode(&st.big_b),
+            hex::decode(&st.b),
+        ) {
+            (Ok(a), Ok(big_b), Ok(b)) => (a, big_b, b),
+            _ => return Err(incorrect()),
+        };
         if st.sub.is_empty() {
             // As long as a wrong password's answer takes: the same two exponentiations (the
             // verifier differs from the challenge's, which changes nothing but the result).
             let d = Decoy::new(&self.decoy_key, pool, &st.username);
-            if let (Ok(a), Ok(big_b), Ok(b)) = (
-                hex::decode(&st.a),
-                hex::decode(&st.big_b),
-                hex::decode(&st.b),
-            ) {
-                self.hasher
-                    .run(move |_| srp::session_key(&a, &big_b, &b, &d.verifier))
-                    .await?;
-            }
+            self.hasher
+                .run(move |_| srp::session_key(&a, &big_b, &b, &d.verifier))
+                .await?;
             return Err(incorrect());
         }
         let _turn = self.turns.turn(&st.sub).await;
@@ -270,14 +272,6 @@ impl Directory {
         let verifier = self
             .vault
             .open(&cred.srp_verifier_sealed, &srp_context(&pool.id, &user.sub))?;
-        let (a, big_b, b) = match (
-            hex::decode(&st.a),
-            hex::decode(&st.big_b),
-            hex::decode(&st.b),
-        ) {
-            (Ok(a), Ok(big_b), Ok(b)) => (a, big_b, b),
-            _ => return Err(incorrect()),
-        };
         // Two 3072-bit exponentiations: CPU work, on the hashing threads.
         let key = self
             .hasher

@@ -165,21 +165,30 @@ def _refresh(unsigned_idp, s, token):
                                       AuthParameters={"REFRESH_TOKEN": token})
 
 
+def _assert_signed_out(unsigned_idp, signin, session):
+    """The session's access token is refused by GetUser and its refresh token by a refresh, both
+    as revoked."""
+    with pytest.raises(ClientError) as e:
+        unsigned_idp.get_user(AccessToken=session["AccessToken"])
+    assert error_code(e.value) == "NotAuthorizedException"
+    assert "Access Token has been revoked" in str(e.value)
+    with pytest.raises(ClientError) as e:
+        _refresh(unsigned_idp, signin, session["RefreshToken"])
+    assert "Refresh Token has been revoked" in str(e.value)
+
+
+def _signs_in_afresh(unsigned_idp, signin):
+    again = _password_auth(unsigned_idp, signin)["AuthenticationResult"]
+    assert unsigned_idp.get_user(AccessToken=again["AccessToken"])["Username"] == signin["username"]
+
+
 def test_global_sign_out_kills_refresh_and_access_tokens(unsigned_idp, signin):
     one = _password_auth(unsigned_idp, signin)["AuthenticationResult"]
     two = _password_auth(unsigned_idp, signin)["AuthenticationResult"]
     unsigned_idp.global_sign_out(AccessToken=one["AccessToken"])
     for session in (one, two):
-        with pytest.raises(ClientError) as e:
-            unsigned_idp.get_user(AccessToken=session["AccessToken"])
-        assert error_code(e.value) == "NotAuthorizedException"
-        assert "Access Token has been revoked" in str(e.value)
-        with pytest.raises(ClientError) as e:
-            _refresh(unsigned_idp, signin, session["RefreshToken"])
-        assert "Refresh Token has been revoked" in str(e.value)
-    # Signing in again works.
-    again = _password_auth(unsigned_idp, signin)["AuthenticationResult"]
-    assert unsigned_idp.get_user(AccessToken=again["AccessToken"])["Username"] == signin["username"]
+        _assert_signed_out(unsigned_idp, signin, session)
+    _signs_in_afresh(unsigned_idp, signin)
 
 
 def test_admin_user_global_sign_out(unsigned_idp, idp, signin):
@@ -196,15 +205,8 @@ def test_disabling_a_user_revokes_their_tokens_for_good(unsigned_idp, idp, signi
     old = _password_auth(unsigned_idp, signin)["AuthenticationResult"]
     idp.admin_disable_user(UserPoolId=signin["pool_id"], Username=signin["username"])
     idp.admin_enable_user(UserPoolId=signin["pool_id"], Username=signin["username"])
-    with pytest.raises(ClientError) as e:
-        unsigned_idp.get_user(AccessToken=old["AccessToken"])
-    assert "Access Token has been revoked" in str(e.value)
-    with pytest.raises(ClientError) as e:
-        _refresh(unsigned_idp, signin, old["RefreshToken"])
-    assert "Refresh Token has been revoked" in str(e.value)
-    # Enabled again, the user signs in afresh.
-    new = _password_auth(unsigned_idp, signin)["AuthenticationResult"]
-    assert unsigned_idp.get_user(AccessToken=new["AccessToken"])["Username"] == signin["username"]
+    _assert_signed_out(unsigned_idp, signin, old)
+    _signs_in_afresh(unsigned_idp, signin)
 
 
 def test_passwords_are_compared_as_given_whole_and_unnormalised(unsigned_idp, idp, signin):
