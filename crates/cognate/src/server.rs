@@ -110,7 +110,7 @@ pub async fn rotate_keys(settings: &Settings, pool_id: &str, lead: i64) -> Resul
 
 /// Everything but the socket: opens the database and builds the routes and the gateway (with the
 /// file's APIs applied).
-pub async fn build(settings: &Settings) -> Result<(Router, Arc<Apis>)> {
+pub async fn build(settings: &Settings) -> Result<(Router, Arc<Apis>, Arc<Directory>)> {
     let (store, usage_store, vault) = open_stores(settings).await?;
     let usage = Arc::new(gateway::Usage::new(usage_store, settings.quota_batch));
     let mut keys = settings.admin_keys.clone();
@@ -217,7 +217,7 @@ pub async fn build(settings: &Settings) -> Result<(Router, Arc<Apis>)> {
                 .with_state(prometheus()?),
         );
     if settings.sender == Sender::Outbox {
-        app = app.merge(crate::dev::router(directory, clock));
+        app = app.merge(crate::dev::router(directory.clone(), clock));
     }
     let app = app
         .fallback_service(
@@ -229,7 +229,7 @@ pub async fn build(settings: &Settings) -> Result<(Router, Arc<Apis>)> {
         .layer(middleware::from_fn(access_log))
         .layer(middleware::from_fn(request_id))
         .layer(middleware::from_fn(crate::listeners::hold_while_handled));
-    Ok((app, apis))
+    Ok((app, apis, directory))
 }
 
 /// Every second: keys and plans reloaded when they changed (on any node or through the CLI),
@@ -367,7 +367,7 @@ async fn access_log(req: Request, next: Next) -> Response {
 
 /// Runs until SIGTERM or Ctrl-C, then lets in-flight requests finish.
 pub async fn serve(settings: Settings) -> Result<()> {
-    let (app, apis) = build(&settings).await?;
+    let (app, apis, directory) = build(&settings).await?;
     spawn_reload_on_hangup(apis.clone());
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await
@@ -393,6 +393,8 @@ pub async fn serve(settings: Settings) -> Result<()> {
     if let Some(usage) = apis.gateway.usage() {
         usage.flush().await;
     }
+    // Failed sign-ins answered before their count was written.
+    directory.settle().await;
     tracing::info!("stopped");
     Ok(())
 }

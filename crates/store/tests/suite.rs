@@ -800,6 +800,74 @@ async fn sqlite_filtered_listings_use_the_email_index() {
     }
 }
 
+/// A wrong password is answered without waiting for its failure count to be written (security
+/// checklist A1: a user who does not exist has no count to write, and a refusal that waited for a
+/// commit would tell the two apart), and the count is still written, exactly once: here another
+/// connection holds the database's write lock while the wrong password is tried.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_a_wrong_password_is_answered_before_its_count_is_written() {
+    use sqlx::Connection;
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("t.db").display());
+    let e = env(::store::connect(&url).await.unwrap());
+    let pool = e
+        .dir
+        .create_pool(&e.grant, pool_input("answer-first"))
+        .await
+        .unwrap();
+    let client = e
+        .dir
+        .create_client(
+            &e.grant,
+            &pool.id,
+            ClientInput {
+                name: Some("app".into()),
+                explicit_auth_flows: vec!["ALLOW_USER_PASSWORD_AUTH".into()],
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    e.dir
+        .sign_up(sign_up(&client, "slowpoke", "s@example.com"))
+        .await
+        .unwrap();
+    let failures = || async {
+        let key = UserKey::Username("slowpoke");
+        let user = e.store.find_user(&pool.id, key).await.unwrap().unwrap();
+        user.failures.count
+    };
+    let mut blocker = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    sqlx::query("BEGIN IMMEDIATE")
+        .execute(&mut blocker)
+        .await
+        .unwrap();
+    let attempt = e.dir.initiate_auth(AuthRequest {
+        client_id: client.client_id.clone(),
+        flow: "USER_PASSWORD_AUTH".into(),
+        params: [("USERNAME", "slowpoke"), ("PASSWORD", "Wrong-passw0rd")]
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .into(),
+    });
+    // Bounded only so that a regression fails instead of hanging: the store's busy timeout is
+    // 10 s, after which a count written before the answer would fail the sign-in.
+    let answer = tokio::time::timeout(std::time::Duration::from_secs(30), attempt)
+        .await
+        .expect("the answer came");
+    assert!(
+        matches!(&answer, Err(Error::NotAuthorized(m)) if m == "Incorrect username or password."),
+        "{answer:?}"
+    );
+    assert_eq!(
+        failures().await,
+        0,
+        "nothing is written while the lock is held"
+    );
+    sqlx::query("ROLLBACK").execute(&mut blocker).await.unwrap();
+    e.dir.settle().await;
+    assert_eq!(failures().await, 1);
+}
+
 /// Prefix filters on e-mail page by e-mail, then username: every matching user appears exactly
 /// once across the pages, users added between pages included, and no one else does.
 async fn prefix_filtered_pages_cover_every_match_once(e: Env) {

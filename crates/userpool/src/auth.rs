@@ -166,7 +166,12 @@ impl Directory {
         let (client, pool) = self.auth_client(pool_id, req, username, flow).await?;
         let mark = self.turns.changes();
         let Some(user) = self.find_user(&pool, username).await? else {
-            // Hash anyway, so an unknown user costs what a wrong password costs.
+            // The same work as a wrong password (security checklist A1): the second read a real
+            // user gets when a failure was counted meanwhile, and a hash.
+            if self.turns.changes() != mark {
+                let nobody = crate::store::UserKey::Sub(username);
+                self.store.find_user(&pool.id, nobody).await?;
+            }
             let _ = self.hasher.hash(password, self.random_bytes()).await;
             return Err(
                 if client.config.prevent_user_existence_errors == "ENABLED" {
@@ -179,7 +184,7 @@ impl Directory {
         // The user's turn, then the user as it is now: a parallel guess that went first may
         // have been counted, or locked the user out (no need to look again when this node
         // wrote no failure count since the read above).
-        let _turn = self.turns.turn(&user.sub).await;
+        let turn = self.turns.turn(&user.sub).await;
         let user = if self.turns.changes() == mark {
             user
         } else {
@@ -194,10 +199,12 @@ impl Directory {
         };
         self.check_not_locked(&user)?;
         if !self.hasher.verify(password, &credential.hash).await? {
-            self.sign_in_failed(&user).await?;
+            self.count_failure_after_answer(&user, turn);
             return Err(incorrect());
         }
-        self.after_credential(&pool, &client, &user).await
+        let outcome = self.after_credential(&pool, &client, &user).await;
+        drop(turn);
+        outcome
     }
 
     /// What follows a verified password or SRP proof: status checks, then a challenge or tokens.

@@ -129,7 +129,7 @@ pub struct Directory {
     vault: Arc<Vault>,
     keys: keys::KeyRing,
     /// One credential check per user at a time on this node (see `lockout`).
-    turns: lockout::SignInGuards,
+    turns: Arc<lockout::SignInGuards>,
     /// Access tokens whose signature was verified, by digest.
     verified: recent::TtlCache<[u8; 32], auth::VerifiedAccess>,
     code_key: [u8; 32],
@@ -154,7 +154,7 @@ impl Directory {
         Self {
             keys,
             verified: recent::TtlCache::new(std::time::Duration::from_secs(300), 100_000),
-            turns: lockout::SignInGuards::default(),
+            turns: Arc::default(),
             store: deps.store,
             sender: deps.sender,
             clock: deps.clock,

@@ -11,13 +11,19 @@
 //! The re-read is skipped when this node has counted or cleared no failure since the first read
 //! ([`SignInGuards::changes`]): then that read is as current as a second one would be, and a
 //! correct password costs one user read instead of two.
+//!
+//! A wrong password or SRP proof is answered before its failure is written
+//! ([`Directory::count_failure_after_answer`]): the write keeps the user's turn until it is
+//! committed, so the count stays exact, but the answer does not wait for it — a user who does not
+//! exist has no count to write, and a refusal that waited for a commit would tell the two apart
+//! (security checklist A1; `bench/signin/existence.py`).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crate::error::{Error, Result};
-use crate::{Directory, Millis, User};
+use crate::{Directory, Millis, Store, User};
 
 /// One turn per user at checking a credential on this node.
 #[derive(Default)]
@@ -25,11 +31,14 @@ pub(crate) struct SignInGuards {
     turns: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// Failure counts written (counted, locked or cleared) by this node so far, for any user.
     changed: AtomicU64,
+    /// Held (shared) by every failure count still being written after its answer; taken whole
+    /// by [`SignInGuards::settle`].
+    writing: Arc<tokio::sync::RwLock<()>>,
 }
 
 /// Holds the user's turn; the last holder removes the entry.
-pub(crate) struct Turn<'a> {
-    guards: &'a SignInGuards,
+pub(crate) struct Turn {
+    guards: Arc<SignInGuards>,
     sub: String,
     held: Option<tokio::sync::OwnedMutexGuard<()>>,
 }
@@ -46,20 +55,25 @@ impl SignInGuards {
     }
 
     /// Waits for `sub`'s turn.
-    pub(crate) async fn turn(&self, sub: &str) -> Turn<'_> {
+    pub(crate) async fn turn(self: &Arc<Self>, sub: &str) -> Turn {
         let lock = {
             let mut map = self.turns.lock().unwrap_or_else(|p| p.into_inner());
             map.entry(sub.to_string()).or_default().clone()
         };
         Turn {
-            guards: self,
+            guards: self.clone(),
             sub: sub.to_string(),
             held: Some(lock.lock_owned().await),
         }
     }
+
+    /// Waits until every failure count answered before it was written has been written.
+    pub(crate) async fn settle(&self) {
+        drop(self.writing.write().await);
+    }
 }
 
-impl Drop for Turn<'_> {
+impl Drop for Turn {
     fn drop(&mut self) {
         self.held = None;
         let mut map = self.guards.turns.lock().unwrap_or_else(|p| p.into_inner());
@@ -71,6 +85,24 @@ impl Drop for Turn<'_> {
             map.remove(&self.sub);
         }
     }
+}
+
+/// Adds a failure to the user's count and locks the user out when the count calls for it.
+async fn count_failure(
+    store: &dyn Store,
+    turns: &SignInGuards,
+    pool_id: &str,
+    sub: &str,
+    now: Millis,
+) -> Result<()> {
+    let failures = store
+        .count_sign_in_failure(pool_id, sub, now, now - FORGET_AFTER_MS)
+        .await?;
+    if let Some(ms) = lock_ms(failures) {
+        store.lock_sign_ins(pool_id, sub, now + ms).await?;
+    }
+    turns.changed();
+    Ok(())
 }
 
 const THRESHOLD: u32 = 5;
@@ -94,20 +126,38 @@ impl Directory {
         Ok(())
     }
 
+    /// Counts a failed password or SRP proof after its answer: the count is written by a task of
+    /// its own that keeps `turn` until the write is committed, so the next attempt for this user
+    /// on this node still sees it, while the refusal goes out as soon as the proof failed — as
+    /// soon as one for a user who does not exist (see the module's comment).
+    pub(crate) fn count_failure_after_answer(&self, user: &User, turn: Turn) {
+        let (store, turns, now) = (self.store.clone(), self.turns.clone(), self.now());
+        let (pool_id, sub) = (user.pool_id.clone(), user.sub.clone());
+        tokio::spawn(async move {
+            let _writing = turns.writing.clone().read_owned().await;
+            if let Err(e) = count_failure(store.as_ref(), &turns, &pool_id, &sub, now).await {
+                // The caller was refused either way; the attempt goes uncounted.
+                tracing::error!(error = %e, "could not count a failed sign-in");
+            }
+            drop(turn);
+        });
+    }
+
+    /// Waits for the failure counts still being written (at shutdown).
+    pub async fn settle(&self) {
+        self.turns.settle().await;
+    }
+
     /// Counts a failed sign-in step, locking the user out when the count calls for it.
     pub(crate) async fn sign_in_failed(&self, user: &User) -> Result<()> {
-        let now = self.now();
-        let failures = self
-            .store
-            .count_sign_in_failure(&user.pool_id, &user.sub, now, now - FORGET_AFTER_MS)
-            .await?;
-        if let Some(ms) = lock_ms(failures) {
-            self.store
-                .lock_sign_ins(&user.pool_id, &user.sub, now + ms)
-                .await?;
-        }
-        self.turns.changed();
-        Ok(())
+        count_failure(
+            self.store.as_ref(),
+            &self.turns,
+            &user.pool_id,
+            &user.sub,
+            self.now(),
+        )
+        .await
     }
 
     /// A complete sign-in forgets earlier failures (no write when there were none).
@@ -128,7 +178,7 @@ mod tests {
 
     #[tokio::test]
     async fn one_turn_per_user_and_the_map_empties() {
-        let guards = SignInGuards::default();
+        let guards = Arc::new(SignInGuards::default());
         let first = guards.turn("u1").await;
         // Another user is not held up.
         let other = tokio::time::timeout(std::time::Duration::from_millis(50), guards.turn("u2"))

@@ -253,15 +253,19 @@ impl Directory {
             _ => return Err(incorrect()),
         };
         if st.sub.is_empty() {
-            // As long as a wrong password's answer takes: the same two exponentiations (the
-            // verifier differs from the challenge's, which changes nothing but the result).
+            // As long as a wrong password's answer takes: the same read of the user (which finds
+            // nobody) and the same two exponentiations (the verifier differs from the
+            // challenge's, which changes nothing but the result).
             let d = Decoy::new(&self.decoy_key, pool, &st.username);
+            self.store
+                .find_user(&pool.id, UserKey::Sub(&d.user_id))
+                .await?;
             self.hasher
                 .run(move |_| srp::session_key(&a, &big_b, &b, &d.verifier))
                 .await?;
             return Err(incorrect());
         }
-        let _turn = self.turns.turn(&st.sub).await;
+        let turn = self.turns.turn(&st.sub).await;
         let user = self
             .store
             .find_user(&pool.id, UserKey::Sub(&st.sub))
@@ -281,10 +285,12 @@ impl Directory {
         let expected = srp::claim_signature(&key, pool.srp_name(), &st.username, &block, timestamp);
         let given = STANDARD.decode(signature).map_err(|_| incorrect())?;
         if !crate::ct_eq(&expected, &given) {
-            self.sign_in_failed(&user).await?;
+            self.count_failure_after_answer(&user, turn);
             return Err(incorrect());
         }
-        self.after_credential(pool, client, &user).await
+        let outcome = self.after_credential(pool, client, &user).await;
+        drop(turn);
+        outcome
     }
 }
 
