@@ -393,8 +393,10 @@ pub async fn serve(settings: Settings) -> Result<()> {
     if let Some(usage) = apis.gateway.usage() {
         usage.flush().await;
     }
-    // Failed sign-ins answered before their count was written.
-    directory.settle().await;
+    // Failed sign-ins answered before their count was written (bounded, as the drain is).
+    if !directory.settle(std::time::Duration::from_secs(5)).await {
+        tracing::warn!("stopped with failed sign-ins not yet counted");
+    }
     tracing::info!("stopped");
     Ok(())
 }

@@ -864,7 +864,7 @@ async fn sqlite_a_wrong_password_is_answered_before_its_count_is_written() {
         "nothing is written while the lock is held"
     );
     sqlx::query("ROLLBACK").execute(&mut blocker).await.unwrap();
-    e.dir.settle().await;
+    assert!(e.dir.settle(std::time::Duration::from_secs(30)).await);
     assert_eq!(failures().await, 1);
 }
 

@@ -166,8 +166,13 @@ impl Directory {
         let (client, pool) = self.auth_client(pool_id, req, username, flow).await?;
         let mark = self.turns.changes();
         let Some(user) = self.find_user(&pool, username).await? else {
-            // The same work as a wrong password (security checklist A1): the second read a real
-            // user gets when a failure was counted meanwhile, and a hash.
+            // The same work as a wrong password (security checklist A1): a turn that parallel
+            // guesses at this name wait for, the second read a real user gets when a failure
+            // was counted meanwhile, and a hash.
+            let _turn = self
+                .turns
+                .decoy_turn(&pool.id, &username.to_lowercase())
+                .await;
             if self.turns.changes() != mark {
                 let nobody = crate::store::UserKey::Sub(username);
                 self.store.find_user(&pool.id, nobody).await?;

@@ -67,9 +67,18 @@ impl SignInGuards {
         }
     }
 
-    /// Waits until every failure count answered before it was written has been written.
-    pub(crate) async fn settle(&self) {
-        drop(self.writing.write().await);
+    /// Waits until every failure count answered before it was written has been written, at
+    /// most `limit`.
+    pub(crate) async fn settle(&self, limit: std::time::Duration) -> bool {
+        tokio::time::timeout(limit, self.writing.write())
+            .await
+            .is_ok()
+    }
+
+    /// The turn of a name nobody has, in `pool`: parallel guesses at it wait for each other as
+    /// they would for a user (security checklist A1). No `sub` can be equal to it.
+    pub(crate) async fn decoy_turn(self: &Arc<Self>, pool: &str, name: &str) -> Turn {
+        self.turn(&format!("\0{pool}\0{name}")).await
     }
 }
 
@@ -95,14 +104,19 @@ async fn count_failure(
     sub: &str,
     now: Millis,
 ) -> Result<()> {
-    let failures = store
-        .count_sign_in_failure(pool_id, sub, now, now - FORGET_AFTER_MS)
-        .await?;
-    if let Some(ms) = lock_ms(failures) {
-        store.lock_sign_ins(pool_id, sub, now + ms).await?;
+    let written = async {
+        let failures = store
+            .count_sign_in_failure(pool_id, sub, now, now - FORGET_AFTER_MS)
+            .await?;
+        if let Some(ms) = lock_ms(failures) {
+            store.lock_sign_ins(pool_id, sub, now + ms).await?;
+        }
+        Ok(())
     }
+    .await;
+    // Even after an error: the count may have been written, so the next attempt must read it.
     turns.changed();
-    Ok(())
+    written
 }
 
 const THRESHOLD: u32 = 5;
@@ -133,19 +147,23 @@ impl Directory {
     pub(crate) fn count_failure_after_answer(&self, user: &User, turn: Turn) {
         let (store, turns, now) = (self.store.clone(), self.turns.clone(), self.now());
         let (pool_id, sub) = (user.pool_id.clone(), user.sub.clone());
-        tokio::spawn(async move {
-            let _writing = turns.writing.clone().read_owned().await;
+        // Taken here, not in the task, so that `settle` cannot begin between the spawn and the
+        // task's first poll and miss it; refused only once settling has begun.
+        let writing = turns.writing.clone().try_read_owned().ok();
+        let task = async move {
             if let Err(e) = count_failure(store.as_ref(), &turns, &pool_id, &sub, now).await {
                 // The caller was refused either way; the attempt goes uncounted.
-                tracing::error!(error = %e, "could not count a failed sign-in");
+                tracing::error!(pool_id, sub, error = %e, "could not count a failed sign-in");
             }
-            drop(turn);
-        });
+            drop((turn, writing));
+        };
+        tokio::spawn(tracing::Instrument::in_current_span(task));
     }
 
-    /// Waits for the failure counts still being written (at shutdown).
-    pub async fn settle(&self) {
-        self.turns.settle().await;
+    /// Waits for the failure counts still being written, at most `limit` (at shutdown); false
+    /// when some were still being written then.
+    pub async fn settle(&self, limit: std::time::Duration) -> bool {
+        self.turns.settle(limit).await
     }
 
     /// Counts a failed sign-in step, locking the user out when the count calls for it.
@@ -191,6 +209,21 @@ mod tests {
         assert!(waiting.is_err(), "a second turn of u1 must wait");
         drop(first);
         let second = guards.turn("u1").await;
+        // A name nobody has has a turn of its own, per pool, which no user's can be.
+        let decoy = guards.decoy_turn("pool", "u1").await;
+        let same = tokio::time::timeout(
+            std::time::Duration::from_millis(50),
+            guards.decoy_turn("pool", "u1"),
+        )
+        .await;
+        assert!(same.is_err(), "a second guess at the name waits");
+        let other_pool = tokio::time::timeout(
+            std::time::Duration::from_millis(50),
+            guards.decoy_turn("pool2", "u1"),
+        )
+        .await
+        .expect("another pool's name is free");
+        drop((decoy, other_pool));
         drop(second);
         assert!(guards.turns.lock().unwrap().is_empty());
     }

@@ -253,10 +253,11 @@ impl Directory {
             _ => return Err(incorrect()),
         };
         if st.sub.is_empty() {
-            // As long as a wrong password's answer takes: the same read of the user (which finds
-            // nobody) and the same two exponentiations (the verifier differs from the
+            // As long as a wrong password's answer takes: a turn, the same read of the user
+            // (which finds nobody) and the same two exponentiations (the verifier differs from the
             // challenge's, which changes nothing but the result).
             let d = Decoy::new(&self.decoy_key, pool, &st.username);
+            let _turn = self.turns.decoy_turn(&pool.id, &st.username).await;
             self.store
                 .find_user(&pool.id, UserKey::Sub(&d.user_id))
                 .await?;
