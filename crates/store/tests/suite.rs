@@ -171,6 +171,11 @@ fn pool_input(name: &str) -> PoolInput {
 }
 
 async fn make_pool(e: &Env, input: PoolInput) -> (Pool, Client) {
+    make_pool_with_flows(e, input, &[]).await
+}
+
+/// A pool and a client allowing `flows` (Cognito's defaults when empty).
+async fn make_pool_with_flows(e: &Env, input: PoolInput, flows: &[&str]) -> (Pool, Client) {
     let pool = e.dir.create_pool(&e.grant, input).await.unwrap();
     let client = e
         .dir
@@ -179,6 +184,7 @@ async fn make_pool(e: &Env, input: PoolInput) -> (Pool, Client) {
             &pool.id,
             ClientInput {
                 name: Some("app".into()),
+                explicit_auth_flows: flows.iter().map(|f| f.to_string()).collect(),
                 ..Default::default()
             },
         )
@@ -810,24 +816,8 @@ async fn sqlite_a_wrong_password_is_answered_before_its_count_is_written() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("t.db").display());
     let e = env(::store::connect(&url).await.unwrap());
-    let pool = e
-        .dir
-        .create_pool(&e.grant, pool_input("answer-first"))
-        .await
-        .unwrap();
-    let client = e
-        .dir
-        .create_client(
-            &e.grant,
-            &pool.id,
-            ClientInput {
-                name: Some("app".into()),
-                explicit_auth_flows: vec!["ALLOW_USER_PASSWORD_AUTH".into()],
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
+    let flows = ["ALLOW_USER_PASSWORD_AUTH"];
+    let (pool, client) = make_pool_with_flows(&e, pool_input("answer-first"), &flows).await;
     e.dir
         .sign_up(sign_up(&client, "slowpoke", "s@example.com"))
         .await
