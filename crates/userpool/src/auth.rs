@@ -169,10 +169,8 @@ impl Directory {
             // The same work as a wrong password (security checklist A1): a turn that parallel
             // guesses at this name wait for, the second read a real user gets when a failure
             // was counted meanwhile, and a hash.
-            let _turn = self
-                .turns
-                .decoy_turn(&pool.id, &username.to_lowercase())
-                .await;
+            let name = crate::srp_auth::decoy_name(&pool, username);
+            let _turn = self.turns.decoy_turn(&pool.id, &name).await;
             if self.turns.changes() != mark {
                 let nobody = crate::store::UserKey::Sub(username);
                 self.store.find_user(&pool.id, nobody).await?;

@@ -47,21 +47,9 @@ impl Decoy {
     fn new(key: &[u8; 32], pool: &Pool, typed: &str) -> Self {
         use aws_lc_rs::hmac;
         let key = hmac::Key::new(hmac::HMAC_SHA256, key);
-        let c = &pool.config;
-        let sign_in_name = |attr: &str, looks: fn(&str) -> bool| {
-            looks(typed)
-                && (c.username_attributes.iter().any(|a| a == attr)
-                    || c.alias_attributes.iter().any(|a| a == attr))
-        };
-        let by_email = sign_in_name("email", crate::attributes::is_email);
-        let by_phone = sign_in_name("phone_number", crate::attributes::is_phone);
-        // Every spelling that would find the same real user gets the same answer: e-mail
-        // addresses are looked up lower-cased whatever the pool's case sensitivity.
-        let name = if by_email {
-            typed.to_lowercase()
-        } else {
-            crate::users::username_key(pool, typed)
-        };
+        let by_email = signs_in_as(pool, "email", crate::attributes::is_email, typed);
+        let by_phone = signs_in_as(pool, "phone_number", crate::attributes::is_phone, typed);
+        let name = decoy_name(pool, typed);
         let mac = |label: &str| {
             let msg = format!("{label}\n{}\n{name}", pool.id);
             hmac::sign(&key, msg.as_bytes())
@@ -90,6 +78,27 @@ impl Decoy {
             verifier,
         }
     }
+}
+
+/// The one spelling of a name nobody has: every spelling that would find the same real user gives
+/// it — e-mail addresses are looked up lower-cased whatever the pool's case sensitivity.
+pub(crate) fn decoy_name(pool: &Pool, typed: &str) -> String {
+    if signs_in_as(pool, "email", crate::attributes::is_email, typed) {
+        typed.to_lowercase()
+    } else {
+        crate::users::username_key(pool, typed)
+    }
+}
+
+/// Whether `typed` looks like a value of `attr` and the pool signs in with it (as the username
+/// or an alias).
+fn signs_in_as(pool: &Pool, attr: &str, looks: fn(&str) -> bool, typed: &str) -> bool {
+    let c = &pool.config;
+    looks(typed)
+        && c.username_attributes
+            .iter()
+            .chain(&c.alias_attributes)
+            .any(|a| a == attr)
 }
 
 fn incorrect() -> Error {
