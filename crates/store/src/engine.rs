@@ -29,6 +29,44 @@ const USER_COLS: &str = "pool_id, username_key, username, sub, status, enabled, 
 const GROUP_COLS: &str =
     "pool_id, name, description, role_arn, precedence, created_ms, modified_ms";
 
+/// The users column a key looks in, and the value it looks for.
+fn user_key(key: UserKey<'_>) -> (&'static str, &str) {
+    match key {
+        UserKey::Username(v) => ("username_key", v),
+        UserKey::Sub(v) => ("sub", v),
+        UserKey::EmailAlias(v) => ("email_alias", v),
+        UserKey::PhoneAlias(v) => ("phone_alias", v),
+        UserKey::PreferredUsernameAlias(v) => ("preferred_alias", v),
+    }
+}
+
+/// [`Store::find_signing_in`]'s query: always one row, the user's columns NULL when no key
+/// finds one, beside the unknown name's failures (NULL when none were counted). Parameters: the
+/// pool, the first key's value, the second's if any, the unknown name's key.
+fn signing_in_sql(first: UserKey<'_>, then: Option<UserKey<'_>>) -> String {
+    let user_cols = USER_COLS
+        .split(',')
+        .map(|c| format!("u.{0} AS {0}", c.trim()))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let first = user_key(first).0;
+    // A name that is one user's username and another's alias finds the username's owner.
+    let (found_by, order, nobody) = match then {
+        None => (format!("u.{first} = $2"), String::new(), 3),
+        Some(then) => (
+            format!("u.{first} = $2 OR u.{} = $3", user_key(then).0),
+            format!(" ORDER BY CASE WHEN u.{first} = $2 THEN 0 ELSE 1 END"),
+            4,
+        ),
+    };
+    format!(
+        "SELECT {user_cols}, n.failures AS nobody_failures, n.locked_until_ms AS nobody_locked_until_ms \
+         FROM (SELECT 1 AS one) AS one \
+         LEFT JOIN users u ON u.pool_id = $1 AND ({found_by}) \
+         LEFT JOIN unknown_names n ON n.pool_id = $1 AND n.name_key = ${nobody}{order} LIMIT 1"
+    )
+}
+
 /// A text bound that sorts after every string starting with `prefix`.
 fn prefix_end(prefix: &str) -> String {
     format!("{prefix}\u{10FFFF}")
@@ -588,13 +626,7 @@ macro_rules! sql_store {
             }
 
             async fn find_user(&self, pool_id: &str, key: UserKey<'_>) -> StoreResult<Option<User>> {
-                let (column, value) = match key {
-                    UserKey::Username(v) => ("username_key", v),
-                    UserKey::Sub(v) => ("sub", v),
-                    UserKey::EmailAlias(v) => ("email_alias", v),
-                    UserKey::PhoneAlias(v) => ("phone_alias", v),
-                    UserKey::PreferredUsernameAlias(v) => ("preferred_alias", v),
-                };
+                let (column, value) = user_key(key);
                 let sql = format!("SELECT {USER_COLS} FROM users WHERE pool_id = $1 AND {column} = $2");
                 let row = sqlx::query(sqlx::AssertSqlSafe(sql))
                     .bind(pool_id)
@@ -1129,7 +1161,12 @@ macro_rules! sql_store {
                     .await
             }
 
-            async fn purge_expired(&self, now: Millis, families_before: Millis) -> StoreResult<u64> {
+            async fn purge_expired(
+                &self,
+                now: Millis,
+                families_before: Millis,
+                failures_before: Millis,
+            ) -> StoreResult<u64> {
                 let sessions = sqlx::query("DELETE FROM used_sessions WHERE expires_ms < $1")
                     .bind(now)
                     .execute(&self.leased)
@@ -1141,7 +1178,12 @@ macro_rules! sql_store {
                     .await
                     .map_err(unavailable)?;
                 self.recent.families.clear();
-                Ok(sessions.rows_affected() + families.rows_affected())
+                let names = sqlx::query("DELETE FROM unknown_names WHERE last_failure_ms < $1")
+                    .bind(failures_before)
+                    .execute(&self.leased)
+                    .await
+                    .map_err(unavailable)?;
+                Ok(sessions.rows_affected() + families.rows_affected() + names.rows_affected())
             }
 
             async fn use_session(&self, id: &[u8], expires: Millis) -> StoreResult<bool> {
@@ -1206,6 +1248,71 @@ macro_rules! sql_store {
                 .await
                 .map_err(unavailable)?;
                 self.recent.forget_user(pool_id, sub);
+                Ok(())
+            }
+
+            async fn find_signing_in(
+                &self,
+                pool_id: &str,
+                first: UserKey<'_>,
+                then: Option<UserKey<'_>>,
+                nobody: &str,
+            ) -> StoreResult<SigningIn> {
+                let sql = signing_in_sql(first, then);
+                let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(pool_id)
+                    .bind(user_key(first).1);
+                if let Some(then) = then {
+                    query = query.bind(user_key(then).1);
+                }
+                let row = query
+                    .bind(nobody)
+                    .fetch_one(&self.leased)
+                    .await
+                    .map_err(unavailable)?;
+                let g = |e| corrupt("unknown name", e);
+                if row.try_get::<Option<String>, _>("sub").map_err(g)?.is_some() {
+                    return Ok(SigningIn::User(Box::new(Self::user_from(&row)?)));
+                }
+                let count: Option<i64> = row.try_get("nobody_failures").map_err(g)?;
+                Ok(SigningIn::Nobody(SignInFailures {
+                    count: u32::try_from(count.unwrap_or(0)).unwrap_or(u32::MAX),
+                    locked_until: row.try_get("nobody_locked_until_ms").map_err(g)?,
+                }))
+            }
+
+            async fn count_nobody_failure(
+                &self,
+                pool_id: &str,
+                nobody: &str,
+                now: Millis,
+                forget_before: Millis,
+            ) -> StoreResult<u32> {
+                let row = sqlx::query(
+                    "INSERT INTO unknown_names (pool_id, name_key, failures, last_failure_ms) \
+                     VALUES ($1, $2, 1, $3) ON CONFLICT (pool_id, name_key) DO UPDATE SET \
+                     failures = CASE WHEN unknown_names.last_failure_ms < $4 THEN 1 \
+                     ELSE unknown_names.failures + 1 END, last_failure_ms = $3 RETURNING failures",
+                )
+                .bind(pool_id)
+                .bind(nobody)
+                .bind(now)
+                .bind(forget_before)
+                .fetch_one(&self.leased)
+                .await
+                .map_err(unavailable)?;
+                let n: i64 = row.try_get("failures").map_err(|e| corrupt("unknown name", e))?;
+                Ok(u32::try_from(n).unwrap_or(u32::MAX))
+            }
+
+            async fn lock_nobody(&self, pool_id: &str, nobody: &str, until: Millis) -> StoreResult<()> {
+                sqlx::query("UPDATE unknown_names SET locked_until_ms = $3 WHERE pool_id = $1 AND name_key = $2")
+                    .bind(pool_id)
+                    .bind(nobody)
+                    .bind(until)
+                    .execute(&self.leased)
+                    .await
+                    .map_err(unavailable)?;
                 Ok(())
             }
 

@@ -160,6 +160,7 @@ both!(
     expired_sign_in_state_is_purged,
     user_mfa_settings_round_trip_and_totp_steps_are_used_once,
     sign_in_failures_count_lock_and_are_forgotten,
+    a_sign_in_finds_the_user_or_the_unknown_names_failures_in_one_read,
     refresh_tokens_rotate_once_and_the_previous_one_is_found,
 );
 
@@ -1137,6 +1138,132 @@ async fn sign_in_failures_count_lock_and_are_forgotten(e: Env) {
             .unwrap(),
         0
     );
+}
+
+/// The one read of a sign-in finds the user by username before alias, or else the failures
+/// counted against the name nobody has; those are counted, locked, kept per pool and forgotten
+/// as a user's are (security checklist A1).
+async fn a_sign_in_finds_the_user_or_the_unknown_names_failures_in_one_read(e: Env) {
+    let input = PoolInput {
+        alias_attributes: vec!["preferred_username".into()],
+        ..pool_input("nobody")
+    };
+    let (pool, client) = make_pool(&e, input).await;
+    let (other, _) = make_pool(&e, pool_input("other")).await;
+    e.dir
+        .sign_up(sign_up(&client, "carol", "c@example.com"))
+        .await
+        .unwrap();
+    let mut dave = sign_up(&client, "dave", "d@example.com");
+    // A preferred username is an alias at once (an e-mail only once verified).
+    dave.attributes
+        .push(("preferred_username".into(), "carol".into()));
+    e.dir.sign_up(dave).await.unwrap();
+    let find = |first, then, nobody: &'static str| {
+        let pool_id = pool.id.clone();
+        let store = e.store.clone();
+        async move {
+            store
+                .find_signing_in(&pool_id, first, then, nobody)
+                .await
+                .unwrap()
+        }
+    };
+    let username = |found: SigningIn| match found {
+        SigningIn::User(u) => u.username,
+        SigningIn::Nobody(f) => panic!("found nobody: {f:?}"),
+    };
+    // By username, by alias, and the username's owner where a name is both.
+    assert_eq!(
+        username(find(UserKey::Username("carol"), None, "k1").await),
+        "carol"
+    );
+    let by_preferred = Some(UserKey::PreferredUsernameAlias("carol"));
+    assert_eq!(
+        username(find(UserKey::Username("x"), by_preferred, "k1").await),
+        "dave"
+    );
+    assert_eq!(
+        username(find(UserKey::Username("carol"), by_preferred, "k1").await),
+        "carol"
+    );
+    let nobody = find(
+        UserKey::Username("erin"),
+        Some(UserKey::PreferredUsernameAlias("erin")),
+        "k1",
+    );
+    assert_eq!(nobody.await, SigningIn::Nobody(SignInFailures::default()));
+
+    let minute = 60_000;
+    for expected in 1..=5 {
+        let n = e
+            .store
+            .count_nobody_failure(&pool.id, "k1", T0 + expected, T0 - 15 * minute)
+            .await
+            .unwrap();
+        assert_eq!(n, expected as u32);
+    }
+    e.store
+        .lock_nobody(&pool.id, "k1", T0 + 1_000)
+        .await
+        .unwrap();
+    let locked = SigningIn::Nobody(SignInFailures {
+        count: 5,
+        locked_until: Some(T0 + 1_000),
+    });
+    assert_eq!(find(UserKey::Username("erin"), None, "k1").await, locked);
+    assert_eq!(find(UserKey::Sub("k1"), None, "k1").await, locked);
+    // Another name, and the same key in another pool, have counted nothing.
+    let fresh = SigningIn::Nobody(SignInFailures::default());
+    assert_eq!(find(UserKey::Username("erin"), None, "k2").await, fresh);
+    assert_eq!(
+        e.store
+            .find_signing_in(&other.id, UserKey::Username("erin"), None, "k1")
+            .await
+            .unwrap(),
+        fresh
+    );
+    // Parallel failures are all counted; a failure after the count was forgotten starts again.
+    let later = T0 + 20 * minute;
+    let tries = (0..6).map(|_| {
+        e.store
+            .count_nobody_failure(&other.id, "k1", T0, T0 - 15 * minute)
+    });
+    futures::future::join_all(tries)
+        .await
+        .into_iter()
+        .for_each(|r| {
+            r.unwrap();
+        });
+    let n = e
+        .store
+        .count_nobody_failure(&other.id, "k1", T0 + 1, T0 - 15 * minute)
+        .await
+        .unwrap();
+    assert_eq!(n, 7);
+    let n = e
+        .store
+        .count_nobody_failure(&pool.id, "k1", later, later - 15 * minute)
+        .await
+        .unwrap();
+    assert_eq!(n, 1);
+    // Purged once their last failure is older than the lockout remembers.
+    let purged = e.store.purge_expired(later, 0, T0 + 2).await.unwrap();
+    assert_eq!(purged, 1, "the other pool's name, last failed at T0 + 1");
+    assert!(matches!(
+        e.store
+            .find_signing_in(&pool.id, UserKey::Username("erin"), None, "k1")
+            .await
+            .unwrap(),
+        SigningIn::Nobody(SignInFailures { count: 1, .. })
+    ));
+    // They go with their pool.
+    e.dir.delete_pool(&e.grant, &pool.id).await.unwrap();
+    e.store
+        .count_nobody_failure(&other.id, "k9", later, 0)
+        .await
+        .unwrap();
+    assert_eq!(e.store.purge_expired(later, 0, later + 1).await.unwrap(), 1);
 }
 
 async fn refresh_tokens_rotate_once_and_the_previous_one_is_found(e: Env) {

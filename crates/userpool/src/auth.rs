@@ -9,8 +9,9 @@ use tokens::{Grant, KeyUse};
 
 use crate::challenges::AuthOutcome;
 use crate::error::{Error, Result};
-use crate::store::RefreshToken;
-use crate::{AdminGrant, Client, Directory, Pool, User, UserStatus};
+use crate::lockout::Failing;
+use crate::store::{RefreshToken, SigningIn};
+use crate::{AdminGrant, Client, Directory, Pool, SignInFailures, User, UserStatus};
 
 /// What InitiateAuth and AdminInitiateAuth carry.
 #[derive(Debug, Clone, Default)]
@@ -164,25 +165,17 @@ impl Directory {
             .get("PASSWORD")
             .ok_or_else(|| Error::invalid("Missing required parameter PASSWORD"))?;
         let (client, pool) = self.auth_client(pool_id, req, username, flow).await?;
+        // What the name is known by if nobody has it: computed for every name, so that the
+        // lookup below is the same one read whether it finds the user or not.
+        let nobody = crate::srp_auth::nobody_key(&self.decoy_key, &pool, username);
         let mark = self.turns.changes();
-        let Some(user) = self.find_user(&pool, username).await? else {
-            // The same work as a wrong password (security checklist A1): a turn that parallel
-            // guesses at this name wait for, the second read a real user gets when a failure
-            // was counted meanwhile, and a hash.
-            let name = crate::srp_auth::decoy_name(&pool, username);
-            let _turn = self.turns.decoy_turn(&pool.id, &name).await;
-            if self.turns.changes() != mark {
-                let nobody = crate::store::UserKey::Sub(username);
-                self.store.find_user(&pool.id, nobody).await?;
+        let user = match self.find_signing_in(&pool, username, &nobody).await? {
+            SigningIn::User(user) => user,
+            SigningIn::Nobody(failures) => {
+                return self
+                    .nobody_password_auth(&pool, &client, password, &nobody, failures, mark)
+                    .await;
             }
-            let _ = self.hasher.hash(password, self.random_bytes()).await;
-            return Err(
-                if client.config.prevent_user_existence_errors == "ENABLED" {
-                    incorrect()
-                } else {
-                    Error::UserNotFound
-                },
-            );
         };
         // The user's turn, then the user as it is now: a parallel guess that went first may
         // have been counted, or locked the user out (no need to look again when this node
@@ -191,23 +184,64 @@ impl Directory {
         let user = if self.turns.changes() == mark {
             user
         } else {
-            let fresh = self
-                .store
-                .find_user(&pool.id, crate::store::UserKey::Sub(&user.sub))
-                .await?;
-            fresh.ok_or_else(incorrect)?
+            match self.signing_in_again(&pool, &user.sub).await? {
+                SigningIn::User(fresh) => fresh,
+                SigningIn::Nobody(_) => return Err(incorrect()),
+            }
         };
         let Some(credential) = &user.password else {
             return Err(incorrect());
         };
-        self.check_not_locked(&user)?;
+        self.check_not_locked(&user.failures)?;
         if !self.hasher.verify(password, &credential.hash).await? {
-            self.count_failure_after_answer(&user, turn);
+            self.count_failure_after_answer(&pool.id, Failing::User(&user), turn);
             return Err(incorrect());
         }
         let outcome = self.after_credential(&pool, &client, &user).await;
         drop(turn);
         outcome
+    }
+
+    /// A password sign-in at a name nobody has: the same work as a wrong password (security
+    /// checklist A1) — a turn that parallel guesses at the name wait for, the second read a real
+    /// user gets when a failure was counted meanwhile, the lockout, a hash, and the failure
+    /// counted after the answer — and the same answer where PreventUserExistenceErrors is on.
+    async fn nobody_password_auth(
+        &self,
+        pool: &Pool,
+        client: &Client,
+        password: &str,
+        nobody: &str,
+        failures: SignInFailures,
+        mark: u64,
+    ) -> Result<AuthOutcome> {
+        let turn = self.turns.turn(nobody).await;
+        let failures = if self.turns.changes() == mark {
+            failures
+        } else {
+            match self.signing_in_again(pool, nobody).await? {
+                SigningIn::Nobody(fresh) => fresh,
+                SigningIn::User(_) => failures,
+            }
+        };
+        if client.config.prevent_user_existence_errors != "ENABLED" {
+            // The name's absence is no secret to this client: nothing to count or lock.
+            let _ = self.hasher.hash(password, self.random_bytes()).await;
+            return Err(Error::UserNotFound);
+        }
+        self.check_not_locked(&failures)?;
+        let _ = self.hasher.hash(password, self.random_bytes()).await;
+        self.count_failure_after_answer(&pool.id, Failing::Nobody(nobody), turn);
+        Err(incorrect())
+    }
+
+    /// The second read of a sign-in, by the `sub` (or a name nobody has by its key): the same
+    /// one query either way.
+    async fn signing_in_again(&self, pool: &Pool, sub: &str) -> Result<SigningIn> {
+        Ok(self
+            .store
+            .find_signing_in(&pool.id, crate::store::UserKey::Sub(sub), None, sub)
+            .await?)
     }
 
     /// What follows a verified password or SRP proof: status checks, then a challenge or tokens.

@@ -23,7 +23,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crate::error::{Error, Result};
-use crate::{Directory, Millis, Store, User};
+use crate::{Directory, Millis, SignInFailures, Store, User};
 
 /// One turn per user at checking a credential on this node.
 #[derive(Default)]
@@ -74,12 +74,6 @@ impl SignInGuards {
             .await
             .is_ok()
     }
-
-    /// The turn of a name nobody has, in `pool`: parallel guesses at it wait for each other as
-    /// they would for a user (security checklist A1). No `sub` can be equal to it.
-    pub(crate) async fn decoy_turn(self: &Arc<Self>, pool: &str, name: &str) -> Turn {
-        self.turn(&format!("\0{pool}\0{name}")).await
-    }
 }
 
 impl Drop for Turn {
@@ -96,20 +90,55 @@ impl Drop for Turn {
     }
 }
 
-/// Adds a failure to the user's count and locks the user out when the count calls for it.
+/// Whose sign-in failed: a user, or a name nobody has, known by its
+/// [`crate::srp_auth::nobody_key`] (counted and locked out alike, security checklist A1).
+pub(crate) enum Failing<'a> {
+    User(&'a User),
+    Nobody(&'a str),
+}
+
+/// Who a failure is counted against, owned, for the task that writes it.
+enum Counted {
+    User(String),
+    Nobody(String),
+}
+
+impl From<Failing<'_>> for Counted {
+    fn from(who: Failing<'_>) -> Self {
+        match who {
+            Failing::User(u) => Counted::User(u.sub.clone()),
+            Failing::Nobody(key) => Counted::Nobody(key.to_string()),
+        }
+    }
+}
+
+/// Adds a failure to the count and locks the user (or name) out when the count calls for it.
 async fn count_failure(
     store: &dyn Store,
     turns: &SignInGuards,
     pool_id: &str,
-    sub: &str,
+    who: &Counted,
     now: Millis,
 ) -> Result<()> {
+    let forget_before = now - FORGET_AFTER_MS;
     let written = async {
-        let failures = store
-            .count_sign_in_failure(pool_id, sub, now, now - FORGET_AFTER_MS)
-            .await?;
+        let failures = match who {
+            Counted::User(sub) => {
+                store
+                    .count_sign_in_failure(pool_id, sub, now, forget_before)
+                    .await?
+            }
+            Counted::Nobody(key) => {
+                store
+                    .count_nobody_failure(pool_id, key, now, forget_before)
+                    .await?
+            }
+        };
         if let Some(ms) = lock_ms(failures) {
-            store.lock_sign_ins(pool_id, sub, now + ms).await?;
+            match who {
+                Counted::User(sub) => store.lock_sign_ins(pool_id, sub, now + ms).await?,
+                Counted::Nobody(key) => store.lock_nobody(pool_id, key, now + ms).await?,
+            }
         }
         Ok(())
     }
@@ -121,7 +150,7 @@ async fn count_failure(
 
 const THRESHOLD: u32 = 5;
 const MAX_LOCK_MS: Millis = 15 * 60 * 1000;
-const FORGET_AFTER_MS: Millis = 15 * 60 * 1000;
+pub(crate) const FORGET_AFTER_MS: Millis = 15 * 60 * 1000;
 
 /// How long `failures` failed sign-ins lock the user out, if at all.
 fn lock_ms(failures: u32) -> Option<Millis> {
@@ -132,9 +161,10 @@ fn lock_ms(failures: u32) -> Option<Millis> {
 }
 
 impl Directory {
-    /// Refuses a sign-in step of a locked-out user before its answer is looked at.
-    pub(crate) fn check_not_locked(&self, user: &User) -> Result<()> {
-        if user.failures.locked_until.is_some_and(|t| t > self.now()) {
+    /// Refuses a sign-in step of a locked-out user (or name nobody has) before its answer is
+    /// looked at.
+    pub(crate) fn check_not_locked(&self, failures: &SignInFailures) -> Result<()> {
+        if failures.locked_until.is_some_and(|t| t > self.now()) {
             return Err(Error::not_authorized("Password attempts exceeded"));
         }
         Ok(())
@@ -144,15 +174,19 @@ impl Directory {
     /// its own that keeps `turn` until the write is committed, so the next attempt for this user
     /// on this node still sees it, while the refusal goes out as soon as the proof failed — as
     /// soon as one for a user who does not exist (see the module's comment).
-    pub(crate) fn count_failure_after_answer(&self, user: &User, turn: Turn) {
+    pub(crate) fn count_failure_after_answer(&self, pool_id: &str, who: Failing<'_>, turn: Turn) {
         let (store, turns, now) = (self.store.clone(), self.turns.clone(), self.now());
-        let (pool_id, sub) = (user.pool_id.clone(), user.sub.clone());
+        let (pool_id, who) = (pool_id.to_string(), Counted::from(who));
         // Taken here, not in the task, so that `settle` cannot begin between the spawn and the
         // task's first poll and miss it; refused only once settling has begun.
         let writing = turns.writing.clone().try_read_owned().ok();
         let task = async move {
-            if let Err(e) = count_failure(store.as_ref(), &turns, &pool_id, &sub, now).await {
+            if let Err(e) = count_failure(store.as_ref(), &turns, &pool_id, &who, now).await {
                 // The caller was refused either way; the attempt goes uncounted.
+                let sub = match &who {
+                    Counted::User(sub) => sub.as_str(),
+                    Counted::Nobody(_) => "(a name nobody has)",
+                };
                 tracing::error!(pool_id, sub, error = %e, "could not count a failed sign-in");
             }
             drop((turn, writing));
@@ -168,11 +202,12 @@ impl Directory {
 
     /// Counts a failed sign-in step, locking the user out when the count calls for it.
     pub(crate) async fn sign_in_failed(&self, user: &User) -> Result<()> {
+        let who = Counted::User(user.sub.clone());
         count_failure(
             self.store.as_ref(),
             &self.turns,
             &user.pool_id,
-            &user.sub,
+            &who,
             self.now(),
         )
         .await
@@ -209,21 +244,6 @@ mod tests {
         assert!(waiting.is_err(), "a second turn of u1 must wait");
         drop(first);
         let second = guards.turn("u1").await;
-        // A name nobody has has a turn of its own, per pool, which no user's can be.
-        let decoy = guards.decoy_turn("pool", "u1").await;
-        let same = tokio::time::timeout(
-            std::time::Duration::from_millis(50),
-            guards.decoy_turn("pool", "u1"),
-        )
-        .await;
-        assert!(same.is_err(), "a second guess at the name waits");
-        let other_pool = tokio::time::timeout(
-            std::time::Duration::from_millis(50),
-            guards.decoy_turn("pool2", "u1"),
-        )
-        .await
-        .expect("another pool's name is free");
-        drop((decoy, other_pool));
         drop(second);
         assert!(guards.turns.lock().unwrap().is_empty());
     }

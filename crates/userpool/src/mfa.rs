@@ -372,7 +372,7 @@ impl Directory {
         let _turn = self.turns.turn(&session.sub).await;
         let user = self.session_user(pool, session).await?;
         self.check_may_sign_in(&user)?;
-        self.check_not_locked(&user)?;
+        self.check_not_locked(&user.failures)?;
         match method {
             MfaMethod::SoftwareToken => {
                 let secret = self.totp_secret(&user, user.mfa.totp_secret.as_deref())?;

@@ -23,13 +23,18 @@ impl Directory {
         self.keys.rotate(pool_id, lead).await
     }
 
-    /// Forgets used challenge sessions once expired, and refresh-token families a day after
-    /// they expired (no access token minted from one can outlive that).
+    /// Forgets used challenge sessions once expired, refresh-token families a day after they
+    /// expired (no access token minted from one can outlive that), and failures at names nobody
+    /// has once the lockout would have forgotten them.
     pub async fn purge_expired_sign_ins(&self) -> Result<u64> {
         let now = self.now();
         Ok(self
             .store
-            .purge_expired(now, now - crate::keys::MAX_TOKEN_LIFETIME)
+            .purge_expired(
+                now,
+                now - crate::keys::MAX_TOKEN_LIFETIME,
+                now - crate::lockout::FORGET_AFTER_MS,
+            )
             .await?)
     }
 

@@ -10,7 +10,8 @@ use crate::auth::AuthRequest;
 use crate::challenges::AuthOutcome;
 use crate::challenges::Challenge;
 use crate::error::{Error, Result};
-use crate::store::UserKey;
+use crate::lockout::Failing;
+use crate::store::{SigningIn, UserKey};
 use crate::{Client, Directory, Pool, srp_context};
 
 #[derive(Serialize, Deserialize)]
@@ -37,32 +38,47 @@ const CONTEXT: &[u8] = b"srp-secret-block/v1";
 /// number in a pool that signs in with them, or keeps them as aliases), it is a UUID, as real
 /// users of e-mail- or phone-as-username pools have (in alias pools real usernames are the app's
 /// own choice, which a stand-in cannot imitate).
+///
+/// Its `sub` stands where a real user's would, in the SECRET_BLOCK (so that the block is as long
+/// as a real user's) and as the name's [`nobody_key`].
 struct Decoy {
+    sub: String,
     user_id: String,
     salt: [u8; 16],
     verifier: Vec<u8>,
 }
 
+/// A keyed hash of the pool and the name (in [`decoy_name`]'s spelling), for the stand-in's
+/// salt, verifier and id.
+fn decoy_mac(key: &[u8; 32], pool: &Pool, name: &str, label: &str) -> aws_lc_rs::hmac::Tag {
+    use aws_lc_rs::hmac;
+    let key = hmac::Key::new(hmac::HMAC_SHA256, key);
+    hmac::sign(&key, format!("{label}\n{}\n{name}", pool.id).as_bytes())
+}
+
+/// What a name nobody has in `pool` is known by, in place of a user's `sub`: a UUID, the same
+/// for every spelling that would find the same user. Its turn at signing in, and the failures
+/// counted against it, are kept under this key (security checklist A1).
+pub(crate) fn nobody_key(key: &[u8; 32], pool: &Pool, typed: &str) -> String {
+    let id = decoy_mac(key, pool, &decoy_name(pool, typed), "id");
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&id.as_ref()[16..32]);
+    uuid::Builder::from_random_bytes(bytes)
+        .into_uuid()
+        .to_string()
+}
+
 impl Decoy {
     fn new(key: &[u8; 32], pool: &Pool, typed: &str) -> Self {
-        use aws_lc_rs::hmac;
-        let key = hmac::Key::new(hmac::HMAC_SHA256, key);
         let by_email = signs_in_as(pool, "email", crate::attributes::is_email, typed);
         let by_phone = signs_in_as(pool, "phone_number", crate::attributes::is_phone, typed);
         let name = decoy_name(pool, typed);
-        let mac = |label: &str| {
-            let msg = format!("{label}\n{}\n{name}", pool.id);
-            hmac::sign(&key, msg.as_bytes())
-        };
-        let id = mac("id");
+        let mac = |label: &str| decoy_mac(key, pool, &name, label);
         let mut salt = [0u8; 16];
-        salt.copy_from_slice(&id.as_ref()[..16]);
+        salt.copy_from_slice(&mac("id").as_ref()[..16]);
+        let sub = nobody_key(key, pool, typed);
         let user_id = if by_email || by_phone {
-            let mut bytes = [0u8; 16];
-            bytes.copy_from_slice(&id.as_ref()[16..32]);
-            uuid::Builder::from_random_bytes(bytes)
-                .into_uuid()
-                .to_string()
+            sub.clone()
         } else {
             name.clone()
         };
@@ -73,6 +89,7 @@ impl Decoy {
         }
         verifier.truncate(srp::N_BYTES - 1);
         Self {
+            sub,
             user_id,
             salt,
             verifier,
@@ -82,7 +99,7 @@ impl Decoy {
 
 /// The one spelling of a name nobody has: every spelling that would find the same real user gives
 /// it — e-mail addresses are looked up lower-cased whatever the pool's case sensitivity.
-pub(crate) fn decoy_name(pool: &Pool, typed: &str) -> String {
+fn decoy_name(pool: &Pool, typed: &str) -> String {
     if signs_in_as(pool, "email", crate::attributes::is_email, typed) {
         typed.to_lowercase()
     } else {
@@ -190,7 +207,7 @@ impl Directory {
             None if client.config.prevent_user_existence_errors == "ENABLED" => {
                 // A challenge for nobody: it can only end in "Incorrect username or password".
                 let d = Decoy::new(&self.decoy_key, pool, username);
-                (String::new(), d.user_id, d.salt.to_vec(), d.verifier)
+                (d.sub, d.user_id, d.salt.to_vec(), d.verifier)
             }
             None => return Err(Error::UserNotFound),
         };
@@ -261,44 +278,46 @@ impl Directory {
             (Ok(a), Ok(big_b), Ok(b)) => (a, big_b, b),
             _ => return Err(incorrect()),
         };
-        if st.sub.is_empty() {
-            // As long as a wrong password's answer takes: a turn, the same read of the user
-            // (which finds nobody) and the same two exponentiations (the verifier differs from the
-            // challenge's, which changes nothing but the result).
-            let d = Decoy::new(&self.decoy_key, pool, &st.username);
-            let _turn = self.turns.decoy_turn(&pool.id, &st.username).await;
-            self.store
-                .find_user(&pool.id, UserKey::Sub(&d.user_id))
-                .await?;
-            self.hasher
-                .run(move |_| srp::session_key(&a, &big_b, &b, &d.verifier))
-                .await?;
-            return Err(incorrect());
-        }
+        // The same work whether the user exists or not (security checklist A1): the turn, the
+        // one read, the lockout check and the two exponentiations; a name nobody has brings the
+        // key its failures are counted under in place of a sub.
         let turn = self.turns.turn(&st.sub).await;
-        let user = self
+        let found = self
             .store
-            .find_user(&pool.id, UserKey::Sub(&st.sub))
-            .await?
-            .ok_or_else(incorrect)?;
-        let cred = user.password.as_ref().ok_or_else(incorrect)?;
-        self.check_not_locked(&user)?;
-        let verifier = self
-            .vault
-            .open(&cred.srp_verifier_sealed, &srp_context(&pool.id, &user.sub))?;
+            .find_signing_in(&pool.id, UserKey::Sub(&st.sub), None, &st.sub)
+            .await?;
+        let (who, verifier) = match &found {
+            SigningIn::User(user) => {
+                let cred = user.password.as_ref().ok_or_else(incorrect)?;
+                self.check_not_locked(&user.failures)?;
+                let v = self
+                    .vault
+                    .open(&cred.srp_verifier_sealed, &srp_context(&pool.id, &user.sub))?;
+                (Failing::User(user), v)
+            }
+            SigningIn::Nobody(failures) => {
+                self.check_not_locked(failures)?;
+                // Any verifier does: the proof cannot match one nobody has.
+                let d = Decoy::new(&self.decoy_key, pool, &st.username);
+                (Failing::Nobody(&st.sub), d.verifier)
+            }
+        };
         // Two 3072-bit exponentiations: CPU work, on the hashing threads.
         let key = self
             .hasher
             .run(move |_| srp::session_key(&a, &big_b, &b, &verifier))
-            .await?
-            .ok_or_else(incorrect)?;
-        let expected = srp::claim_signature(&key, pool.srp_name(), &st.username, &block, timestamp);
+            .await?;
+        let expected =
+            key.map(|k| srp::claim_signature(&k, pool.srp_name(), &st.username, &block, timestamp));
         let given = STANDARD.decode(signature).map_err(|_| incorrect())?;
-        if !crate::ct_eq(&expected, &given) {
-            self.count_failure_after_answer(&user, turn);
-            return Err(incorrect());
-        }
-        let outcome = self.after_credential(pool, client, &user).await;
+        let user = match (who, expected) {
+            (Failing::User(user), Some(expected)) if crate::ct_eq(&expected, &given) => user,
+            (who, _) => {
+                self.count_failure_after_answer(&pool.id, who, turn);
+                return Err(incorrect());
+            }
+        };
+        let outcome = self.after_credential(pool, client, user).await;
         drop(turn);
         outcome
     }

@@ -48,6 +48,14 @@ pub enum UserKey<'a> {
     PreferredUsernameAlias(&'a str),
 }
 
+/// What a sign-in's lookup found: the user, or, for a name nobody has, the failed sign-ins
+/// counted against that name (security checklist A1: such a name is locked out as a user is).
+#[derive(Debug, Clone, PartialEq)]
+pub enum SigningIn {
+    User(Box<User>),
+    Nobody(SignInFailures),
+}
+
 /// A ListUsers filter, already validated by the domain.
 #[derive(Debug, Clone, PartialEq)]
 pub struct UserFilter {
@@ -316,9 +324,15 @@ pub trait Store: Send + Sync + 'static {
     /// node shows within that time, one on this node at once.
     async fn refresh_family_recent(&self, origin_jti: &str) -> StoreResult<Option<RefreshToken>>;
 
-    /// Deletes sign-in state nobody can use any more: used-session records past their expiry
-    /// and refresh-token families expired before `families_before`; how many rows.
-    async fn purge_expired(&self, now: Millis, families_before: Millis) -> StoreResult<u64>;
+    /// Deletes sign-in state nobody can use any more: used-session records past their expiry,
+    /// refresh-token families expired before `families_before`, and names nobody has whose last
+    /// failed sign-in was before `failures_before`; how many rows.
+    async fn purge_expired(
+        &self,
+        now: Millis,
+        families_before: Millis,
+        failures_before: Millis,
+    ) -> StoreResult<u64>;
 
     // Lockout
     /// Counts a failed sign-in of the user at `now` and returns the count, which starts again
@@ -334,6 +348,26 @@ pub trait Store: Send + Sync + 'static {
     async fn lock_sign_ins(&self, pool_id: &str, sub: &str, until: Millis) -> StoreResult<()>;
     /// Forgets the user's failed sign-ins (after a complete sign-in).
     async fn clear_sign_in_failures(&self, pool_id: &str, sub: &str) -> StoreResult<()>;
+    /// The user `first` finds, or else the one `then` finds, or else the failures counted
+    /// against `nobody`, a name nobody has: in one read either way, so that neither answer takes
+    /// longer than the other.
+    async fn find_signing_in(
+        &self,
+        pool_id: &str,
+        first: UserKey<'_>,
+        then: Option<UserKey<'_>>,
+        nobody: &str,
+    ) -> StoreResult<SigningIn>;
+    /// [`Store::count_sign_in_failure`] for a name nobody has, keyed by `nobody`.
+    async fn count_nobody_failure(
+        &self,
+        pool_id: &str,
+        nobody: &str,
+        now: Millis,
+        forget_before: Millis,
+    ) -> StoreResult<u32>;
+    /// [`Store::lock_sign_ins`] for a name nobody has.
+    async fn lock_nobody(&self, pool_id: &str, nobody: &str, until: Millis) -> StoreResult<()>;
 
     // Challenge sessions
     /// Marks a session used; false when it already was (sessions are single use).

@@ -8,7 +8,7 @@ use crate::error::{Error, Result};
 use crate::filter;
 use crate::model::*;
 use crate::paging::{self, Page};
-use crate::store::{FilterField, StoreError, UniqueKey, UserKey};
+use crate::store::{FilterField, SigningIn, StoreError, UniqueKey, UserKey};
 use crate::{AdminGrant, Directory};
 
 /// A SignUp request.
@@ -51,6 +51,48 @@ pub struct ListUsersQuery {
 
 fn flag(attrs: &BTreeMap<String, String>, name: &str) -> bool {
     attrs.get(name).is_some_and(|v| v == "true")
+}
+
+/// The keys a typed name finds a user by: the username, then the alias it looks like where
+/// the pool signs in with that alias. E-mail aliases are kept lower-cased whatever the pool's
+/// case sensitivity.
+struct Lookup {
+    username: String,
+    alias: Option<(AliasKey, String)>,
+}
+
+/// Makes an alias's [`UserKey`] from its value.
+type AliasKey = fn(&str) -> UserKey<'_>;
+
+impl Lookup {
+    fn new(pool: &Pool, typed: &str) -> Self {
+        let c = &pool.config;
+        let allows = |a: &str| {
+            c.username_attributes
+                .iter()
+                .chain(&c.alias_attributes)
+                .any(|x| x == a)
+        };
+        let username = username_key(pool, typed);
+        let alias: Option<(AliasKey, String)> = if allows("email") && attributes::is_email(typed) {
+            Some((|v| UserKey::EmailAlias(v), typed.to_lowercase()))
+        } else if allows("phone_number") && attributes::is_phone(typed) {
+            Some((|v| UserKey::PhoneAlias(v), typed.to_string()))
+        } else if allows("preferred_username") {
+            Some((|v| UserKey::PreferredUsernameAlias(v), username.clone()))
+        } else {
+            None
+        };
+        Self { username, alias }
+    }
+
+    fn first(&self) -> UserKey<'_> {
+        UserKey::Username(&self.username)
+    }
+
+    fn then(&self) -> Option<UserKey<'_>> {
+        self.alias.as_ref().map(|(key, value)| key(value))
+    }
 }
 
 /// The username as compared in this pool.
@@ -133,36 +175,29 @@ impl Directory {
     /// Finds a user by username, or by e-mail, phone or preferred username where the pool
     /// lets them sign in with those.
     pub(crate) async fn find_user(&self, pool: &Pool, username: &str) -> Result<Option<User>> {
-        let key = username_key(pool, username);
-        if let Some(u) = self
-            .store
-            .find_user(&pool.id, UserKey::Username(&key))
-            .await?
-        {
+        let lookup = Lookup::new(pool, username);
+        if let Some(u) = self.store.find_user(&pool.id, lookup.first()).await? {
             return Ok(Some(u));
         }
-        let c = &pool.config;
-        let allows = |a: &str| {
-            c.username_attributes
-                .iter()
-                .chain(&c.alias_attributes)
-                .any(|x| x == a)
-        };
-        // E-mail aliases are kept lower-cased whatever the pool's case sensitivity.
-        let lowered = username.to_lowercase();
-        let by = if allows("email") && attributes::is_email(username) {
-            Some(UserKey::EmailAlias(&lowered))
-        } else if allows("phone_number") && attributes::is_phone(username) {
-            Some(UserKey::PhoneAlias(username))
-        } else if allows("preferred_username") {
-            Some(UserKey::PreferredUsernameAlias(&key))
-        } else {
-            None
-        };
-        match by {
+        match lookup.then() {
             Some(k) => Ok(self.store.find_user(&pool.id, k).await?),
             None => Ok(None),
         }
+    }
+
+    /// [`Self::find_user`] for a sign-in, in one read: the user, or the failures counted
+    /// against `nobody` (the name's key when nobody has it, [`crate::srp_auth::nobody_key`]).
+    pub(crate) async fn find_signing_in(
+        &self,
+        pool: &Pool,
+        username: &str,
+        nobody: &str,
+    ) -> Result<SigningIn> {
+        let lookup = Lookup::new(pool, username);
+        Ok(self
+            .store
+            .find_signing_in(&pool.id, lookup.first(), lookup.then(), nobody)
+            .await?)
     }
 
     pub(crate) async fn user(&self, pool: &Pool, username: &str) -> Result<User> {

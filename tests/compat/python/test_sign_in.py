@@ -96,6 +96,44 @@ def test_wrong_password_and_unknown_user(unsigned_idp, idp, make_client, signin)
     assert "Incorrect username or password." in str(e.value)
 
 
+def test_an_unknown_name_is_locked_out_as_a_user_is(idp, unsigned_idp, make_pool, make_client):
+    """Security checklist A1: with PreventUserExistenceErrors, wrong guesses at a name nobody has
+    are answered exactly as at a real user, the lockout included; the count is the name's in any
+    spelling that would find the same user (here a case-insensitive pool)."""
+    pool = make_pool(UsernameConfiguration={"CaseSensitive": False})
+    hidden = make_client(pool["Id"], ExplicitAuthFlows=FLOWS, PreventUserExistenceErrors="ENABLED")
+    legacy = make_client(pool["Id"], ExplicitAuthFlows=FLOWS)
+    username = unique("alice")
+    idp.admin_create_user(UserPoolId=pool["Id"], Username=username, MessageAction="SUPPRESS")
+    idp.admin_set_user_password(UserPoolId=pool["Id"], Username=username, Password=GOOD_PASSWORD, Permanent=True)
+    nobody = unique("nobody")
+
+    def answers(spellings, client_id=hidden["ClientId"]):
+        got = []
+        for name in spellings:
+            try:
+                unsigned_idp.initiate_auth(ClientId=client_id, AuthFlow="USER_PASSWORD_AUTH",
+                                           AuthParameters={"USERNAME": name, "PASSWORD": "Wrong-Password-1"})
+                got.append("signed in")
+            except ClientError as e:
+                got.append((error_code(e), e.response["Error"]["Message"]))
+        return got
+
+    def seven(name):
+        return [name, name.upper()] * 3 + [name]
+
+    expected = [("NotAuthorizedException", "Incorrect username or password.")] * 5 + [
+        ("NotAuthorizedException", "Password attempts exceeded")] * 2
+    assert answers(seven(username)) == expected
+    assert answers(seven(nobody)) == expected
+    # A client without the setting tells the name's absence, as Cognito's does.
+    assert answers([nobody], legacy["ClientId"]) == [("UserNotFoundException", "User does not exist.")]
+    # The lockout (one second after five failures) ends for both alike.
+    time.sleep(1.2)
+    assert answers([username]) == answers([nobody]) == [
+        ("NotAuthorizedException", "Incorrect username or password.")]
+
+
 def test_flows_not_enabled_on_the_client_are_refused(unsigned_idp, idp, make_client, signin):
     plain = make_client(signin["pool_id"])  # Cognito's default flows: SRP, refresh, custom
     with pytest.raises(ClientError) as e:

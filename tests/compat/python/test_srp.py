@@ -62,16 +62,22 @@ def test_an_unknown_user_is_answered_alike_every_time(unsigned_idp, srp_user):
     password's."""
     import uuid
 
+    blocks = {}
+
     def challenge(u, name):
         params = _srp(unsigned_idp, u, username=name).get_auth_params()
+        # One SRP_A for every call, so that nothing but the user changes the SECRET_BLOCK.
+        params["SRP_A"] = blocks.setdefault("A", params["SRP_A"])
         got = unsigned_idp.initiate_auth(ClientId=u["client"]["ClientId"], AuthFlow="USER_SRP_AUTH",
                                          AuthParameters=params)
         assert got["ChallengeName"] == "PASSWORD_VERIFIER"
+        blocks[name] = len(got["ChallengeParameters"]["SECRET_BLOCK"])
         return got["ChallengeParameters"]["SALT"], got["ChallengeParameters"]["USER_ID_FOR_SRP"]
 
     for pool_kwargs in ({}, {"UsernameAttributes": ["email"]}):
         u = srp_user(pool_kwargs=pool_kwargs, PreventUserExistenceErrors="ENABLED")
-        nobody = f"{unique('nobody')}@example.com" if pool_kwargs else unique("nobody")
+        # As long as the real name, so that the SECRET_BLOCKs can be compared.
+        nobody = f"n{u['username'][1:]}"
         real = challenge(u, u["username"])
         assert challenge(u, u["username"]) == real
         fake = challenge(u, nobody)
@@ -82,6 +88,8 @@ def test_an_unknown_user_is_answered_alike_every_time(unsigned_idp, srp_user):
             assert challenge(u, u["username"].upper()) == real
             assert challenge(u, nobody.upper()) == fake
         assert fake[0] != real[0] and len(fake[0]) >= 24
+        # The sealed exchange is as long for nobody as for the user (it once lacked the sub).
+        assert blocks[nobody] == blocks[u["username"]], pool_kwargs
         if pool_kwargs:
             # Real users of e-mail-as-username pools have UUIDs; so does nobody.
             assert str(uuid.UUID(real[1])) == real[1] and str(uuid.UUID(fake[1])) == fake[1]
@@ -92,6 +100,33 @@ def test_an_unknown_user_is_answered_alike_every_time(unsigned_idp, srp_user):
             _srp(unsigned_idp, u, username=nobody).authenticate_user()
         assert error_code(e.value) == "NotAuthorizedException"
         assert e.value.response["Error"]["Message"] == "Incorrect username or password."
+
+
+def test_guesses_at_an_unknown_name_lock_it_out_as_a_user_through_either_flow(unsigned_idp, srp_user):
+    """Security checklist A1: SRP proofs and passwords for a name nobody has count towards one
+    lockout, as a real user's do, and are answered alike."""
+    u = srp_user(PreventUserExistenceErrors="ENABLED",
+                 ExplicitAuthFlows=["ALLOW_USER_SRP_AUTH", "ALLOW_USER_PASSWORD_AUTH"])
+
+    def answers(name):
+        got = []
+        for flow in ["srp", "password"] * 2 + ["srp"] * 2:
+            try:
+                if flow == "srp":
+                    _srp(unsigned_idp, u, username=name, password="Wrong-Password-9").authenticate_user()
+                else:
+                    unsigned_idp.initiate_auth(
+                        ClientId=u["client"]["ClientId"], AuthFlow="USER_PASSWORD_AUTH",
+                        AuthParameters={"USERNAME": name, "PASSWORD": "Wrong-Password-9"})
+                got.append("signed in")
+            except ClientError as e:
+                got.append((error_code(e), e.response["Error"]["Message"]))
+        return got
+
+    expected = [("NotAuthorizedException", "Incorrect username or password.")] * 5 + [
+        ("NotAuthorizedException", "Password attempts exceeded")]
+    assert answers(u["username"]) == expected
+    assert answers(unique("nobody")) == expected
 
 
 def test_srp_with_a_client_secret(unsigned_idp, srp_user):
