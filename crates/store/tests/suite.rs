@@ -172,11 +172,6 @@ fn pool_input(name: &str) -> PoolInput {
 }
 
 async fn make_pool(e: &Env, input: PoolInput) -> (Pool, Client) {
-    make_pool_with_flows(e, input, &[]).await
-}
-
-/// A pool and a client allowing `flows` (Cognito's defaults when empty).
-async fn make_pool_with_flows(e: &Env, input: PoolInput, flows: &[&str]) -> (Pool, Client) {
     let pool = e.dir.create_pool(&e.grant, input).await.unwrap();
     let client = e
         .dir
@@ -185,7 +180,6 @@ async fn make_pool_with_flows(e: &Env, input: PoolInput, flows: &[&str]) -> (Poo
             &pool.id,
             ClientInput {
                 name: Some("app".into()),
-                explicit_auth_flows: flows.iter().map(|f| f.to_string()).collect(),
                 ..Default::default()
             },
         )
@@ -808,25 +802,62 @@ async fn sqlite_filtered_listings_use_the_email_index() {
 }
 
 /// A wrong password is answered without waiting for its failure count to be written (security
-/// checklist A1: a user who does not exist has no count to write, and a refusal that waited for a
-/// commit would tell the two apart), and the count is still written, exactly once: here another
-/// connection holds the database's write lock while the wrong password is tried.
+/// checklist A1: a refusal that waited for a commit would tell a user from a name nobody has,
+/// unless both waited), and the count is still written, exactly once: here another connection
+/// holds the database's write lock while the wrong password is tried.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_a_wrong_password_is_answered_before_its_count_is_written() {
+    answered_before_the_count_is_written(true).await;
+}
+
+/// The same for a name nobody has, with PreventUserExistenceErrors: its failure is counted too,
+/// after the answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_an_unknown_names_failure_is_answered_before_its_count_is_written() {
+    answered_before_the_count_is_written(false).await;
+}
+
+async fn answered_before_the_count_is_written(user_exists: bool) {
     use sqlx::Connection;
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("t.db").display());
     let e = env(::store::connect(&url).await.unwrap());
-    let flows = ["ALLOW_USER_PASSWORD_AUTH"];
-    let (pool, client) = make_pool_with_flows(&e, pool_input("answer-first"), &flows).await;
-    e.dir
-        .sign_up(sign_up(&client, "slowpoke", "s@example.com"))
+    let pool = e
+        .dir
+        .create_pool(&e.grant, pool_input("answer-first"))
         .await
         .unwrap();
+    let input = ClientInput {
+        name: Some("app".into()),
+        explicit_auth_flows: vec!["ALLOW_USER_PASSWORD_AUTH".into()],
+        prevent_user_existence_errors: Some("ENABLED".into()),
+        ..Default::default()
+    };
+    let client = e
+        .dir
+        .create_client(&e.grant, &pool.id, input)
+        .await
+        .unwrap();
+    if user_exists {
+        e.dir
+            .sign_up(sign_up(&client, "slowpoke", "s@example.com"))
+            .await
+            .unwrap();
+    }
+    // The user's count, or the count of the one name nobody has that was tried in the pool.
     let failures = || async {
-        let key = UserKey::Username("slowpoke");
-        let user = e.store.find_user(&pool.id, key).await.unwrap().unwrap();
-        user.failures.count
+        let sql = if user_exists {
+            "SELECT failed_sign_ins FROM users WHERE pool_id = $1"
+        } else {
+            "SELECT failures FROM unknown_names WHERE pool_id = $1"
+        };
+        let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+        sqlx::query_scalar::<_, i64>(sql)
+            .bind(&pool.id)
+            .fetch_optional(&mut conn)
+            .await
+            .unwrap()
+            .unwrap_or(0)
     };
     let mut blocker = sqlx::SqliteConnection::connect(&url).await.unwrap();
     sqlx::query("BEGIN IMMEDIATE")

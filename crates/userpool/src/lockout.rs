@@ -14,9 +14,12 @@
 //!
 //! A wrong password or SRP proof is answered before its failure is written
 //! ([`Directory::count_failure_after_answer`]): the write keeps the user's turn until it is
-//! committed, so the count stays exact, but the answer does not wait for it — a user who does not
-//! exist has no count to write, and a refusal that waited for a commit would tell the two apart
-//! (security checklist A1; `bench/signin/existence.py`).
+//! committed, so the count stays exact, but the answer does not wait for it.
+//!
+//! A name nobody has (PreventUserExistenceErrors) is counted and locked out the same way, under
+//! its keyed stand-in `sub` ([`Failing::Nobody`], `unknown_names`), with a turn of its own, so
+//! that neither the answers nor their timing tell it from a user's (security checklist A1;
+//! `bench/signin/existence.py`).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};

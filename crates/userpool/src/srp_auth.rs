@@ -19,7 +19,8 @@ struct SrpState {
     id: String,
     pool: String,
     client: String,
-    /// Empty for a user that does not exist (PreventUserExistenceErrors).
+    /// For a user that does not exist (PreventUserExistenceErrors), the stand-in's: its
+    /// [`nobody_key`].
     sub: String,
     username: String,
     b: String,
@@ -33,11 +34,12 @@ const CONTEXT: &[u8] = b"srp-secret-block/v1";
 /// What USER_SRP_AUTH answers for a user who does not exist (PreventUserExistenceErrors), the
 /// same every time for the same pool and name (in any spelling that would find the same real
 /// user), as a real user's salt is (security checklist A2): salt and verifier are keyed hashes of
-/// the pool and the name, so nothing is stored and two calls cannot tell the user apart from a
-/// real one. Where a real user's USER_ID_FOR_SRP could not be the name typed (an e-mail or phone
-/// number in a pool that signs in with them, or keeps them as aliases), it is a UUID, as real
-/// users of e-mail- or phone-as-username pools have (in alias pools real usernames are the app's
-/// own choice, which a stand-in cannot imitate).
+/// the pool and the stand-in's name, so nothing is stored and two calls cannot tell the user
+/// apart from a real one. Where a real user's USER_ID_FOR_SRP could not be the name typed (an
+/// e-mail or phone number in a pool that signs in with them, or keeps them as aliases), the
+/// stand-in's name is a UUID, as real users of e-mail- or phone-as-username pools have (in alias
+/// pools real usernames are the app's own choice, which a stand-in cannot imitate); typing that
+/// UUID finds the same stand-in, as typing a real user's finds the user.
 ///
 /// Its `sub` stands where a real user's would, in the SECRET_BLOCK (so that the block is as long
 /// as a real user's) and as the name's [`nobody_key`].
@@ -48,40 +50,61 @@ struct Decoy {
     verifier: Vec<u8>,
 }
 
-/// A keyed hash of the pool and the name (in [`decoy_name`]'s spelling), for the stand-in's
-/// salt, verifier and id.
+/// A keyed hash of the pool and a name, for the stand-in's name, salt, verifier and `sub`.
 fn decoy_mac(key: &[u8; 32], pool: &Pool, name: &str, label: &str) -> aws_lc_rs::hmac::Tag {
     use aws_lc_rs::hmac;
     let key = hmac::Key::new(hmac::HMAC_SHA256, key);
     hmac::sign(&key, format!("{label}\n{}\n{name}", pool.id).as_bytes())
 }
 
-/// What a name nobody has in `pool` is known by, in place of a user's `sub`: a UUID, the same
-/// for every spelling that would find the same user. Its turn at signing in, and the failures
-/// counted against it, are kept under this key (security checklist A1).
-pub(crate) fn nobody_key(key: &[u8; 32], pool: &Pool, typed: &str) -> String {
-    let id = decoy_mac(key, pool, &decoy_name(pool, typed), "id");
+/// A UUID made of the second half of a keyed hash.
+fn uuid_of(tag: &aws_lc_rs::hmac::Tag) -> String {
     let mut bytes = [0u8; 16];
-    bytes.copy_from_slice(&id.as_ref()[16..32]);
+    bytes.copy_from_slice(&tag.as_ref()[16..32]);
     uuid::Builder::from_random_bytes(bytes)
         .into_uuid()
         .to_string()
 }
 
+/// The stand-in's name (its USER_ID_FOR_SRP), the same for every spelling that would find the
+/// same real user: the username as the pool keys it, or for an e-mail address (looked up
+/// lower-cased whatever the pool's case sensitivity) or phone number the pool signs in with, a
+/// UUID made from it.
+fn stand_in_name(key: &[u8; 32], pool: &Pool, typed: &str) -> String {
+    if signs_in_as(pool, "email", crate::attributes::is_email, typed) {
+        uuid_of(&decoy_mac(key, pool, &typed.to_lowercase(), "id"))
+    } else if signs_in_as(pool, "phone_number", crate::attributes::is_phone, typed) {
+        uuid_of(&decoy_mac(
+            key,
+            pool,
+            &crate::users::username_key(pool, typed),
+            "id",
+        ))
+    } else {
+        crate::users::username_key(pool, typed)
+    }
+}
+
+/// What a name nobody has in `pool` is known by, in place of a user's `sub`: a UUID, the same
+/// for every spelling that would find the same user (the stand-in's own name included). Its turn
+/// at signing in, and the failures counted against it, are kept under this key (security
+/// checklist A1).
+pub(crate) fn nobody_key(key: &[u8; 32], pool: &Pool, typed: &str) -> String {
+    uuid_of(&decoy_mac(
+        key,
+        pool,
+        &stand_in_name(key, pool, typed),
+        "id",
+    ))
+}
+
 impl Decoy {
     fn new(key: &[u8; 32], pool: &Pool, typed: &str) -> Self {
-        let by_email = signs_in_as(pool, "email", crate::attributes::is_email, typed);
-        let by_phone = signs_in_as(pool, "phone_number", crate::attributes::is_phone, typed);
-        let name = decoy_name(pool, typed);
-        let mac = |label: &str| decoy_mac(key, pool, &name, label);
+        let user_id = stand_in_name(key, pool, typed);
+        let mac = |label: &str| decoy_mac(key, pool, &user_id, label);
+        let id = mac("id");
         let mut salt = [0u8; 16];
-        salt.copy_from_slice(&mac("id").as_ref()[..16]);
-        let sub = nobody_key(key, pool, typed);
-        let user_id = if by_email || by_phone {
-            sub.clone()
-        } else {
-            name.clone()
-        };
+        salt.copy_from_slice(&id.as_ref()[..16]);
         // A verifier is any number below N; 383 bytes always are.
         let mut verifier = Vec::with_capacity(srp::N_BYTES);
         for i in 0..12 {
@@ -89,21 +112,11 @@ impl Decoy {
         }
         verifier.truncate(srp::N_BYTES - 1);
         Self {
-            sub,
+            sub: uuid_of(&id),
             user_id,
             salt,
             verifier,
         }
-    }
-}
-
-/// The one spelling of a name nobody has: every spelling that would find the same real user gives
-/// it — e-mail addresses are looked up lower-cased whatever the pool's case sensitivity.
-fn decoy_name(pool: &Pool, typed: &str) -> String {
-    if signs_in_as(pool, "email", crate::attributes::is_email, typed) {
-        typed.to_lowercase()
-    } else {
-        crate::users::username_key(pool, typed)
     }
 }
 
@@ -193,9 +206,11 @@ impl Directory {
             .ok_or_else(|| Error::invalid("Missing required parameter SRP_A"))?;
         let a =
             parse_hex(a_hex).ok_or_else(|| Error::invalid("SRP_A is not a hexadecimal number."))?;
-        let user = self.find_user(pool, username).await?;
-        let (sub, name, salt, verifier) = match &user {
-            Some(u) => {
+        // One read whether the user exists or not (security checklist A1).
+        let nobody = nobody_key(&self.decoy_key, pool, username);
+        let found = self.find_signing_in(pool, username, &nobody).await?;
+        let (sub, name, salt, verifier) = match &found {
+            SigningIn::User(u) => {
                 let Some(cred) = &u.password else {
                     return Err(incorrect());
                 };
@@ -204,12 +219,12 @@ impl Directory {
                     .open(&cred.srp_verifier_sealed, &srp_context(&pool.id, &u.sub))?;
                 (u.sub.clone(), u.username.clone(), cred.srp_salt.clone(), v)
             }
-            None if client.config.prevent_user_existence_errors == "ENABLED" => {
+            SigningIn::Nobody(_) if client.config.prevent_user_existence_errors == "ENABLED" => {
                 // A challenge for nobody: it can only end in "Incorrect username or password".
                 let d = Decoy::new(&self.decoy_key, pool, username);
                 (d.sub, d.user_id, d.salt.to_vec(), d.verifier)
             }
-            None => return Err(Error::UserNotFound),
+            SigningIn::Nobody(_) => return Err(Error::UserNotFound),
         };
         let (b, big_b) = loop {
             let b: [u8; 32] = self.random_bytes();
@@ -281,10 +296,16 @@ impl Directory {
         // The same work whether the user exists or not (security checklist A1): the turn, the
         // one read, the lockout check and the two exponentiations; a name nobody has brings the
         // key its failures are counted under in place of a sub.
-        let turn = self.turns.turn(&st.sub).await;
+        // A block sealed before stand-ins had a `sub` (an upgrade mid-exchange) names nobody
+        // by the stand-in's name.
+        let sub = match st.sub.as_str() {
+            "" => nobody_key(&self.decoy_key, pool, &st.username),
+            sub => sub.to_string(),
+        };
+        let turn = self.turns.turn(&sub).await;
         let found = self
             .store
-            .find_signing_in(&pool.id, UserKey::Sub(&st.sub), None, &st.sub)
+            .find_signing_in(&pool.id, UserKey::Sub(&sub), None, &sub)
             .await?;
         let (who, verifier) = match &found {
             SigningIn::User(user) => {
@@ -299,7 +320,7 @@ impl Directory {
                 self.check_not_locked(failures)?;
                 // Any verifier does: the proof cannot match one nobody has.
                 let d = Decoy::new(&self.decoy_key, pool, &st.username);
-                (Failing::Nobody(&st.sub), d.verifier)
+                (Failing::Nobody(&sub), d.verifier)
             }
         };
         // Two 3072-bit exponentiations: CPU work, on the hashing threads.

@@ -510,14 +510,21 @@ def test_rotation_settings_are_checked(idp, make_client, signin):
         assert error_code(e.value) == "InvalidParameterException"
 
 
-def test_fifty_parallel_wrong_passwords_are_five_tries(unsigned_idp, signin):
+@pytest.mark.parametrize("who", ["a user", "a name nobody has"])
+def test_fifty_parallel_wrong_passwords_are_five_tries(unsigned_idp, make_client, signin, who):
     """The lockout count is exact under parallel guesses (security checklist A3/R8): of 50 wrong
-    passwords sent at once, five are checked and the rest refused by the lockout."""
+    passwords sent at once, five are checked and the rest refused by the lockout — at a name
+    nobody has too, with PreventUserExistenceErrors (A1)."""
     from concurrent.futures import ThreadPoolExecutor
+
+    hidden = make_client(signin["pool_id"], ExplicitAuthFlows=FLOWS, PreventUserExistenceErrors="ENABLED")
+    target = {**signin, "client_id": hidden["ClientId"]}
+    if who == "a name nobody has":
+        target["username"] = unique("nobody")
 
     def guess(_):
         try:
-            _password_auth(unsigned_idp, signin, "Wrong-Password-1")
+            _password_auth(unsigned_idp, target, "Wrong-Password-1")
         except ClientError as e:
             return e.response["Error"]["Message"]
         return "signed in"

@@ -91,9 +91,12 @@ def test_an_unknown_user_is_answered_alike_every_time(unsigned_idp, srp_user):
         # The sealed exchange is as long for nobody as for the user (it once lacked the sub).
         assert blocks[nobody] == blocks[u["username"]], pool_kwargs
         if pool_kwargs:
-            # Real users of e-mail-as-username pools have UUIDs; so does nobody.
+            # Real users of e-mail-as-username pools have UUIDs; so does nobody. Typed back, a
+            # real user's finds the same user, and nobody's the same stand-in.
             assert str(uuid.UUID(real[1])) == real[1] and str(uuid.UUID(fake[1])) == fake[1]
             assert fake[1] != nobody
+            assert challenge(u, real[1]) == real
+            assert challenge(u, fake[1]) == fake
         else:
             assert (real[1], fake[1]) == (u["username"], nobody)
         with pytest.raises(ClientError) as e:
@@ -127,6 +130,35 @@ def test_guesses_at_an_unknown_name_lock_it_out_as_a_user_through_either_flow(un
         ("NotAuthorizedException", "Password attempts exceeded")]
     assert answers(u["username"]) == expected
     assert answers(unique("nobody")) == expected
+
+
+def test_an_unknown_email_and_its_stand_ins_id_share_one_lockout(unsigned_idp, srp_user):
+    """Security checklist A1 in an e-mail-as-username pool: a real user can be named by e-mail or
+    by the USER_ID_FOR_SRP its challenge returns, and both count towards one lockout; so can a
+    name nobody has and the id its stand-in returns."""
+    u = srp_user(pool_kwargs={"UsernameAttributes": ["email"]}, PreventUserExistenceErrors="ENABLED")
+
+    def user_id_for_srp(name):
+        params = _srp(unsigned_idp, u, username=name).get_auth_params()
+        got = unsigned_idp.initiate_auth(ClientId=u["client"]["ClientId"], AuthFlow="USER_SRP_AUTH",
+                                         AuthParameters=params)
+        return got["ChallengeParameters"]["USER_ID_FOR_SRP"]
+
+    def answers(email):
+        names = [email] * 5 + [user_id_for_srp(email)]
+        got = []
+        for name in names:
+            try:
+                _srp(unsigned_idp, u, username=name, password="Wrong-Password-9").authenticate_user()
+                got.append("signed in")
+            except ClientError as e:
+                got.append((error_code(e), e.response["Error"]["Message"]))
+        return got
+
+    expected = [("NotAuthorizedException", "Incorrect username or password.")] * 5 + [
+        ("NotAuthorizedException", "Password attempts exceeded")]
+    assert answers(u["email"]) == expected
+    assert answers(f"{unique('nobody')}@example.com") == expected
 
 
 def test_srp_with_a_client_secret(unsigned_idp, srp_user):
