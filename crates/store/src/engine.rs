@@ -20,7 +20,7 @@ use userpool::{
 };
 
 use crate::ConnectError;
-use crate::leased::Leased;
+use crate::leased::{Leased, past_deadline};
 use crate::migrate::{self, Migration};
 
 const USER_COLS: &str = "pool_id, username_key, username, sub, status, enabled, created_ms, modified_ms, \
@@ -211,6 +211,17 @@ fn passes(filter: &UserFilter, user: &User) -> bool {
 macro_rules! sql_store {
     ($name:ident, $pool:ty, $row:ty, $begin:expr, $lock:expr, $maintain:ident) => {
         impl $name {
+            /// `work` (a transaction), failed as unavailable once it took the store's deadline;
+            /// dropping it part way rolls the transaction back (security checklist R4).
+            async fn within<T>(&self, work: impl std::future::Future<Output = StoreResult<T>>) -> StoreResult<T> {
+                let Some(deadline) = self.deadline else {
+                    return work.await;
+                };
+                tokio::time::timeout(deadline, work)
+                    .await
+                    .unwrap_or_else(|_| Err(unavailable(sqlx::Error::Io(past_deadline(deadline)))))
+            }
+
             async fn migrate(&self, migrations: &[Migration]) -> Result<(), ConnectError> {
                 let err = |e: sqlx::Error| ConnectError::Migrate(e.to_string());
                 let mut tx = self.pool.begin_with($begin).await.map_err(err)?;
@@ -430,6 +441,7 @@ macro_rules! sql_store {
             }
 
             async fn save_user(&self, user: &User, take_aliases: bool, insert: bool) -> StoreResult<bool> {
+                self.within(async {
                 if !take_aliases {
                     // One statement is atomic on its own: no transaction round trips needed.
                     let done = Self::write_user(&self.leased, user, insert).await;
@@ -443,6 +455,7 @@ macro_rules! sql_store {
                 // Other users lost their aliases too.
                 self.recent.users.clear();
                 Ok(done)
+                            }).await
             }
 
             async fn delete_where(&self, sql: &'static str, binds: &[&str]) -> StoreResult<bool> {
@@ -650,6 +663,7 @@ macro_rules! sql_store {
             }
 
             async fn delete_user(&self, pool_id: &str, sub: &str) -> StoreResult<bool> {
+                self.within(async {
                 let mut tx = self.pool.begin_with($begin).await.map_err(unavailable)?;
                 let done = sqlx::query("DELETE FROM users WHERE pool_id = $1 AND sub = $2")
                     .bind(pool_id)
@@ -664,6 +678,7 @@ macro_rules! sql_store {
                 self.recent.forget_user(pool_id, sub);
                 self.recent.forget_groups(pool_id, sub);
                 Ok(done.rows_affected() > 0)
+                            }).await
             }
 
             async fn list_users(
@@ -727,6 +742,7 @@ macro_rules! sql_store {
             }
 
             async fn redeem_code(&self, a: &CodeAttempt<'_>) -> StoreResult<Redeem> {
+                self.within(async {
                 let mut tx = self.pool.begin_with($begin).await.map_err(unavailable)?;
                 // Counting the attempt first makes this transaction a writer from its first
                 // statement, so concurrent attempts serialise on the row.
@@ -777,6 +793,7 @@ macro_rules! sql_store {
                     self.recent.forget_user(&user.pool_id, &user.sub);
                 }
                 Ok(outcome)
+                            }).await
             }
 
             async fn expire_codes(&self, pool_id: &str, sub: &str, now: Millis) -> StoreResult<u64> {
@@ -850,6 +867,7 @@ macro_rules! sql_store {
             }
 
             async fn delete_group(&self, pool_id: &str, name: &str) -> StoreResult<bool> {
+                self.within(async {
                 let mut tx = self.pool.begin_with($begin).await.map_err(unavailable)?;
                 let done = sqlx::query("DELETE FROM user_groups WHERE pool_id = $1 AND name = $2")
                     .bind(pool_id)
@@ -866,6 +884,7 @@ macro_rules! sql_store {
                 tx.commit().await.map_err(unavailable)?;
                 self.recent.groups.clear();
                 Ok(done.rows_affected() > 0)
+                            }).await
             }
 
             async fn add_member(&self, pool_id: &str, group: &str, sub: &str) -> StoreResult<()> {
@@ -1037,6 +1056,7 @@ macro_rules! sql_store {
             }
 
             async fn rotate_signing_key(&self, key: &StoredKey) -> StoreResult<()> {
+                self.within(async {
                 let mut tx = self.pool.begin_with($begin).await.map_err(unavailable)?;
                 sqlx::query(
                     "UPDATE signing_keys SET retired_ms = $3 \
@@ -1063,6 +1083,7 @@ macro_rules! sql_store {
                 .await
                 .map_err(unavailable)?;
                 tx.commit().await.map_err(unavailable)
+                            }).await
             }
 
             async fn insert_refresh_token(&self, t: &RefreshToken) -> StoreResult<()> {
@@ -1167,20 +1188,22 @@ macro_rules! sql_store {
                 families_before: Millis,
                 failures_before: Millis,
             ) -> StoreResult<u64> {
+                // Background upkeep, not a request: on pool connections, free of the deadline a
+                // request's statements have, however many rows have piled up.
                 let sessions = sqlx::query("DELETE FROM used_sessions WHERE expires_ms < $1")
                     .bind(now)
-                    .execute(&self.leased)
+                    .execute(&self.pool)
                     .await
                     .map_err(unavailable)?;
                 let families = sqlx::query("DELETE FROM refresh_tokens WHERE expires_ms < $1")
                     .bind(families_before)
-                    .execute(&self.leased)
+                    .execute(&self.pool)
                     .await
                     .map_err(unavailable)?;
                 self.recent.families.clear();
                 let names = sqlx::query("DELETE FROM unknown_names WHERE last_failure_ms < $1")
                     .bind(failures_before)
-                    .execute(&self.leased)
+                    .execute(&self.pool)
                     .await
                     .map_err(unavailable)?;
                 Ok(sessions.rows_affected() + families.rows_affected() + names.rows_affected())
@@ -1466,6 +1489,9 @@ pub struct SqliteStore {
     /// Single statements outside transactions.
     pub(crate) leased: Leased<Sqlite>,
     recent: Recent,
+    /// None: an embedded database has no link to lose; a statement waits for the write lock
+    /// (`busy_timeout`) instead.
+    deadline: Option<Duration>,
 }
 
 impl SqliteStore {
@@ -1490,6 +1516,7 @@ impl SqliteStore {
             leased: Leased::new(pool.clone(), LEASED),
             pool,
             recent: Recent::default(),
+            deadline: None,
         };
         store.migrate(migrate::SQLITE).await?;
         store
@@ -1566,7 +1593,15 @@ pub struct PostgresStore {
     /// Single statements outside transactions.
     pub(crate) leased: Leased<Postgres>,
     recent: Recent,
+    /// How long a statement or transaction may take: [`DEADLINE`].
+    deadline: Option<Duration>,
 }
+
+/// How long a PostgreSQL statement or transaction may take, waiting for a connection included,
+/// before the request fails with a retryable error (security checklist R4: within 1 s, no hung
+/// connections, when the database stops answering). Statements take milliseconds; a second
+/// means the database or the link to it is gone or overwhelmed.
+pub const DEADLINE: Duration = Duration::from_secs(1);
 
 impl PostgresStore {
     pub async fn open(url: &str) -> Result<Self, ConnectError> {
@@ -1587,6 +1622,8 @@ impl PostgresStore {
         // With `LEASED` more for single statements: at most 16 to the database per node.
         let pool = PgPoolOptions::new()
             .max_connections(16 - LEASED as u32)
+            // For opening the store (and its migrations), which may wait for a database that
+            // is still starting; a request's statements are held to `DEADLINE`.
             .acquire_timeout(Duration::from_secs(5))
             .connect_with(options)
             .await
@@ -1599,9 +1636,10 @@ impl PostgresStore {
                 .map_err(|e| ConnectError::Migrate(e.to_string()))?;
         }
         let store = Self {
-            leased: Leased::new(pool.clone(), LEASED),
+            leased: Leased::new(pool.clone(), LEASED).with_deadline(DEADLINE),
             pool,
             recent: Recent::default(),
+            deadline: Some(DEADLINE),
         };
         store.migrate(migrate::POSTGRES).await?;
         Ok(store)

@@ -7,6 +7,7 @@
 //! restarted database may have closed) is tested before its next statement, as sqlx's pool
 //! tests one before lending it. Transactions still use the pool.
 
+use std::future::Future;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -30,6 +31,10 @@ pub(crate) struct Leased<DB: Database> {
     idle: Mutex<Vec<Idle<DB>>>,
     room: Semaphore,
     max_age: Duration,
+    /// How long a statement may take, waiting for a connection included, before it fails (and
+    /// its connection is closed): a database that stopped answering costs a caller this long,
+    /// not a TCP timeout (security checklist R4). None: as long as it takes.
+    deadline: Option<Duration>,
 }
 
 /// A connection waiting for its next statement.
@@ -54,7 +59,25 @@ impl<DB: Database> Leased<DB> {
             idle: Mutex::new(Vec::with_capacity(max)),
             room: Semaphore::new(max),
             max_age: MAX_AGE,
+            deadline: None,
         }
+    }
+
+    /// Statements fail once they took `deadline` (see the field).
+    pub(crate) fn with_deadline(mut self, deadline: Duration) -> Self {
+        self.deadline = Some(deadline);
+        self
+    }
+
+    /// `work` (a lease and its statement), cut short at the deadline. Cutting it short drops
+    /// the lease unfinished, which closes its connection.
+    async fn within<T>(&self, work: impl Future<Output = Result<T, Error>>) -> Result<T, Error> {
+        let Some(deadline) = self.deadline else {
+            return work.await;
+        };
+        tokio::time::timeout(deadline, work)
+            .await
+            .unwrap_or_else(|_| Err(Error::Io(past_deadline(deadline))))
     }
 
     #[cfg(test)]
@@ -86,6 +109,17 @@ impl<DB: Database> Leased<DB> {
             finished: false,
         })
     }
+}
+
+/// The error of a statement the database did not answer in time.
+pub(crate) fn past_deadline(deadline: Duration) -> std::io::Error {
+    std::io::Error::new(
+        std::io::ErrorKind::TimedOut,
+        format!(
+            "the database did not answer within {} ms",
+            deadline.as_millis()
+        ),
+    )
 }
 
 /// One connection out for one statement. Back to the idle list only once `finished`.
@@ -153,12 +187,12 @@ where
         E: 'q + Execute<'q, DB>,
     {
         // Read whole before the connection goes back; every caller collects it all anyway.
-        futures_util::stream::once(async move {
+        futures_util::stream::once(self.within(async move {
             let mut lease = self.lease().await?;
             let all: Result<Vec<_>, Error> = lease.conn()?.fetch_many(query).try_collect().await;
             lease.finished = reusable(&all);
             Ok::<_, Error>(futures_util::stream::iter(all?.into_iter().map(Ok)))
-        })
+        }))
         .try_flatten()
         .boxed()
     }
@@ -171,12 +205,12 @@ where
         'p: 'e,
         E: 'q + Execute<'q, DB>,
     {
-        Box::pin(async move {
+        Box::pin(self.within(async move {
             let mut lease = self.lease().await?;
             let row = lease.conn()?.fetch_optional(query).await;
             lease.finished = reusable(&row);
             row
-        })
+        }))
     }
 
     fn prepare_with<'e>(
@@ -187,12 +221,12 @@ where
     where
         'p: 'e,
     {
-        Box::pin(async move {
+        Box::pin(self.within(async move {
             let mut lease = self.lease().await?;
             let statement = lease.conn()?.prepare_with(sql, parameters).await;
             lease.finished = reusable(&statement);
             statement
-        })
+        }))
     }
 }
 

@@ -20,7 +20,7 @@ use std::sync::Arc;
 
 use userpool::Store;
 
-pub use engine::{PostgresStore, SqliteStore};
+pub use engine::{DEADLINE, PostgresStore, SqliteStore};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectError {

@@ -1,0 +1,155 @@
+//! Security checklist R4: when PostgreSQL stops answering, store calls fail with a retryable
+//! error within about the store's deadline (`store::DEADLINE`, 1 s) instead of hanging, and work
+//! again soon after it answers. The outage is a TCP relay between the store and the real database
+//! that stops passing bytes: a link gone silent, with no reset to notice — the case where a
+//! client would otherwise wait for the operating system's TCP timeout.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use userpool::store::{StoreError, UserKey};
+
+/// Passes bytes between its clients and `upstream` while `silent` is false; while it is true,
+/// it holds what it read and connects nobody new.
+async fn relay(upstream: String) -> (String, Arc<AtomicBool>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let silent = Arc::new(AtomicBool::new(false));
+    let flag = silent.clone();
+    tokio::spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            let (upstream, silent) = (upstream.clone(), flag.clone());
+            tokio::spawn(async move {
+                wait_while(&silent).await;
+                let Ok(server) = TcpStream::connect(&upstream).await else {
+                    return;
+                };
+                let (cr, cw) = client.into_split();
+                let (sr, sw) = server.into_split();
+                tokio::spawn(pump(cr, sw, silent.clone()));
+                tokio::spawn(pump(sr, cw, silent));
+            });
+        }
+    });
+    (addr, silent)
+}
+
+async fn wait_while(silent: &AtomicBool) {
+    while silent.load(Ordering::SeqCst) {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+async fn pump(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    silent: Arc<AtomicBool>,
+) {
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        wait_while(&silent).await;
+        let n = match from.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        wait_while(&silent).await;
+        if to.write_all(&buf[..n]).await.is_err() {
+            break;
+        }
+    }
+    let _ = to.shutdown().await;
+}
+
+/// `url` with its host and port replaced by `addr`, and the host and port it had.
+fn through(url: &str, addr: &str) -> (String, String) {
+    let (scheme, rest) = url.split_once("://").unwrap();
+    let (auth, tail) = rest.split_once('/').unwrap_or((rest, ""));
+    let (user, host) = match auth.rsplit_once('@') {
+        Some((u, h)) => (format!("{u}@"), h.to_string()),
+        None => (String::new(), auth.to_string()),
+    };
+    let host = if host.contains(':') {
+        host
+    } else {
+        format!("{host}:5432")
+    };
+    (format!("{scheme}://{user}{addr}/{tail}"), host)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_database_fails_calls_within_the_deadline_and_they_recover_after() {
+    let base = std::env::var("COGNATE_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    if sqlx::PgPool::connect(&base).await.is_err() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "PostgreSQL is required in CI"
+        );
+        eprintln!("SKIPPED: cannot connect to {base}");
+        return;
+    }
+    let (addr, silent) = relay(through(&base, "").1).await;
+    let (url, _) = through(&base, &addr);
+    let schema = format!("cognate_outage_{}", std::process::id());
+    let sep = if url.contains('?') { '&' } else { '?' };
+    let store = store::connect(&format!("{url}{sep}schema={schema}"))
+        .await
+        .unwrap();
+    let read = || store.find_user("pool", UserKey::Sub("someone"));
+    let transaction = || store.delete_user("pool", "someone");
+    assert!(read().await.unwrap().is_none());
+    assert!(!transaction().await.unwrap());
+
+    silent.store(true, Ordering::SeqCst);
+    // A statement, a transaction, and twenty statements at once (more than the store has
+    // connections: the wait for one counts against the deadline too).
+    let started = Instant::now();
+    let calls = async {
+        let at_once = futures::future::join_all((0..20).map(|_| read())).await;
+        (at_once, read().await, transaction().await)
+    };
+    let (at_once, alone, tx) = tokio::time::timeout(Duration::from_secs(20), calls)
+        .await
+        .expect("the calls hung while the database was silent");
+    let took = started.elapsed();
+    for outcome in at_once.into_iter().chain([alone.map(|_| None)]) {
+        assert!(
+            matches!(outcome, Err(StoreError::Unavailable(_))),
+            "{outcome:?}"
+        );
+    }
+    assert!(matches!(tx, Err(StoreError::Unavailable(_))), "{tx:?}");
+    // Three calls one after another, each cut at the deadline: not a TCP timeout (minutes).
+    let bound = 3 * store::DEADLINE + Duration::from_millis(1500);
+    eprintln!(
+        "three failed calls took {took:?} (deadline {:?})",
+        store::DEADLINE
+    );
+    assert!(took < bound, "three calls took {took:?}");
+
+    silent.store(false, Ordering::SeqCst);
+    let back = Instant::now();
+    loop {
+        if read().await.is_ok() && transaction().await.is_ok() {
+            break;
+        }
+        assert!(
+            back.elapsed() < Duration::from_secs(5),
+            "not recovered after 5 s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    eprintln!(
+        "working again {:?} after the database answered",
+        back.elapsed()
+    );
+
+    let pg = sqlx::PgPool::connect(&base).await.unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
+        .execute(&pg)
+        .await
+        .unwrap();
+}
