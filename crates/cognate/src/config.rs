@@ -138,6 +138,8 @@ pub struct Overrides {
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:9229";
+/// The SQLite database's file in the data directory, when no database URL is given.
+pub const DATABASE_FILE: &str = "cognate.db";
 pub const DEFAULT_DATA_DIR: &str = "cognate-data";
 
 impl Settings {
@@ -156,7 +158,7 @@ impl Settings {
         let database = o
             .database
             .or(file.database)
-            .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("cognate.db").display()));
+            .unwrap_or_else(|| format!("sqlite://{}", data_dir.join(DATABASE_FILE).display()));
         let quota_batch = file
             .quota_batch
             .unwrap_or(if store::is_single_node(&database) {

@@ -7,6 +7,7 @@
 )]
 
 mod apis;
+mod backup;
 mod config;
 mod dev;
 mod listeners;
@@ -55,6 +56,15 @@ enum Command {
         data_dir: Option<PathBuf>,
         /// The YAML file whose `apis` to apply.
         file: PathBuf,
+    },
+    /// Copy the SQLite database (consistently, while servers use it) and the master key into a
+    /// new directory; `cognate serve --data-dir DIR` starts from it. PostgreSQL databases are
+    /// backed up with pg_dump.
+    Backup {
+        #[command(flatten)]
+        place: PlaceArgs,
+        /// The directory to create; it must not exist.
+        to: PathBuf,
     },
     /// Manage the pools' token signing keys.
     Keys {
@@ -221,6 +231,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let settings = settings(&place, Overrides::default())?;
             let lead = lead_seconds.map_or(settings.key_lead, |s| i64::from(s) * 1000);
             runtime.block_on(server::rotate_keys(&settings, &pool, lead))
+        }
+        Command::Backup { place, to } => {
+            init_logs("text");
+            let settings = settings(&place, Overrides::default())?;
+            runtime.block_on(backup::back_up(&settings, &to))
         }
         Command::ApiKeys { place, command } => {
             init_logs("text");

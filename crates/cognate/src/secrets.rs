@@ -58,6 +58,30 @@ pub fn master_key(configured: Option<&str>, data_dir: &Path) -> Result<Vault> {
         .with_context(|| format!("{} does not hold a valid master key", path.display()))
 }
 
+/// Copies the data directory's secrets into `to` (mode 0600): the master key, unless it is
+/// `configured` (then it is in no file), and the generated admin key, if any; their names.
+pub fn copy_secrets(from: &Path, to: &Path, configured: bool) -> Result<Vec<&'static str>> {
+    // (file, whether the copy is useless without it)
+    let mut files = vec![(ADMIN_KEY_FILE, false)];
+    if !configured {
+        files.insert(0, (MASTER_KEY_FILE, true));
+    }
+    let mut copied = Vec::new();
+    for (name, required) in files {
+        let path = from.join(name);
+        if !path.exists() {
+            if required {
+                bail!("{} is missing: the database cannot be read without it", path.display());
+            }
+            continue;
+        }
+        let contents = fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+        write_private(&to.join(name), &contents)?;
+        copied.push(name);
+    }
+    Ok(copied)
+}
+
 /// Refuses to go on when the database was sealed with another master key.
 pub async fn check_master_key(store: &dyn Store, vault: &Vault) -> Result<()> {
     let sealed = vault.seal(CHECK_TEXT, CHECK_KEY.as_bytes())?;

@@ -47,6 +47,32 @@ pub struct Stores {
     pub usage: Arc<dyn gateway::UsageStore>,
 }
 
+/// Writes a consistent copy of the SQLite database at `url` to the new file `to`, while servers
+/// may be reading and writing it: `VACUUM INTO` copies one read transaction's view, so the copy
+/// holds every write committed before it began and none after (security checklist R9).
+pub async fn backup_sqlite(url: &str, to: &std::path::Path) -> Result<(), ConnectError> {
+    use sqlx::{ConnectOptions, Connection};
+    let options = <sqlx::sqlite::SqliteConnectOptions as std::str::FromStr>::from_str(url)
+        .map_err(|e| ConnectError::Open(e.to_string()))?
+        .create_if_missing(false)
+        .busy_timeout(std::time::Duration::from_secs(10));
+    let mut conn = options
+        .connect()
+        .await
+        .map_err(|e| ConnectError::Open(e.to_string()))?;
+    let to = to
+        .to_str()
+        .ok_or_else(|| ConnectError::Open(format!("not a UTF-8 path: {}", to.display())))?;
+    let copied = sqlx::query("VACUUM INTO $1")
+        .bind(to)
+        .execute(&mut conn)
+        .await
+        .map(|_| ())
+        .map_err(|e| ConnectError::Open(format!("cannot copy the database: {e}")));
+    let _ = conn.close().await;
+    copied
+}
+
 /// True for a database URL only one node can hold (an SQLite file), false for one several nodes
 /// may share.
 pub fn is_single_node(url: &str) -> bool {
