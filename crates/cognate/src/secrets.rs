@@ -71,11 +71,15 @@ pub fn copy_secrets(from: &Path, to: &Path, configured: bool) -> Result<Vec<&'st
         let path = from.join(name);
         if !path.exists() {
             if required {
-                bail!("{} is missing: the database cannot be read without it", path.display());
+                bail!(
+                    "{} is missing: the database cannot be read without it",
+                    path.display()
+                );
             }
             continue;
         }
-        let contents = fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+        let contents =
+            fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
         write_private(&to.join(name), &contents)?;
         copied.push(name);
     }

@@ -1,10 +1,11 @@
 """Security checklist R1 and R2: acknowledged writes and revocations survive `kill -9`.
 
-Four clients sign users up, change passwords and revoke refresh tokens against a server that is
-killed with SIGKILL at a random moment, again and again. After each restart every write that was
-answered with success is there: each acknowledged sign-up is a user, each acknowledged password
-change signs in, each acknowledged revocation refuses its token; a write cut off mid-way is either
-wholly there or not at all. `COGNATE_CRASH_KILLS` sets the number of kills (default 25; the
+Four clients sign users up, change passwords, revoke refresh tokens and sign out globally against
+a server that is killed with SIGKILL at a random moment, again and again. After each restart every
+write that was answered with success is there: each acknowledged sign-up is a user, each
+acknowledged password change signs in, each acknowledged revocation refuses its token, each
+acknowledged GlobalSignOut refuses the session's access and refresh tokens; a write cut off
+mid-way is either wholly there or not at all. `COGNATE_CRASH_KILLS` sets the number of kills (default 25; the
 checklist's run is `COGNATE_CRASH_KILLS=500`, about ten minutes)."""
 
 import os
@@ -44,8 +45,8 @@ class Worker:
         self.name = name
         self.password = GOOD_PASSWORD  # the last acknowledged one
         self.maybe = None  # a change sent but not answered: it may or may not have happened
-        self.signed_up, self.maybe_signed_up, self.revoked = [], [], []
-        self.counts = {"sign-ups": 0, "password changes": 0, "revocations": 0}
+        self.signed_up, self.maybe_signed_up, self.revoked, self.signed_out = [], [], [], []
+        self.counts = {"sign-ups": 0, "password changes": 0, "revocations": 0, "global sign-outs": 0}
 
     def run(self, public, client_id, stop):
         n = 0
@@ -65,6 +66,12 @@ class Worker:
                 public.revoke_token(Token=tokens["RefreshToken"], ClientId=client_id)
                 self.revoked.append(tokens["RefreshToken"])
                 self.counts["revocations"] += 1
+                again = public.initiate_auth(
+                    ClientId=client_id, AuthFlow="USER_PASSWORD_AUTH",
+                    AuthParameters={"USERNAME": self.name, "PASSWORD": self.password})["AuthenticationResult"]
+                public.global_sign_out(AccessToken=again["AccessToken"])
+                self.signed_out.append(again)
+                self.counts["global sign-outs"] += 1
             except (ClientError, botocore.exceptions.BotoCoreError):
                 return  # the server is gone
 
@@ -110,6 +117,15 @@ class Worker:
                                      AuthParameters={"REFRESH_TOKEN": token})
             assert e.value.response["Error"]["Code"] == "NotAuthorizedException"
         self.revoked.clear()
+        for tokens in self.signed_out:
+            with pytest.raises(ClientError) as e:
+                public.get_user(AccessToken=tokens["AccessToken"])
+            assert e.value.response["Error"]["Code"] == "NotAuthorizedException"
+            with pytest.raises(ClientError) as e:
+                public.initiate_auth(ClientId=client_id, AuthFlow="REFRESH_TOKEN_AUTH",
+                                     AuthParameters={"REFRESH_TOKEN": tokens["RefreshToken"]})
+            assert e.value.response["Error"]["Code"] == "NotAuthorizedException"
+        self.signed_out.clear()
 
 
 def test_acknowledged_writes_and_revocations_survive_kill_9():
