@@ -34,6 +34,9 @@ pub struct FileConfig {
     /// PostgreSQL, 1,000 on SQLite, which one node holds]; with N nodes a quota is exceeded by
     /// at most (N - 1) x this.
     pub quota_batch: Option<u64>,
+    /// A refresh token a rotation replaced, presented again past its grace period: `refuse`
+    /// it, as Cognito does, or `revoke_family` too [default: refuse].
+    pub refresh_token_reuse: Option<String>,
 }
 
 #[derive(Debug, Default, Clone, Deserialize)]
@@ -117,6 +120,7 @@ pub struct Settings {
     pub quota_batch: u64,
     /// The file SIGHUP re-reads for APIs: `--config`, else `{data_dir}/cognate.yaml`.
     pub reload_from: PathBuf,
+    pub refresh_reuse: userpool::RefreshReuse,
 }
 
 /// What the command line and environment say (clap fills these from both).
@@ -212,6 +216,13 @@ impl Settings {
             .config_path
             .clone()
             .unwrap_or_else(|| data_dir.join("cognate.yaml"));
+        let refresh_reuse = match file.refresh_token_reuse.as_deref() {
+            None | Some("refuse") => userpool::RefreshReuse::Refuse,
+            Some("revoke_family") => userpool::RefreshReuse::RevokeFamily,
+            Some(other) => {
+                bail!("unknown refresh_token_reuse {other:?} (expected refuse or revoke_family)")
+            }
+        };
         let keys = file.signing_keys.unwrap_or_default();
         let days = i64::from(keys.rotate_after_days.unwrap_or(90));
         Ok(Settings {
@@ -242,6 +253,7 @@ impl Settings {
                 api_keys: file.api_keys.unwrap_or_default(),
             },
             reload_from,
+            refresh_reuse,
         })
     }
 }
@@ -249,6 +261,26 @@ impl Settings {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_example_file_loads_and_its_values_are_the_defaults_it_claims() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../cognate.example.yaml");
+        let file = FileConfig::load(&path).expect("cognate.example.yaml is a valid file");
+        let s = Settings::resolve(file, Overrides::default()).unwrap();
+        assert_eq!(s.refresh_reuse, userpool::RefreshReuse::Refuse);
+        let revoke = FileConfig {
+            refresh_token_reuse: Some("revoke_family".into()),
+            ..FileConfig::default()
+        };
+        let s = Settings::resolve(revoke, Overrides::default()).unwrap();
+        assert_eq!(s.refresh_reuse, userpool::RefreshReuse::RevokeFamily);
+        let bad = FileConfig {
+            refresh_token_reuse: Some("forgive".into()),
+            ..FileConfig::default()
+        };
+        let e = Settings::resolve(bad, Overrides::default()).unwrap_err();
+        assert!(e.to_string().contains("refresh_token_reuse"), "{e}");
+    }
 
     #[test]
     fn defaults_need_no_configuration() {

@@ -71,24 +71,27 @@ fn directory(
     let cores = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(2);
-    Arc::new(Directory::new(Deps {
-        store,
-        sender,
-        clock,
-        random: Arc::new(SystemRandom),
-        hasher: PasswordHasher::new(
-            profile,
-            cores,
-            if settings.development_hashing {
-                HASH_QUEUE_DEVELOPMENT
-            } else {
-                HASH_QUEUE
-            },
-        ),
-        vault,
-        account_id: settings.account_id.clone(),
-        issuer_base: settings.issuer_base.clone(),
-    }))
+    Arc::new(
+        Directory::new(Deps {
+            store,
+            sender,
+            clock,
+            random: Arc::new(SystemRandom),
+            hasher: PasswordHasher::new(
+                profile,
+                cores,
+                if settings.development_hashing {
+                    HASH_QUEUE_DEVELOPMENT
+                } else {
+                    HASH_QUEUE
+                },
+            ),
+            vault,
+            account_id: settings.account_id.clone(),
+            issuer_base: settings.issuer_base.clone(),
+        })
+        .with_refresh_reuse(settings.refresh_reuse),
+    )
 }
 
 /// `cognate keys rotate`: new keys for one pool, signing after `lead` ms.

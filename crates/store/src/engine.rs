@@ -1116,6 +1116,18 @@ macro_rules! sql_store {
                 row.as_ref().map(Self::refresh_from).transpose()
             }
 
+            async fn find_retired_refresh_token(&self, token_hash: &[u8]) -> StoreResult<Option<RefreshToken>> {
+                let row = sqlx::query(
+                    "SELECT f.* FROM retired_refresh_tokens r JOIN refresh_tokens f ON f.origin_jti = r.origin_jti \
+                     WHERE r.token_hash = $1",
+                )
+                .bind(token_hash)
+                .fetch_optional(&self.leased)
+                .await
+                .map_err(unavailable)?;
+                row.as_ref().map(Self::refresh_from).transpose()
+            }
+
             async fn rotate_refresh_token(
                 &self,
                 origin_jti: &str,

@@ -1333,12 +1333,48 @@ async fn refresh_tokens_rotate_once_and_the_previous_one_is_found(e: Env) {
     assert_eq!(by_new.previous_hash.as_deref(), Some(&b"h1"[..]));
     assert_eq!(by_new.previous_until, Some(T0 + 5));
     assert!(e.store.find_refresh_token(b"h3").await.unwrap().is_none());
-    // A revoked family does not rotate.
-    assert!(e.store.revoke_refresh_token(b"h2", T0).await.unwrap());
+    // Every replaced token is kept with its family; a token never issued is not.
     assert!(
-        !e.store
-            .rotate_refresh_token("jti-rot", b"h2", b"h4", (b"h2", T0 + 5))
+        e.store
+            .rotate_refresh_token("jti-rot", b"h2", b"h5", (b"h2", T0 + 5))
             .await
             .unwrap()
+    );
+    assert!(e.store.find_refresh_token(b"h1").await.unwrap().is_none());
+    for retired in [&b"h1"[..], b"h2"] {
+        let family = e.store.find_retired_refresh_token(retired).await.unwrap();
+        assert_eq!(family.map(|f| f.token_hash), Some(b"h5".to_vec()));
+    }
+    assert!(
+        e.store
+            .find_retired_refresh_token(b"h5")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        e.store
+            .find_retired_refresh_token(b"h3")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let (h2, h5) = (b"h2".to_vec(), b"h5".to_vec());
+    // A revoked family does not rotate.
+    assert!(e.store.revoke_refresh_token(&h5, T0).await.unwrap());
+    assert!(
+        !e.store
+            .rotate_refresh_token("jti-rot", &h5, b"h4", (&h2, T0 + 5))
+            .await
+            .unwrap()
+    );
+    // The replaced tokens go with their family.
+    assert_eq!(e.store.purge_expired(T0, T0 + 60_001, 0).await.unwrap(), 1);
+    assert!(
+        e.store
+            .find_retired_refresh_token(b"h1")
+            .await
+            .unwrap()
+            .is_none()
     );
 }

@@ -11,7 +11,7 @@ use crate::challenges::AuthOutcome;
 use crate::error::{Error, Result};
 use crate::lockout::Failing;
 use crate::store::{RefreshToken, SigningIn};
-use crate::{AdminGrant, Client, Directory, Pool, SignInFailures, User, UserStatus};
+use crate::{AdminGrant, Client, Directory, Pool, RefreshReuse, SignInFailures, User, UserStatus};
 
 /// What InitiateAuth and AdminInitiateAuth carry.
 #[derive(Debug, Clone, Default)]
@@ -368,11 +368,10 @@ impl Directory {
         let client = self.client_with_secret(client_id, client_secret).await?;
         let invalid = || Error::not_authorized("Invalid Refresh Token");
         let hash = self.refresh_hash(token);
-        let family = self
-            .store
-            .find_refresh_token(&hash)
-            .await?
-            .ok_or_else(invalid)?;
+        let family = match self.store.find_refresh_token(&hash).await? {
+            Some(family) => family,
+            None => return Err(self.unknown_refresh_token(&client, &hash).await?),
+        };
         if family.client_id != client.client_id {
             return Err(invalid());
         }
@@ -391,11 +390,7 @@ impl Directory {
         } else {
             match (&family.previous_hash, family.previous_until) {
                 (Some(p), Some(until)) if until > now => (p.clone(), until),
-                _ => {
-                    return Err(Error::RefreshTokenReuse(
-                        "Refresh token has been used already.".into(),
-                    ));
-                }
+                _ => return Err(self.reused(&family).await?),
             }
         };
         let new_token = self.new_refresh_token();
@@ -414,6 +409,41 @@ impl Directory {
         let mut tokens = self.mint(&pool.id, &client, &user, Some(&family)).await?;
         tokens.refresh = Some(new_token);
         Ok(tokens)
+    }
+
+    /// The refusal of a refresh token that is no family's current or previous token: one that
+    /// was never issued (or whose family is gone), or, where reuse revokes the family, one a
+    /// rotation replaced further back.
+    async fn unknown_refresh_token(&self, client: &Client, hash: &[u8]) -> Result<Error> {
+        if self.refresh_reuse == RefreshReuse::RevokeFamily {
+            let retired = self.store.find_retired_refresh_token(hash).await?;
+            if let Some(family) = retired.filter(|f| f.client_id == client.client_id) {
+                return self.reused(&family).await;
+            }
+        }
+        Ok(Error::not_authorized("Invalid Refresh Token"))
+    }
+
+    /// The refusal of a replaced refresh token presented past its grace period, after revoking
+    /// its family where that is the policy ([`RefreshReuse`]).
+    async fn reused(&self, family: &RefreshToken) -> Result<Error> {
+        if self.refresh_reuse == RefreshReuse::RevokeFamily {
+            let revoked = self
+                .store
+                .revoke_refresh_token(&family.token_hash, self.now())
+                .await?;
+            if revoked {
+                tracing::warn!(
+                    pool_id = family.pool_id,
+                    sub = family.sub,
+                    client_id = family.client_id,
+                    "a replaced refresh token was presented again: its family is revoked"
+                );
+            }
+        }
+        Ok(Error::RefreshTokenReuse(
+            "Refresh token has been used already.".into(),
+        ))
     }
 
     /// 48 random bytes in Base64url behind a letter prefix (a token starting with `-` would be

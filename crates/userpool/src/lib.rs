@@ -138,6 +138,19 @@ pub struct Directory {
     decoy_key: [u8; 32],
     account_id: String,
     issuer_base: String,
+    refresh_reuse: RefreshReuse,
+}
+
+/// What presenting a refresh token that a rotation replaced does, past its grace period.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum RefreshReuse {
+    /// Refuses it (RefreshTokenReuseException), as Cognito does; the family lives on.
+    #[default]
+    Refuse,
+    /// Refuses it and revokes its family: whoever holds the family's current token (the
+    /// rightful client or whoever stole a token and rotated first) must sign in again
+    /// (security checklist A10; OAuth 2.0 Security BCP, refresh token reuse detection).
+    RevokeFamily,
 }
 
 impl Directory {
@@ -166,7 +179,14 @@ impl Directory {
             decoy_key,
             account_id: deps.account_id,
             issuer_base: deps.issuer_base,
+            refresh_reuse: RefreshReuse::default(),
         }
+    }
+
+    /// The directory with another answer to a replaced refresh token presented again.
+    pub fn with_refresh_reuse(mut self, reuse: RefreshReuse) -> Self {
+        self.refresh_reuse = reuse;
+        self
     }
 
     fn now(&self) -> Millis {

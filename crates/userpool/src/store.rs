@@ -300,8 +300,15 @@ pub trait Store: Send + Sync + 'static {
     async fn insert_refresh_token(&self, token: &RefreshToken) -> StoreResult<()>;
     /// The family whose current token, or whose token before the last rotation, has this hash.
     async fn find_refresh_token(&self, token_hash: &[u8]) -> StoreResult<Option<RefreshToken>>;
+    /// The family of a token a rotation replaced (kept until the family goes), for telling a
+    /// replaced token from one never issued.
+    async fn find_retired_refresh_token(
+        &self,
+        token_hash: &[u8],
+    ) -> StoreResult<Option<RefreshToken>>;
     /// Replaces the family's current token `current` by `new`, recording `previous` (a hash
-    /// and its deadline); false when `current` is no longer current or the family is revoked.
+    /// and its deadline) and keeping `current` among the retired tokens; false when `current`
+    /// is no longer current or the family is revoked.
     async fn rotate_refresh_token(
         &self,
         origin_jti: &str,

@@ -3,11 +3,13 @@ access token, through boto3; the tokens are checked by PyJWT against the pool's 
 
 import time
 
+import boto3
 import jwt
 import pytest
 from botocore.exceptions import ClientError
 
-from cognate_helpers import GOOD_PASSWORD, error_code, unique
+from conftest import launch_server
+from cognate_helpers import ACCESS_KEY_ID, GOOD_PASSWORD, NO_RETRY, SECRET_ACCESS_KEY, error_code, unique
 
 FLOWS = ["ALLOW_USER_PASSWORD_AUTH", "ALLOW_ADMIN_USER_PASSWORD_AUTH", "ALLOW_REFRESH_TOKEN_AUTH"]
 
@@ -487,6 +489,65 @@ def test_rotation_replaces_the_refresh_token_and_refuses_the_old_one(idp, unsign
     with pytest.raises(ClientError) as e:
         unsigned_idp.get_user(AccessToken=third["AuthenticationResult"]["AccessToken"])
     assert error_code(e.value) == "NotAuthorizedException"
+
+
+def _rotate(idp, client_id, token):
+    return idp.get_tokens_from_refresh_token(RefreshToken=token, ClientId=client_id)["AuthenticationResult"]
+
+
+def test_by_default_a_replaced_token_is_refused_and_its_family_lives(unsigned_idp, make_client, signin):
+    """Cognito's behaviour (security checklist A10, default): tokens a rotation replaced are
+    refused; the family's current token goes on working."""
+    client_id = _rotating_client(unsigned_idp, make_client, signin["pool_id"], 0)["ClientId"]
+    first = _first_refresh_token(unsigned_idp, signin, client_id)
+    second = _rotate(unsigned_idp, client_id, first)["RefreshToken"]
+    third = _rotate(unsigned_idp, client_id, second)["RefreshToken"]
+    for old, code in ((second, "RefreshTokenReuseException"), (first, "NotAuthorizedException")):
+        with pytest.raises(ClientError) as e:
+            _rotate(unsigned_idp, client_id, old)
+        assert error_code(e.value) == code
+    assert _rotate(unsigned_idp, client_id, third)["RefreshToken"]
+
+
+def test_with_revoke_family_a_replaced_token_presented_again_ends_the_family(tmp_path):
+    """Security checklist A10, `refresh_token_reuse: revoke_family`: a token a rotation replaced —
+    the last one or one further back — presented again is refused and revokes its family, so the
+    current refresh token and the access tokens minted from it stop working; a token never issued
+    is only refused."""
+    config = tmp_path / "cognate.yaml"
+    config.write_text("refresh_token_reuse: revoke_family\n")
+    server = launch_server(workdir=str(tmp_path), extra_args=("--config", str(config)))
+    try:
+        idp = boto3.session.Session().client(
+            "cognito-idp", endpoint_url=server.endpoint, region_name="us-east-1",
+            aws_access_key_id=ACCESS_KEY_ID, aws_secret_access_key=SECRET_ACCESS_KEY, config=NO_RETRY)
+        pool_id = idp.create_user_pool(PoolName=unique("reuse"))["UserPool"]["Id"]
+        client_id = _rotating_client(idp, lambda p, **kw: idp.create_user_pool_client(
+            UserPoolId=p, ClientName="c", **kw)["UserPoolClient"], pool_id, 0)["ClientId"]
+        idp.admin_create_user(UserPoolId=pool_id, Username="rita", MessageAction="SUPPRESS")
+        idp.admin_set_user_password(UserPoolId=pool_id, Username="rita", Password=GOOD_PASSWORD, Permanent=True)
+        s = {"pool_id": pool_id, "username": "rita"}
+        with pytest.raises(ClientError) as e:
+            _rotate(idp, client_id, "CgR1" + "A" * 64)
+        assert error_code(e.value) == "NotAuthorizedException"
+        for back in (1, 2):
+            first = _first_refresh_token(idp, s, client_id)
+            chain = [first]
+            for _ in range(back):
+                chain.append(_rotate(idp, client_id, chain[-1])["RefreshToken"])
+            current = _rotate(idp, client_id, chain[-1])
+            stolen = chain[-1] if back == 1 else chain[0]
+            with pytest.raises(ClientError) as e:
+                _rotate(idp, client_id, stolen)
+            assert error_code(e.value) == "RefreshTokenReuseException", back
+            with pytest.raises(ClientError) as e:
+                _rotate(idp, client_id, current["RefreshToken"])
+            assert error_code(e.value) == "NotAuthorizedException", back
+            with pytest.raises(ClientError) as e:
+                idp.get_user(AccessToken=current["AccessToken"])
+            assert error_code(e.value) == "NotAuthorizedException", back
+    finally:
+        server.stop()
 
 
 def test_rotation_grace_lets_a_lost_answer_be_retried(idp, unsigned_idp, make_client, signin):

@@ -1,0 +1,16 @@
+-- Refresh tokens a rotation replaced, kept until their family goes, so that a replaced token
+-- presented again is known for what it is: with `refresh_token_reuse: revoke_family`, reuse
+-- revokes the family (security checklist A10).
+CREATE TABLE retired_refresh_tokens (
+    token_hash BLOB PRIMARY KEY,
+    origin_jti TEXT NOT NULL REFERENCES refresh_tokens(origin_jti) ON DELETE CASCADE
+);
+CREATE INDEX retired_refresh_tokens_family ON retired_refresh_tokens(origin_jti);
+-- A rotation replaces the family's token hash in one UPDATE; the replaced hash is kept by the
+-- same statement.
+CREATE TRIGGER refresh_tokens_retire AFTER UPDATE OF token_hash ON refresh_tokens
+WHEN OLD.token_hash <> NEW.token_hash
+BEGIN
+    INSERT INTO retired_refresh_tokens (token_hash, origin_jti) VALUES (OLD.token_hash, OLD.origin_jti)
+    ON CONFLICT DO NOTHING;
+END;
