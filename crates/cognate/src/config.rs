@@ -44,9 +44,14 @@ pub struct FileConfig {
 pub struct SigningKeysConfig {
     /// Rotate a pool's keys when they are this many days old; 0 never rotates [default: 90].
     pub rotate_after_days: Option<u32>,
-    /// A rotated key is published this long before it signs [default: 600].
+    /// A rotated key is published this long before it signs [default: 86400].
     pub lead_seconds: Option<u32>,
 }
+
+/// How long a rotated key is published before it signs, by default: a day, the longest a token
+/// lives, so that a verifier that caches the JWKS for as long as a token lives has the new key
+/// before the first token it signs arrives (security checklist R6).
+pub const DEFAULT_KEY_LEAD_S: u32 = 86_400;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -227,7 +232,7 @@ impl Settings {
         let days = i64::from(keys.rotate_after_days.unwrap_or(90));
         Ok(Settings {
             key_rotation_after: (days > 0).then_some(days * 86_400_000),
-            key_lead: i64::from(keys.lead_seconds.unwrap_or(600)) * 1000,
+            key_lead: i64::from(keys.lead_seconds.unwrap_or(DEFAULT_KEY_LEAD_S)) * 1000,
             listen,
             issuer_base: o
                 .issuer_base

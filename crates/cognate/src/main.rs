@@ -99,7 +99,7 @@ enum KeysCommand {
         #[arg(long)]
         pool: String,
         /// Seconds between publishing the new keys and signing with them
-        /// [default: signing_keys.lead_seconds, 600].
+        /// [default: signing_keys.lead_seconds, 86400; 0 signs at once, for a key that leaked].
         #[arg(long)]
         lead_seconds: Option<u32>,
     },

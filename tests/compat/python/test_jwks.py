@@ -96,3 +96,90 @@ def test_cli_rotation_of_an_unknown_pool_fails_clearly(server):
     )
     assert done.returncode != 0
     assert "us-east-1_Nope12345" in done.stderr and "does not exist" in done.stderr
+
+
+def test_no_valid_token_is_refused_across_a_key_rotation(tmp_path):
+    """Security checklist R6: through a rotation — the new key published, then signing `lead`
+    seconds later — every token the pool issues is accepted by the gateway's Cognito authorizer
+    and by a caching JWKS client: PyJWT's, set to behave as aws-jwt-verify does (the key set
+    fetched once, then again only for an unknown kid, at most once per 10 s): zero refusals at
+    the switch. The lead here (12 s) need only exceed the 10 s within which a running server
+    publishes keys another process made, and that rate limit; a verifier that caches the key set
+    longer needs a longer lead, hence the default of a day (with PyJWT's own default of 30 s
+    between refreshes, a 12 s lead refuses the first tokens of the new key)."""
+    import boto3
+    import jwt
+
+    from conftest import launch_server
+    from cognate_helpers import ACCESS_KEY_ID, GOOD_PASSWORD, NO_RETRY, SECRET_ACCESS_KEY, unique
+
+    config = tmp_path / "cognate.yaml"
+    config.write_text("apis: []\n")
+    server = launch_server(workdir=str(tmp_path), extra_args=("--config", str(config)))
+    try:
+        idp = boto3.session.Session().client(
+            "cognito-idp", endpoint_url=server.endpoint, region_name="us-east-1",
+            aws_access_key_id=ACCESS_KEY_ID, aws_secret_access_key=SECRET_ACCESS_KEY, config=NO_RETRY)
+        pool_id = idp.create_user_pool(PoolName=unique("rotate"))["UserPool"]["Id"]
+        client_id = idp.create_user_pool_client(
+            UserPoolId=pool_id, ClientName="c", ExplicitAuthFlows=["ALLOW_ADMIN_USER_PASSWORD_AUTH"])[
+            "UserPoolClient"]["ClientId"]
+        idp.admin_create_user(UserPoolId=pool_id, Username="kim", MessageAction="SUPPRESS")
+        idp.admin_set_user_password(UserPoolId=pool_id, Username="kim", Password=GOOD_PASSWORD, Permanent=True)
+        config.write_text(f"""
+apis:
+  - name: api
+    kind: rest
+    prefix: /api
+    stages: [prod]
+    authorizers:
+      - name: users
+        type: cognito
+        pools: [{pool_id}]
+    default_authorizer: users
+    routes:
+      - route: GET /items
+        integration: {{type: mock, body: 'ok'}}
+""")
+        env = {"COGNATE_ACCESS_KEY_ID": ACCESS_KEY_ID, "COGNATE_SECRET_ACCESS_KEY": SECRET_ACCESS_KEY}
+        import os
+        applied = subprocess.run([str(cognate_bin()), "apply", "--endpoint", server.endpoint, str(config)],
+                                 capture_output=True, text=True, env=dict(os.environ, **env), timeout=30)
+        assert applied.returncode == 0, applied.stderr
+        jwks = jwt.PyJWKClient(f"{server.endpoint}/{pool_id}/.well-known/jwks.json", cache_jwk_set=True,
+                               lifespan=3600, cooldown_duration=10)
+
+        def token():
+            return idp.admin_initiate_auth(
+                UserPoolId=pool_id, ClientId=client_id, AuthFlow="ADMIN_USER_PASSWORD_AUTH",
+                AuthParameters={"USERNAME": "kim", "PASSWORD": GOOD_PASSWORD})["AuthenticationResult"]["IdToken"]
+
+        first = token()
+        jwks.get_signing_key_from_jwt(first)  # the verifier's cache holds the keys before rotation
+        rotated = subprocess.run(
+            [str(cognate_bin()), "keys", "rotate", "--data-dir", server.data_dir, "--pool", pool_id,
+             "--lead-seconds", "12"], capture_output=True, text=True, timeout=60)
+        assert rotated.returncode == 0, rotated.stderr
+        kids, refused = set(), []
+        # The server signs with the new key from its first read of the keys past the lead (it
+        # reads them every 10 s): until a few seconds after the first such token, or 30 s.
+        until = time.monotonic() + 30
+        while time.monotonic() < until:
+            t = token()
+            kid = jwt.get_unverified_header(t)["kid"]
+            if kid not in kids and kids:
+                until = min(until, time.monotonic() + 3)
+            kids.add(kid)
+            status = requests.get(f"{server.endpoint}/api/prod/items", headers={"Authorization": t},
+                                  timeout=5).status_code
+            try:
+                jwt.decode(t, jwks.get_signing_key_from_jwt(t).key, algorithms=["RS256"], audience=client_id)
+            except jwt.PyJWTError as e:
+                refused.append(f"PyJWT: {e}")
+            if status != 200:
+                refused.append(f"gateway: {status}")
+            time.sleep(0.05)
+        assert len(kids) == 2, f"the new key did not start signing within the loop: {kids}"
+        assert refused == []
+    finally:
+        server.stop()
