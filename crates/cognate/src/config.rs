@@ -268,7 +268,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_example_file_loads_and_its_values_are_the_defaults_it_claims() {
+    fn the_example_file_loads_and_refresh_token_reuse_is_read() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../cognate.example.yaml");
         let file = FileConfig::load(&path).expect("cognate.example.yaml is a valid file");
         let s = Settings::resolve(file, Overrides::default()).unwrap();

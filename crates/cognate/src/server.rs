@@ -368,7 +368,11 @@ async fn access_log(req: Request, next: Next) -> Response {
     res
 }
 
-/// Runs until SIGTERM or Ctrl-C, then lets in-flight requests finish.
+/// How long requests in flight may take to finish after SIGTERM.
+const DRAIN_LIMIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Runs until SIGTERM or Ctrl-C, then lets in-flight requests finish (for at most
+/// [`DRAIN_LIMIT`]).
 pub async fn serve(settings: Settings) -> Result<()> {
     let (app, apis, directory) = build(&settings).await?;
     spawn_reload_on_hangup(apis.clone());
@@ -383,15 +387,44 @@ pub async fn serve(settings: Settings) -> Result<()> {
         issuer_base = %settings.issuer_base,
         "cognate ready on http://{addr}"
     );
-    axum::serve(
+    // At the signal, every address stops accepting and drains at once, each for at most
+    // `DRAIN_LIMIT` (security checklist R5): a request that never completes (a body promised and
+    // never sent) cannot hold the process.
+    let (stopping, stopped) = tokio::sync::watch::channel(false);
+    let signalled = || {
+        let mut stopped = stopped.clone();
+        async move {
+            let _ = stopped.wait_for(|s| *s).await;
+        }
+    };
+    let main = axum::serve(
         crate::listeners::MainListener::new(listener),
         app.into_make_service_with_connect_info::<crate::listeners::Peer>(),
     )
-    .with_graceful_shutdown(shutdown_signal())
-    .await?;
-    // The APIs' own addresses too (security checklist R5: drain within 10 s), before the quota
-    // counts their last requests added are written.
-    apis.drain(std::time::Duration::from_secs(10)).await;
+    .with_graceful_shutdown(async move {
+        shutdown_signal().await;
+        let _ = stopping.send(true);
+    })
+    .into_future();
+    let main = async {
+        let limit = async {
+            signalled().await;
+            tokio::time::sleep(DRAIN_LIMIT).await;
+        };
+        tokio::select! {
+            served = main => served,
+            () = limit => {
+                tracing::warn!(limit = ?DRAIN_LIMIT, "requests still in flight on the main address at shutdown");
+                Ok(())
+            }
+        }
+    };
+    let others = async {
+        signalled().await;
+        apis.drain(DRAIN_LIMIT).await;
+    };
+    let (served, ()) = tokio::join!(main, others);
+    served?;
     // The quota counts this node still holds.
     if let Some(usage) = apis.gateway.usage() {
         usage.flush().await;

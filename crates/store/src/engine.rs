@@ -547,8 +547,14 @@ macro_rules! sql_store {
             }
 
             async fn delete_pool(&self, id: &str) -> StoreResult<bool> {
-                // Everything in the pool goes with it (ON DELETE CASCADE).
-                let done = self.delete_where("DELETE FROM pools WHERE id = $1", &[id]).await;
+                // Everything in the pool goes with it (ON DELETE CASCADE): for a large pool,
+                // longer than a request's statement may take.
+                let done = sqlx::query("DELETE FROM pools WHERE id = $1")
+                    .bind(id)
+                    .execute(self.leased.patiently())
+                    .await
+                    .map(|d| d.rows_affected() > 0)
+                    .map_err(unavailable);
                 self.recent.clear();
                 done
             }
@@ -1165,11 +1171,11 @@ macro_rules! sql_store {
                 Ok(done.rows_affected())
             }
 
-            async fn revoke_refresh_token(&self, token_hash: &[u8], now: Millis) -> StoreResult<bool> {
+            async fn revoke_refresh_family(&self, origin_jti: &str, now: Millis) -> StoreResult<bool> {
                 let done = sqlx::query(
-                    "UPDATE refresh_tokens SET revoked_ms = $2 WHERE token_hash = $1 AND revoked_ms IS NULL",
+                    "UPDATE refresh_tokens SET revoked_ms = $2 WHERE origin_jti = $1 AND revoked_ms IS NULL",
                 )
-                .bind(token_hash)
+                .bind(origin_jti)
                 .bind(now)
                 .execute(&self.leased)
                 .await
@@ -1247,7 +1253,7 @@ macro_rules! sql_store {
                 .bind(sub)
                 .bind(now)
                 .bind(forget_before)
-                .fetch_optional(&self.leased)
+                .fetch_optional(self.leased.patiently())
                 .await
                 .map_err(unavailable)?;
                 self.recent.forget_user(pool_id, sub);
@@ -1265,7 +1271,7 @@ macro_rules! sql_store {
                     .bind(pool_id)
                     .bind(sub)
                     .bind(until)
-                    .execute(&self.leased)
+                    .execute(self.leased.patiently())
                     .await
                     .map_err(unavailable)?;
                 self.recent.forget_user(pool_id, sub);
@@ -1333,7 +1339,7 @@ macro_rules! sql_store {
                 .bind(nobody)
                 .bind(now)
                 .bind(forget_before)
-                .fetch_one(&self.leased)
+                .fetch_one(self.leased.patiently())
                 .await
                 .map_err(unavailable)?;
                 let n: i64 = row.try_get("failures").map_err(|e| corrupt("unknown name", e))?;
@@ -1345,7 +1351,7 @@ macro_rules! sql_store {
                     .bind(pool_id)
                     .bind(nobody)
                     .bind(until)
-                    .execute(&self.leased)
+                    .execute(self.leased.patiently())
                     .await
                     .map_err(unavailable)?;
                 Ok(())

@@ -69,17 +69,6 @@ impl<DB: Database> Leased<DB> {
         self
     }
 
-    /// `work` (a lease and its statement), cut short at the deadline. Cutting it short drops
-    /// the lease unfinished, which closes its connection.
-    async fn within<T>(&self, work: impl Future<Output = Result<T, Error>>) -> Result<T, Error> {
-        let Some(deadline) = self.deadline else {
-            return work.await;
-        };
-        tokio::time::timeout(deadline, work)
-            .await
-            .unwrap_or_else(|_| Err(Error::Io(past_deadline(deadline))))
-    }
-
     #[cfg(test)]
     fn with_max_age(mut self, max_age: Duration) -> Self {
         self.max_age = max_age;
@@ -172,6 +161,35 @@ fn reusable<T>(outcome: &Result<T, Error>) -> bool {
     matches!(outcome, Ok(_) | Err(Error::Database(_)))
 }
 
+/// The leased connections, with a deadline for each statement: [`Leased`]'s own, or, for
+/// writes a request does not wait for or work that may rightly take long, [`PATIENT`].
+#[derive(Debug)]
+pub(crate) struct Held<'a, DB: Database> {
+    leased: &'a Leased<DB>,
+    deadline: Option<Duration>,
+}
+
+/// The deadline of [`Leased::patiently`]: long enough for a pool's cascading delete or a
+/// failure count written after its answer, short of hanging for a TCP timeout.
+pub(crate) const PATIENT: Duration = Duration::from_secs(30);
+
+impl<DB: Database> Leased<DB> {
+    /// These connections with [`PATIENT`] in place of the deadline (none stays none).
+    pub(crate) fn patiently(&self) -> Held<'_, DB> {
+        Held {
+            leased: self,
+            deadline: self.deadline.map(|_| PATIENT),
+        }
+    }
+
+    fn held(&self) -> Held<'_, DB> {
+        Held {
+            leased: self,
+            deadline: self.deadline,
+        }
+    }
+}
+
 impl<'p, DB: Database> Executor<'p> for &'p Leased<DB>
 where
     for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
@@ -186,9 +204,50 @@ where
         'p: 'e,
         E: 'q + Execute<'q, DB>,
     {
+        self.held().fetch_many(query)
+    }
+
+    fn fetch_optional<'e, 'q: 'e, E>(
+        self,
+        query: E,
+    ) -> BoxFuture<'e, Result<Option<DB::Row>, Error>>
+    where
+        'p: 'e,
+        E: 'q + Execute<'q, DB>,
+    {
+        self.held().fetch_optional(query)
+    }
+
+    fn prepare_with<'e>(
+        self,
+        sql: SqlStr,
+        parameters: &'e [DB::TypeInfo],
+    ) -> BoxFuture<'e, Result<DB::Statement, Error>>
+    where
+        'p: 'e,
+    {
+        self.held().prepare_with(sql, parameters)
+    }
+}
+
+impl<'p, DB: Database> Executor<'p> for Held<'p, DB>
+where
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+{
+    type Database = DB;
+
+    fn fetch_many<'e, 'q: 'e, E>(
+        self,
+        query: E,
+    ) -> BoxStream<'e, Result<Either<DB::QueryResult, DB::Row>, Error>>
+    where
+        'p: 'e,
+        E: 'q + Execute<'q, DB>,
+    {
+        let leased = self.leased;
         // Read whole before the connection goes back; every caller collects it all anyway.
-        futures_util::stream::once(self.within(async move {
-            let mut lease = self.lease().await?;
+        futures_util::stream::once(within(self.deadline, async move {
+            let mut lease = leased.lease().await?;
             let all: Result<Vec<_>, Error> = lease.conn()?.fetch_many(query).try_collect().await;
             lease.finished = reusable(&all);
             Ok::<_, Error>(futures_util::stream::iter(all?.into_iter().map(Ok)))
@@ -205,8 +264,9 @@ where
         'p: 'e,
         E: 'q + Execute<'q, DB>,
     {
-        Box::pin(self.within(async move {
-            let mut lease = self.lease().await?;
+        let leased = self.leased;
+        Box::pin(within(self.deadline, async move {
+            let mut lease = leased.lease().await?;
             let row = lease.conn()?.fetch_optional(query).await;
             lease.finished = reusable(&row);
             row
@@ -221,13 +281,28 @@ where
     where
         'p: 'e,
     {
-        Box::pin(self.within(async move {
-            let mut lease = self.lease().await?;
+        let leased = self.leased;
+        Box::pin(within(self.deadline, async move {
+            let mut lease = leased.lease().await?;
             let statement = lease.conn()?.prepare_with(sql, parameters).await;
             lease.finished = reusable(&statement);
             statement
         }))
     }
+}
+
+/// `work` (a lease and its statement), cut short at `deadline`. Cutting it short drops the
+/// lease unfinished, which closes its connection.
+async fn within<T>(
+    deadline: Option<Duration>,
+    work: impl Future<Output = Result<T, Error>>,
+) -> Result<T, Error> {
+    let Some(deadline) = deadline else {
+        return work.await;
+    };
+    tokio::time::timeout(deadline, work)
+        .await
+        .unwrap_or_else(|_| Err(Error::Io(past_deadline(deadline))))
 }
 
 #[cfg(test)]

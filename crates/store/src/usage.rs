@@ -274,7 +274,7 @@ macro_rules! usage_store {
                 .bind(plan)
                 .bind(period_start_ms)
                 .bind(i64::try_from(n).unwrap_or(i64::MAX))
-                .fetch_one(&self.leased)
+                .fetch_one(self.leased.patiently())
                 .await
                 .map_err(unavailable)?;
                 Ok(u64::try_from(used).unwrap_or(0))

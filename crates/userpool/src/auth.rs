@@ -430,7 +430,7 @@ impl Directory {
         if self.refresh_reuse == RefreshReuse::RevokeFamily {
             let revoked = self
                 .store
-                .revoke_refresh_token(&family.token_hash, self.now())
+                .revoke_refresh_family(&family.origin_jti, self.now())
                 .await?;
             if revoked {
                 tracing::warn!(
@@ -707,7 +707,7 @@ impl Directory {
             && family.client_id == client.client_id
         {
             self.store
-                .revoke_refresh_token(&family.token_hash, self.now())
+                .revoke_refresh_family(&family.origin_jti, self.now())
                 .await?;
         }
         Ok(())

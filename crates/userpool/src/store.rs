@@ -323,8 +323,9 @@ pub trait Store: Send + Sync + 'static {
         sub: &str,
         now: Millis,
     ) -> StoreResult<u64>;
-    /// Revokes the family of one token (RevokeToken); whether it was live.
-    async fn revoke_refresh_token(&self, token_hash: &[u8], now: Millis) -> StoreResult<bool>;
+    /// Revokes one family (RevokeToken), by its id, which no rotation changes; whether it was
+    /// live.
+    async fn revoke_refresh_family(&self, origin_jti: &str, now: Millis) -> StoreResult<bool>;
     /// The family whose id is `origin_jti` (to check an access token against revocation).
     async fn refresh_family(&self, origin_jti: &str) -> StoreResult<Option<RefreshToken>>;
     /// [`Store::refresh_family`] as it was at most [`RECENT_TTL`] ago: a revocation on another

@@ -126,11 +126,20 @@ def test_a_backup_of_a_running_server_restores_users_keys_and_revocations():
         again = subprocess.run([str(cognate_bin()), "backup", "--data-dir", data_dir, copy_dir],
                                capture_output=True, text=True, timeout=60)
         assert again.returncode != 0 and "must not exist" in again.stderr, again.stderr
+        # A master key that does not open the database makes no backup, and leaves nothing.
+        import base64
+        wrong = dict(os.environ, COGNATE_MASTER_KEY=base64.b64encode(os.urandom(32)).decode())
+        other_dir = os.path.join(workdir, "wrong-key")
+        refused = subprocess.run([str(cognate_bin()), "backup", "--data-dir", data_dir, other_dir],
+                                 capture_output=True, text=True, timeout=60, env=wrong)
+        assert refused.returncode != 0 and "master key" in refused.stderr, refused.stderr
+        assert not os.path.exists(other_dir)
         idp.admin_create_user(UserPoolId=pool["Id"], Username="later", MessageAction="SUPPRESS")
     finally:
         first.stop()
     assert stat.S_IMODE(os.stat(copy_dir).st_mode) == 0o700
-    assert stat.S_IMODE(os.stat(os.path.join(copy_dir, "master.key")).st_mode) == 0o600
+    for name in ("master.key", "cognate.db"):
+        assert stat.S_IMODE(os.stat(os.path.join(copy_dir, name)).st_mode) == 0o600, name
 
     restored = launch_server(data_dir=copy_dir, workdir=workdir, extra_env=issuer)
     try:
@@ -170,6 +179,27 @@ def test_sigterm_stops_server_promptly():
     assert rc == 0, f"not a clean exit within 10 s of SIGTERM (status {rc})"
     with pytest.raises(requests.ConnectionError):
         requests.get(handle.endpoint + "/health", timeout=2)
+
+
+def test_sigterm_stops_within_its_drain_limit_despite_a_stalled_request():
+    """Security checklist R5: a request that never completes (its body promised and never sent)
+    does not keep the server from stopping: SIGTERM ends it within the 10 s drain limit."""
+    import socket
+    import time as clock
+
+    handle = launch_server()
+    host, port = handle.endpoint.split("//")[1].split(":")
+    stalled = socket.create_connection((host, int(port)))
+    stalled.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-amz-json-1.1\r\n"
+                    b"X-Amz-Target: AWSCognitoIdentityProviderService.ListUserPools\r\n"
+                    b"Content-Length: 1000\r\n\r\n{\"MaxResults\":")
+    clock.sleep(0.5)
+    started = clock.monotonic()
+    rc = handle.stop(timeout=20)
+    took = clock.monotonic() - started
+    stalled.close()
+    assert rc == 0, f"not a clean exit (status {rc}) after {took:.1f} s"
+    assert took < 13, f"SIGTERM took {took:.1f} s with a stalled request"
 
 
 def test_sigterm_lets_gateway_requests_in_flight_finish(tmp_path):

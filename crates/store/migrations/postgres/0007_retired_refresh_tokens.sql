@@ -14,7 +14,9 @@ BEGIN
     ON CONFLICT DO NOTHING;
     RETURN NEW;
 END
-$$ LANGUAGE plpgsql;
+$$ LANGUAGE plpgsql
+-- The schema the store lives in, whatever the search path of the session that rotates.
+SET search_path FROM CURRENT;
 CREATE TRIGGER refresh_tokens_retire AFTER UPDATE OF token_hash ON refresh_tokens
 FOR EACH ROW WHEN (OLD.token_hash IS DISTINCT FROM NEW.token_hash)
 EXECUTE FUNCTION retire_refresh_token();
