@@ -1509,7 +1509,7 @@ pub struct SqliteStore {
     recent: Recent,
     /// None: an embedded database has no link to lose; a statement waits for the write lock
     /// (`busy_timeout`) instead.
-    deadline: Option<Duration>,
+    pub(crate) deadline: Option<Duration>,
 }
 
 impl SqliteStore {
@@ -1612,7 +1612,7 @@ pub struct PostgresStore {
     pub(crate) leased: Leased<Postgres>,
     recent: Recent,
     /// How long a statement or transaction may take: [`DEADLINE`].
-    deadline: Option<Duration>,
+    pub(crate) deadline: Option<Duration>,
 }
 
 /// How long a PostgreSQL statement or transaction may take, waiting for a connection included,

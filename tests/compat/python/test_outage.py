@@ -162,6 +162,17 @@ apis:
                 decisions += 1
         print(f"{decisions} gateway decisions during the outage, all right; the slowest took {slowest * 1000:.1f} ms")
 
+        # Applying the APIs again writes their usage plans and keys: refused as fast, and the
+        # running APIs stay.
+        started = time.monotonic()
+        again = subprocess.run([str(cognate_bin()), "apply", "--endpoint", server.endpoint, str(config)],
+                               capture_output=True, text=True, env=env, timeout=30)
+        took = time.monotonic() - started
+        assert again.returncode != 0 and "unavailable" in again.stderr, again.stderr
+        print(f"cognate apply with the database silent failed after {took:.2f} s: {again.stderr.strip()[:300]}")
+        assert took < 5, f"cognate apply took {took:.2f} s to fail"
+        assert requests.get(gw, headers=good, timeout=5).status_code == 200
+
         relay.quiet.clear()
         back = time.monotonic()
         while True:
