@@ -274,3 +274,34 @@ def run_cli(endpoint: str, env: dict, *args: str, check: bool = True):
         return err
     out = proc.stdout.strip()
     return json.loads(out) if out else None
+
+
+def apply_mock_api(endpoint: str, config: Path, pool_id: str, prefix: str = "/api") -> str:
+    """Writes to `config` an API under `prefix` whose `GET /items` (a fixed `ok`) needs a token of
+    `pool_id` (a Cognito authorizer), applies it with `cognate apply`, and returns the route's
+    URL (stage `prod`)."""
+    config.write_text(f"""
+apis:
+  - name: api
+    kind: rest
+    prefix: {prefix}
+    stages: [prod]
+    authorizers:
+      - name: users
+        type: cognito
+        pools: [{pool_id}]
+    default_authorizer: users
+    routes:
+      - route: GET /items
+        integration: {{type: mock, body: 'ok'}}
+""")
+    applied = apply_file(endpoint, config)
+    assert applied.returncode == 0, applied.stderr
+    return f"{endpoint}{prefix}/prod/items"
+
+
+def apply_file(endpoint: str, config: Path) -> subprocess.CompletedProcess:
+    """`cognate apply` of `config` to the server at `endpoint`, signed with the test admin key."""
+    env = dict(os.environ, COGNATE_ACCESS_KEY_ID=ACCESS_KEY_ID, COGNATE_SECRET_ACCESS_KEY=SECRET_ACCESS_KEY)
+    return subprocess.run([str(cognate_bin()), "apply", "--endpoint", endpoint, str(config)],
+                          capture_output=True, text=True, env=env, timeout=30)

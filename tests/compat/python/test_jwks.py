@@ -111,7 +111,7 @@ def test_no_valid_token_is_refused_across_a_key_rotation(tmp_path):
     import jwt
 
     from conftest import launch_server
-    from cognate_helpers import ACCESS_KEY_ID, GOOD_PASSWORD, NO_RETRY, SECRET_ACCESS_KEY, unique
+    from cognate_helpers import ACCESS_KEY_ID, GOOD_PASSWORD, NO_RETRY, SECRET_ACCESS_KEY, apply_mock_api, unique
 
     config = tmp_path / "cognate.yaml"
     config.write_text("apis: []\n")
@@ -126,26 +126,7 @@ def test_no_valid_token_is_refused_across_a_key_rotation(tmp_path):
             "UserPoolClient"]["ClientId"]
         idp.admin_create_user(UserPoolId=pool_id, Username="kim", MessageAction="SUPPRESS")
         idp.admin_set_user_password(UserPoolId=pool_id, Username="kim", Password=GOOD_PASSWORD, Permanent=True)
-        config.write_text(f"""
-apis:
-  - name: api
-    kind: rest
-    prefix: /api
-    stages: [prod]
-    authorizers:
-      - name: users
-        type: cognito
-        pools: [{pool_id}]
-    default_authorizer: users
-    routes:
-      - route: GET /items
-        integration: {{type: mock, body: 'ok'}}
-""")
-        env = {"COGNATE_ACCESS_KEY_ID": ACCESS_KEY_ID, "COGNATE_SECRET_ACCESS_KEY": SECRET_ACCESS_KEY}
-        import os
-        applied = subprocess.run([str(cognate_bin()), "apply", "--endpoint", server.endpoint, str(config)],
-                                 capture_output=True, text=True, env=dict(os.environ, **env), timeout=30)
-        assert applied.returncode == 0, applied.stderr
+        gateway = apply_mock_api(server.endpoint, config, pool_id)
         jwks = jwt.PyJWKClient(f"{server.endpoint}/{pool_id}/.well-known/jwks.json", cache_jwk_set=True,
                                lifespan=3600, cooldown_duration=10)
 
@@ -170,8 +151,7 @@ apis:
             if kid not in kids and kids:
                 until = min(until, time.monotonic() + 3)
             kids.add(kid)
-            status = requests.get(f"{server.endpoint}/api/prod/items", headers={"Authorization": t},
-                                  timeout=5).status_code
+            status = requests.get(gateway, headers={"Authorization": t}, timeout=5).status_code
             try:
                 jwt.decode(t, jwks.get_signing_key_from_jwt(t).key, algorithms=["RS256"], audience=client_id)
             except jwt.PyJWTError as e:

@@ -18,7 +18,9 @@ import requests
 from botocore.exceptions import ClientError
 
 from conftest import _client, launch_server
-from cognate_helpers import ACCESS_KEY_ID, GOOD_PASSWORD, SECRET_ACCESS_KEY, cognate_bin, error_code, unique
+from cognate_helpers import (
+    ACCESS_KEY_ID, GOOD_PASSWORD, SECRET_ACCESS_KEY, apply_file, apply_mock_api, error_code, unique,
+)
 
 PG_URL = os.environ.get("COGNATE_TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/test")
 
@@ -117,26 +119,7 @@ def test_a_silent_database_fails_sign_ins_fast_and_the_gateway_keeps_authorizing
                                      AuthParameters={"USERNAME": "ann", "PASSWORD": GOOD_PASSWORD})
 
         token = sign_in()["AuthenticationResult"]["IdToken"]
-        gw = f"http://{server.endpoint.split('//')[1]}/api/prod/items"
-        config.write_text(f"""
-apis:
-  - name: api
-    kind: rest
-    prefix: /api
-    stages: [prod]
-    authorizers:
-      - name: users
-        type: cognito
-        pools: [{pool['Id']}]
-    default_authorizer: users
-    routes:
-      - route: GET /items
-        integration: {{type: mock, body: 'ok'}}
-""")
-        env = dict(os.environ, COGNATE_ACCESS_KEY_ID=ACCESS_KEY_ID, COGNATE_SECRET_ACCESS_KEY=SECRET_ACCESS_KEY)
-        applied = subprocess.run([str(cognate_bin()), "apply", "--endpoint", server.endpoint, str(config)],
-                                 capture_output=True, text=True, env=env, timeout=30)
-        assert applied.returncode == 0, applied.stderr
+        gw = apply_mock_api(server.endpoint, config, pool["Id"])
         good = {"Authorization": token}
         bad = {"Authorization": token[:-4] + ("AAAA" if not token.endswith("AAAA") else "BBBB")}
         assert requests.get(gw, headers=good, timeout=5).status_code == 200
@@ -165,8 +148,7 @@ apis:
         # Applying the APIs again writes their usage plans and keys: refused as fast, and the
         # running APIs stay.
         started = time.monotonic()
-        again = subprocess.run([str(cognate_bin()), "apply", "--endpoint", server.endpoint, str(config)],
-                               capture_output=True, text=True, env=env, timeout=30)
+        again = apply_file(server.endpoint, config)
         took = time.monotonic() - started
         assert again.returncode != 0 and "unavailable" in again.stderr, again.stderr
         print(f"cognate apply with the database silent failed after {took:.2f} s: {again.stderr.strip()[:300]}")
