@@ -20,7 +20,7 @@ use userpool::{
 };
 
 use crate::ConnectError;
-use crate::leased::{Leased, past_deadline};
+use crate::leased::{Leased, within};
 use crate::migrate::{self, Migration};
 
 const USER_COLS: &str = "pool_id, username_key, username, sub, status, enabled, created_ms, modified_ms, \
@@ -211,17 +211,6 @@ fn passes(filter: &UserFilter, user: &User) -> bool {
 macro_rules! sql_store {
     ($name:ident, $pool:ty, $row:ty, $begin:expr, $lock:expr, $maintain:ident) => {
         impl $name {
-            /// `work` (a transaction), failed as unavailable once it took the store's deadline;
-            /// dropping it part way rolls the transaction back (security checklist R4).
-            async fn within<T>(&self, work: impl std::future::Future<Output = StoreResult<T>>) -> StoreResult<T> {
-                let Some(deadline) = self.deadline else {
-                    return work.await;
-                };
-                tokio::time::timeout(deadline, work)
-                    .await
-                    .unwrap_or_else(|_| Err(unavailable(sqlx::Error::Io(past_deadline(deadline)))))
-            }
-
             async fn migrate(&self, migrations: &[Migration]) -> Result<(), ConnectError> {
                 let err = |e: sqlx::Error| ConnectError::Migrate(e.to_string());
                 let mut tx = self.pool.begin_with($begin).await.map_err(err)?;
@@ -441,7 +430,7 @@ macro_rules! sql_store {
             }
 
             async fn save_user(&self, user: &User, take_aliases: bool, insert: bool) -> StoreResult<bool> {
-                self.within(async {
+                within(self.deadline, async {
                 if !take_aliases {
                     // One statement is atomic on its own: no transaction round trips needed.
                     let done = Self::write_user(&self.leased, user, insert).await;
@@ -455,7 +444,7 @@ macro_rules! sql_store {
                 // Other users lost their aliases too.
                 self.recent.users.clear();
                 Ok(done)
-                            }).await
+                            }, unavailable).await
             }
 
             async fn delete_where(&self, sql: &'static str, binds: &[&str]) -> StoreResult<bool> {
@@ -669,7 +658,7 @@ macro_rules! sql_store {
             }
 
             async fn delete_user(&self, pool_id: &str, sub: &str) -> StoreResult<bool> {
-                self.within(async {
+                within(self.deadline, async {
                 let mut tx = self.pool.begin_with($begin).await.map_err(unavailable)?;
                 let done = sqlx::query("DELETE FROM users WHERE pool_id = $1 AND sub = $2")
                     .bind(pool_id)
@@ -684,7 +673,7 @@ macro_rules! sql_store {
                 self.recent.forget_user(pool_id, sub);
                 self.recent.forget_groups(pool_id, sub);
                 Ok(done.rows_affected() > 0)
-                            }).await
+                            }, unavailable).await
             }
 
             async fn list_users(
@@ -748,7 +737,7 @@ macro_rules! sql_store {
             }
 
             async fn redeem_code(&self, a: &CodeAttempt<'_>) -> StoreResult<Redeem> {
-                self.within(async {
+                within(self.deadline, async {
                 let mut tx = self.pool.begin_with($begin).await.map_err(unavailable)?;
                 // Counting the attempt first makes this transaction a writer from its first
                 // statement, so concurrent attempts serialise on the row.
@@ -799,7 +788,7 @@ macro_rules! sql_store {
                     self.recent.forget_user(&user.pool_id, &user.sub);
                 }
                 Ok(outcome)
-                            }).await
+                            }, unavailable).await
             }
 
             async fn expire_codes(&self, pool_id: &str, sub: &str, now: Millis) -> StoreResult<u64> {
@@ -873,7 +862,7 @@ macro_rules! sql_store {
             }
 
             async fn delete_group(&self, pool_id: &str, name: &str) -> StoreResult<bool> {
-                self.within(async {
+                within(self.deadline, async {
                 let mut tx = self.pool.begin_with($begin).await.map_err(unavailable)?;
                 let done = sqlx::query("DELETE FROM user_groups WHERE pool_id = $1 AND name = $2")
                     .bind(pool_id)
@@ -890,7 +879,7 @@ macro_rules! sql_store {
                 tx.commit().await.map_err(unavailable)?;
                 self.recent.groups.clear();
                 Ok(done.rows_affected() > 0)
-                            }).await
+                            }, unavailable).await
             }
 
             async fn add_member(&self, pool_id: &str, group: &str, sub: &str) -> StoreResult<()> {
@@ -1062,7 +1051,7 @@ macro_rules! sql_store {
             }
 
             async fn rotate_signing_key(&self, key: &StoredKey) -> StoreResult<()> {
-                self.within(async {
+                within(self.deadline, async {
                 let mut tx = self.pool.begin_with($begin).await.map_err(unavailable)?;
                 sqlx::query(
                     "UPDATE signing_keys SET retired_ms = $3 \
@@ -1089,7 +1078,7 @@ macro_rules! sql_store {
                 .await
                 .map_err(unavailable)?;
                 tx.commit().await.map_err(unavailable)
-                            }).await
+                            }, unavailable).await
             }
 
             async fn insert_refresh_token(&self, t: &RefreshToken) -> StoreResult<()> {

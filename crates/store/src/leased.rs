@@ -101,7 +101,7 @@ impl<DB: Database> Leased<DB> {
 }
 
 /// The error of a statement the database did not answer in time.
-pub(crate) fn past_deadline(deadline: Duration) -> std::io::Error {
+fn past_deadline(deadline: Duration) -> std::io::Error {
     std::io::Error::new(
         std::io::ErrorKind::TimedOut,
         format!(
@@ -246,12 +246,17 @@ where
     {
         let leased = self.leased;
         // Read whole before the connection goes back; every caller collects it all anyway.
-        futures_util::stream::once(within(self.deadline, async move {
-            let mut lease = leased.lease().await?;
-            let all: Result<Vec<_>, Error> = lease.conn()?.fetch_many(query).try_collect().await;
-            lease.finished = reusable(&all);
-            Ok::<_, Error>(futures_util::stream::iter(all?.into_iter().map(Ok)))
-        }))
+        futures_util::stream::once(within(
+            self.deadline,
+            async move {
+                let mut lease = leased.lease().await?;
+                let all: Result<Vec<_>, Error> =
+                    lease.conn()?.fetch_many(query).try_collect().await;
+                lease.finished = reusable(&all);
+                Ok::<_, Error>(futures_util::stream::iter(all?.into_iter().map(Ok)))
+            },
+            |e| e,
+        ))
         .try_flatten()
         .boxed()
     }
@@ -265,12 +270,16 @@ where
         E: 'q + Execute<'q, DB>,
     {
         let leased = self.leased;
-        Box::pin(within(self.deadline, async move {
-            let mut lease = leased.lease().await?;
-            let row = lease.conn()?.fetch_optional(query).await;
-            lease.finished = reusable(&row);
-            row
-        }))
+        Box::pin(within(
+            self.deadline,
+            async move {
+                let mut lease = leased.lease().await?;
+                let row = lease.conn()?.fetch_optional(query).await;
+                lease.finished = reusable(&row);
+                row
+            },
+            |e| e,
+        ))
     }
 
     fn prepare_with<'e>(
@@ -282,27 +291,34 @@ where
         'p: 'e,
     {
         let leased = self.leased;
-        Box::pin(within(self.deadline, async move {
-            let mut lease = leased.lease().await?;
-            let statement = lease.conn()?.prepare_with(sql, parameters).await;
-            lease.finished = reusable(&statement);
-            statement
-        }))
+        Box::pin(within(
+            self.deadline,
+            async move {
+                let mut lease = leased.lease().await?;
+                let statement = lease.conn()?.prepare_with(sql, parameters).await;
+                lease.finished = reusable(&statement);
+                statement
+            },
+            |e| e,
+        ))
     }
 }
 
-/// `work` (a lease and its statement), cut short at `deadline`. Cutting it short drops the
-/// lease unfinished, which closes its connection.
-async fn within<T>(
+/// `work` (a lease and its statement, or a transaction), cut short at `deadline` (none: as long
+/// as it takes) and failed then with what `timed_out` makes of the error. Cut short, a lease is
+/// dropped unfinished, which closes its connection; a transaction rolls back.
+pub(crate) async fn within<T, E>(
     deadline: Option<Duration>,
-    work: impl Future<Output = Result<T, Error>>,
-) -> Result<T, Error> {
+    work: impl Future<Output = Result<T, E>>,
+    timed_out: impl FnOnce(Error) -> E,
+) -> Result<T, E> {
     let Some(deadline) = deadline else {
         return work.await;
     };
-    tokio::time::timeout(deadline, work)
-        .await
-        .unwrap_or_else(|_| Err(Error::Io(past_deadline(deadline))))
+    match tokio::time::timeout(deadline, work).await {
+        Ok(done) => done,
+        Err(_) => Err(timed_out(Error::Io(past_deadline(deadline)))),
+    }
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@ use gateway::usage::{ApiKey, PlanLimits, UsageError, UsagePlan, UsageResult, Usa
 use sqlx::Row;
 
 use crate::engine::{PostgresStore, SqliteStore};
+use crate::leased::within;
 
 fn unavailable(e: sqlx::Error) -> UsageError {
     UsageError::Unavailable(e.to_string())
@@ -113,19 +114,6 @@ macro_rules! usage_store {
             }
         }
 
-        impl $name {
-            /// `work` (a transaction), failed as unavailable once it took the store's deadline
-            /// (security checklist R4).
-            async fn within_usage<T>(&self, work: impl std::future::Future<Output = UsageResult<T>>) -> UsageResult<T> {
-                let Some(deadline) = self.deadline else {
-                    return work.await;
-                };
-                tokio::time::timeout(deadline, work)
-                    .await
-                    .unwrap_or_else(|_| Err(unavailable(sqlx::Error::Io(crate::leased::past_deadline(deadline)))))
-            }
-        }
-
         #[async_trait]
         impl UsageStore for $name {
             async fn usage_version(&self) -> UsageResult<i64> {
@@ -164,18 +152,18 @@ macro_rules! usage_store {
             }
 
             async fn insert_api_key(&self, key: &ApiKey) -> UsageResult<()> {
-                self.within_usage(async {
+                within(self.deadline, async {
                 let mut tx = self.pool.begin_with($begin).await.map_err(unavailable)?;
                 Self::write_key_in(&mut tx, key, key.from_config, "").await?.map_err(|e| {
                     conflict_or(e, &format!("an API key named {:?}, or with this value, exists", key.name))
                 })?;
                 sqlx::query(BUMP).execute(&mut *tx).await.map_err(unavailable)?;
                 tx.commit().await.map_err(unavailable)
-                            }).await
+                            }, unavailable).await
             }
 
             async fn set_api_key(&self, name: &str, enabled: bool, plans: &[String]) -> UsageResult<bool> {
-                self.within_usage(async {
+                within(self.deadline, async {
                 let mut tx = self.pool.begin_with($begin).await.map_err(unavailable)?;
                 let n = sqlx::query("UPDATE api_keys SET enabled = $2, plans = $3 WHERE name = $1")
                     .bind(name)
@@ -188,21 +176,21 @@ macro_rules! usage_store {
                 sqlx::query(BUMP).execute(&mut *tx).await.map_err(unavailable)?;
                 tx.commit().await.map_err(unavailable)?;
                 Ok(n > 0)
-                            }).await
+                            }, unavailable).await
             }
 
             async fn delete_api_key(&self, name: &str) -> UsageResult<bool> {
-                self.within_usage(async {
+                within(self.deadline, async {
                 let mut tx = self.pool.begin_with($begin).await.map_err(unavailable)?;
                 let found = Self::delete_key_in(&mut tx, name).await?;
                 sqlx::query(BUMP).execute(&mut *tx).await.map_err(unavailable)?;
                 tx.commit().await.map_err(unavailable)?;
                 Ok(found)
-                            }).await
+                            }, unavailable).await
             }
 
             async fn put_usage_plan(&self, plan: &UsagePlan) -> UsageResult<()> {
-                self.within_usage(async {
+                within(self.deadline, async {
                 let mut tx = self.pool.begin_with($begin).await.map_err(unavailable)?;
                 Self::write_plan_in(
                     &mut tx,
@@ -213,11 +201,11 @@ macro_rules! usage_store {
                 .await?;
                 sqlx::query(BUMP).execute(&mut *tx).await.map_err(unavailable)?;
                 tx.commit().await.map_err(unavailable)
-                            }).await
+                            }, unavailable).await
             }
 
             async fn delete_usage_plan(&self, name: &str) -> UsageResult<bool> {
-                self.within_usage(async {
+                within(self.deadline, async {
                 let mut tx = self.pool.begin_with($begin).await.map_err(unavailable)?;
                 let n = sqlx::query("DELETE FROM usage_plans WHERE name = $1")
                     .bind(name)
@@ -228,11 +216,11 @@ macro_rules! usage_store {
                 sqlx::query(BUMP).execute(&mut *tx).await.map_err(unavailable)?;
                 tx.commit().await.map_err(unavailable)?;
                 Ok(n > 0)
-                            }).await
+                            }, unavailable).await
             }
 
             async fn apply_config(&self, plans: &[UsagePlan], keys: &[ApiKey]) -> UsageResult<()> {
-                self.within_usage(async {
+                within(self.deadline, async {
                 let mut tx = self.pool.begin_with($begin).await.map_err(unavailable)?;
                 for p in plans {
                     let n = Self::write_plan_in(
@@ -286,7 +274,7 @@ macro_rules! usage_store {
                 }
                 sqlx::query(BUMP).execute(&mut *tx).await.map_err(unavailable)?;
                 tx.commit().await.map_err(unavailable)
-                            }).await
+                            }, unavailable).await
             }
 
             async fn add_usage(&self, key_id: &str, plan: &str, period_start_ms: i64, n: u64) -> UsageResult<u64> {
