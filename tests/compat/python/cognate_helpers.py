@@ -46,7 +46,7 @@ NO_RETRY = Config(retries={"mode": "standard", "total_max_attempts": 1}, connect
 REPO_ROOT = Path(__file__).resolve().parents[3]
 
 
-def admin_and_public(endpoint: str):
+def admin_and_public(endpoint: str, config: Config = NO_RETRY):
     """boto3 cognito-idp clients for a server of the test's own: one signing with the admin
     credentials, one sending unsigned requests as apps do."""
     import boto3
@@ -55,9 +55,9 @@ def admin_and_public(endpoint: str):
     kw = dict(endpoint_url=endpoint, region_name=REGION)
     admin = boto3.session.Session().client(
         "cognito-idp", aws_access_key_id=ACCESS_KEY_ID, aws_secret_access_key=SECRET_ACCESS_KEY,
-        config=NO_RETRY, **kw)
+        config=config, **kw)
     public = boto3.session.Session().client(
-        "cognito-idp", config=NO_RETRY.merge(Config(signature_version=botocore.UNSIGNED)), **kw)
+        "cognito-idp", config=config.merge(Config(signature_version=botocore.UNSIGNED)), **kw)
     return admin, public
 
 

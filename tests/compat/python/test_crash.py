@@ -15,27 +15,16 @@ import tempfile
 import threading
 import time
 
-import boto3
 import botocore
 import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from conftest import launch_server
-from cognate_helpers import ACCESS_KEY_ID, GOOD_PASSWORD, SECRET_ACCESS_KEY, unique
+from cognate_helpers import GOOD_PASSWORD, admin_and_public, unique
 
 FAST = Config(retries={"mode": "standard", "total_max_attempts": 1}, connect_timeout=2, read_timeout=5)
 FLOWS = ["ALLOW_USER_PASSWORD_AUTH", "ALLOW_REFRESH_TOKEN_AUTH"]
-
-
-def _clients(endpoint):
-    admin = boto3.session.Session().client(
-        "cognito-idp", endpoint_url=endpoint, region_name="us-east-1",
-        aws_access_key_id=ACCESS_KEY_ID, aws_secret_access_key=SECRET_ACCESS_KEY, config=FAST)
-    public = boto3.session.Session().client(
-        "cognito-idp", endpoint_url=endpoint, region_name="us-east-1",
-        config=FAST.merge(Config(signature_version=botocore.UNSIGNED)))
-    return admin, public
 
 
 class Worker:
@@ -139,7 +128,7 @@ def test_acknowledged_writes_and_revocations_survive_kill_9():
     data_dir = os.path.join(workdir, "data")
     os.makedirs(data_dir)
     server = launch_server(data_dir=data_dir, workdir=workdir)
-    admin, public = _clients(server.endpoint)
+    admin, public = admin_and_public(server.endpoint, FAST)
     pool_id = admin.create_user_pool(PoolName=unique("crash"))["UserPool"]["Id"]
     client_id = admin.create_user_pool_client(
         UserPoolId=pool_id, ClientName="c", ExplicitAuthFlows=FLOWS)["UserPoolClient"]["ClientId"]
@@ -164,7 +153,7 @@ def test_acknowledged_writes_and_revocations_survive_kill_9():
                 assert not t.is_alive(), "a client still waits on the killed server"
             server.stop()
             server = launch_server(data_dir=data_dir, workdir=workdir)
-            admin, public = _clients(server.endpoint)
+            admin, public = admin_and_public(server.endpoint, FAST)
             for w in workers:
                 w.check(admin, public, pool_id, client_id)
     finally:

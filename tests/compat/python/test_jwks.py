@@ -107,19 +107,16 @@ def test_no_valid_token_is_refused_across_a_key_rotation(tmp_path):
     publishes keys another process made, and that rate limit; a verifier that caches the key set
     longer needs a longer lead, hence the default of a day (with PyJWT's own default of 30 s
     between refreshes, a 12 s lead refuses the first tokens of the new key)."""
-    import boto3
     import jwt
 
     from conftest import launch_server
-    from cognate_helpers import ACCESS_KEY_ID, GOOD_PASSWORD, NO_RETRY, SECRET_ACCESS_KEY, apply_mock_api, unique
+    from cognate_helpers import GOOD_PASSWORD, admin_and_public, apply_mock_api, unique
 
     config = tmp_path / "cognate.yaml"
     config.write_text("apis: []\n")
     server = launch_server(workdir=str(tmp_path), extra_args=("--config", str(config)))
     try:
-        idp = boto3.session.Session().client(
-            "cognito-idp", endpoint_url=server.endpoint, region_name="us-east-1",
-            aws_access_key_id=ACCESS_KEY_ID, aws_secret_access_key=SECRET_ACCESS_KEY, config=NO_RETRY)
+        idp, _ = admin_and_public(server.endpoint)
         pool_id = idp.create_user_pool(PoolName=unique("rotate"))["UserPool"]["Id"]
         client_id = idp.create_user_pool_client(
             UserPoolId=pool_id, ClientName="c", ExplicitAuthFlows=["ALLOW_ADMIN_USER_PASSWORD_AUTH"])[

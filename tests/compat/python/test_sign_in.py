@@ -3,13 +3,12 @@ access token, through boto3; the tokens are checked by PyJWT against the pool's 
 
 import time
 
-import boto3
 import jwt
 import pytest
 from botocore.exceptions import ClientError
 
 from conftest import launch_server
-from cognate_helpers import ACCESS_KEY_ID, GOOD_PASSWORD, NO_RETRY, SECRET_ACCESS_KEY, error_code, unique
+from cognate_helpers import GOOD_PASSWORD, admin_and_public, error_code, unique
 
 FLOWS = ["ALLOW_USER_PASSWORD_AUTH", "ALLOW_ADMIN_USER_PASSWORD_AUTH", "ALLOW_REFRESH_TOKEN_AUTH"]
 
@@ -518,9 +517,7 @@ def test_with_revoke_family_a_replaced_token_presented_again_ends_the_family(tmp
     config.write_text("refresh_token_reuse: revoke_family\n")
     server = launch_server(workdir=str(tmp_path), extra_args=("--config", str(config)))
     try:
-        idp = boto3.session.Session().client(
-            "cognito-idp", endpoint_url=server.endpoint, region_name="us-east-1",
-            aws_access_key_id=ACCESS_KEY_ID, aws_secret_access_key=SECRET_ACCESS_KEY, config=NO_RETRY)
+        idp, _ = admin_and_public(server.endpoint)
         pool_id = idp.create_user_pool(PoolName=unique("reuse"))["UserPool"]["Id"]
         client_id = _rotating_client(idp, lambda p, **kw: idp.create_user_pool_client(
             UserPoolId=p, ClientName="c", **kw)["UserPoolClient"], pool_id, 0)["ClientId"]
