@@ -80,7 +80,14 @@ impl AdminGrant {
         self.pools.is_none()
     }
 
+    /// A pool of another region does not exist for this caller, as on AWS, where each region
+    /// is its own endpoint (security checklist A15: the signature's region scope counts).
     fn check(&self, pool_id: &str) -> Result<()> {
+        if !self.in_region(pool_id) {
+            return Err(Error::not_found(format!(
+                "User pool {pool_id} does not exist."
+            )));
+        }
         match &self.pools {
             Some(allowed) if !allowed.iter().any(|p| p == pool_id) => {
                 Err(Error::AccessDenied(format!(
@@ -89,6 +96,13 @@ impl AdminGrant {
             }
             _ => Ok(()),
         }
+    }
+
+    /// Pool ids are `{region}_{suffix}`.
+    fn in_region(&self, pool_id: &str) -> bool {
+        pool_id
+            .rsplit_once('_')
+            .is_some_and(|(region, _)| region == self.region)
     }
 
     fn may_create_pools(&self) -> Result<()> {
@@ -215,4 +229,28 @@ impl Directory {
 /// Compares two byte strings in time independent of where they differ.
 pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && aws_lc_rs::constant_time::verify_slices_are_equal(a, b).is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_grant_reaches_only_pools_of_its_region_and_its_list() {
+        let anywhere = AdminGrant::new("us-east-1", None);
+        assert!(anywhere.check("us-east-1_AbC123").is_ok());
+        for other in ["eu-west-1_AbC123", "us-east-1", "us-east-10_AbC123", ""] {
+            let Err(Error::ResourceNotFound(msg)) = anywhere.check(other) else {
+                panic!("{other} should not exist for a us-east-1 caller");
+            };
+            assert_eq!(msg, format!("User pool {other} does not exist."));
+        }
+        let limited = AdminGrant::new("us-east-1", Some(vec!["us-east-1_AbC123".into()]));
+        assert!(limited.sees("us-east-1_AbC123"));
+        assert!(!limited.sees("us-east-1_Other1"));
+        assert!(matches!(
+            limited.check("us-east-1_Other1"),
+            Err(Error::AccessDenied(_))
+        ));
+    }
 }

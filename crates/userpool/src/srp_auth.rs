@@ -156,9 +156,27 @@ const MONTHS: [&str; 12] = [
     "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
 ];
 
-/// `EEE MMM d HH:mm:ss UTC yyyy`: `Err` when it does not parse, `Ok(false)` when it parses but
-/// is not in canonical form (wrong weekday, padded day), which Cognito treats as a bad signature.
-fn timestamp_is_canonical(t: &str) -> Result<bool> {
+/// How far a PASSWORD_VERIFIER's TIMESTAMP may be from the server's clock, either way (security
+/// checklist A5). AWS does not document a window; SigV4's ±15 minutes tolerates the clock
+/// drift of real devices while refusing a proof signed for another day.
+const TIMESTAMP_WINDOW_MS: i64 = 15 * 60 * 1000;
+
+/// A TIMESTAMP that parsed: whether it is in canonical form (a wrong weekday or a padded day is
+/// not, and Cognito treats those as a bad signature) and the moment it names.
+struct Stamp {
+    canonical: bool,
+    at_ms: i64,
+}
+
+impl Stamp {
+    /// Canonical and within [`TIMESTAMP_WINDOW_MS`] of `now`.
+    fn acceptable(&self, now: i64) -> bool {
+        self.canonical && (self.at_ms - now).abs() <= TIMESTAMP_WINDOW_MS
+    }
+}
+
+/// `EEE MMM d HH:mm:ss UTC yyyy`, strictly: `Err` when it does not parse.
+fn parse_timestamp(t: &str) -> Result<Stamp> {
     let bad = || Error::invalid("TIMESTAMP format should be EEE MMM d HH:mm:ss z yyyy in english.");
     let parts: Vec<&str> = t.split(' ').collect();
     let [_, mon, day, clock, zone, year] = parts[..] else {
@@ -180,7 +198,7 @@ fn timestamp_is_canonical(t: &str) -> Result<bool> {
     let (Ok(h), Ok(m), Ok(sec)) = (h, m, sec) else {
         return Err(bad());
     };
-    time::Time::from_hms(h, m, sec).map_err(|_| bad())?;
+    let clock_time = time::Time::from_hms(h, m, sec).map_err(|_| bad())?;
     let month = time::Month::try_from(month as u8 + 1).map_err(|_| bad())?;
     let date = time::Date::from_calendar_date(year, month, day).map_err(|_| bad())?;
     let weekday = DAYS[date.weekday().number_days_from_monday() as usize];
@@ -189,7 +207,11 @@ fn timestamp_is_canonical(t: &str) -> Result<bool> {
         MONTHS[month as usize - 1],
         date.day()
     );
-    Ok(canonical == t)
+    let at = time::PrimitiveDateTime::new(date, clock_time).assume_utc();
+    Ok(Stamp {
+        canonical: canonical == t,
+        at_ms: (at.unix_timestamp_nanos() / 1_000_000) as i64,
+    })
 }
 
 impl Directory {
@@ -271,7 +293,7 @@ impl Directory {
         let block_b64 = get("PASSWORD_CLAIM_SECRET_BLOCK")?;
         let signature = get("PASSWORD_CLAIM_SIGNATURE")?;
         let timestamp = get("TIMESTAMP")?;
-        let canonical = timestamp_is_canonical(timestamp)?;
+        let stamp = parse_timestamp(timestamp)?;
         let block = STANDARD.decode(block_b64).map_err(|_| incorrect())?;
         let st: SrpState = self.open_state(CONTEXT, &block).ok_or_else(incorrect)?;
         if st.client != client.client_id || st.pool != pool.id || st.expires <= self.now() {
@@ -282,7 +304,7 @@ impl Directory {
         if !self.use_once(&st.id, st.expires).await? {
             return Err(incorrect());
         }
-        if !canonical {
+        if !stamp.acceptable(self.now()) {
             return Err(incorrect());
         }
         let (a, big_b, b) = match (
@@ -350,17 +372,37 @@ mod tests {
 
     #[test]
     fn timestamps_parse_strictly_and_must_be_canonical() {
-        assert!(timestamp_is_canonical("Tue Jan 7 09:05:03 UTC 2025").unwrap());
+        let stamp = parse_timestamp("Tue Jan 7 09:05:03 UTC 2025").unwrap();
+        assert!(stamp.canonical);
+        assert_eq!(stamp.at_ms, 1_736_240_703_000);
         // Zero-padded day and a wrong weekday parse but are not canonical.
-        assert!(!timestamp_is_canonical("Tue Jan 07 09:05:03 UTC 2025").unwrap());
-        assert!(!timestamp_is_canonical("Wed Jan 7 09:05:03 UTC 2025").unwrap());
+        let padded = parse_timestamp("Tue Jan 07 09:05:03 UTC 2025").unwrap();
+        assert!(!padded.canonical);
+        assert!(!padded.acceptable(padded.at_ms));
+        assert!(
+            !parse_timestamp("Wed Jan 7 09:05:03 UTC 2025")
+                .unwrap()
+                .canonical
+        );
         for bad in [
             "",
             "2025-01-07T09:05:03Z",
             "Tue Jan 7 09:05:03 GMT 2025",
             "Tue Foo 7 09:05:03 UTC 2025",
         ] {
-            assert!(timestamp_is_canonical(bad).is_err(), "{bad}");
+            assert!(parse_timestamp(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_timestamp_is_accepted_within_fifteen_minutes_of_the_clock() {
+        let stamp = parse_timestamp("Tue Jan 7 09:05:03 UTC 2025").unwrap();
+        let minute = 60_000;
+        for off in [0, 15 * minute, -15 * minute] {
+            assert!(stamp.acceptable(stamp.at_ms + off), "{off}");
+        }
+        for off in [15 * minute + 1000, -15 * minute - 1000, 24 * 60 * minute] {
+            assert!(!stamp.acceptable(stamp.at_ms + off), "{off}");
         }
     }
 

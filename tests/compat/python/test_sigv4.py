@@ -220,3 +220,43 @@ def test_cli_with_wrong_secret_fails(cli):
     assert not isinstance(err, (dict, list)) and err is not None
     assert err.returncode != 0
     assert "InvalidSignatureException" in err.stderr, err.stderr
+
+
+def test_a_pool_of_another_region_does_not_exist_for_the_caller(endpoint, idp, make_pool):
+    """Security checklist A15: the region of the signature's credential scope counts. As on AWS,
+    where each region is its own endpoint, a client signing for eu-west-1 neither sees nor
+    touches a us-east-1 pool (ResourceNotFoundException, as for a pool that does not exist), and
+    the pool it creates is an eu-west-1 pool."""
+    import boto3
+
+    from cognate_helpers import ACCESS_KEY_ID, NO_RETRY, REGION
+
+    assert REGION != "eu-west-1"
+    home = make_pool()
+    abroad = boto3.session.Session().client(
+        "cognito-idp", endpoint_url=endpoint, region_name="eu-west-1", config=NO_RETRY,
+        aws_access_key_id=ACCESS_KEY_ID, aws_secret_access_key=SECRET_ACCESS_KEY)
+    for call in (lambda: abroad.describe_user_pool(UserPoolId=home["Id"]),
+                 lambda: abroad.admin_create_user(UserPoolId=home["Id"], Username=unique("u")),
+                 lambda: abroad.delete_user_pool(UserPoolId=home["Id"])):
+        with pytest.raises(ClientError) as ei:
+            call()
+        assert error_code(ei.value) == "ResourceNotFoundException"
+        assert ei.value.response["Error"]["Message"] == f"User pool {home['Id']} does not exist."
+    assert idp.describe_user_pool(UserPoolId=home["Id"])["UserPool"]["Id"] == home["Id"]
+    assert idp.list_users(UserPoolId=home["Id"])["Users"] == []
+
+    theirs = abroad.create_user_pool(PoolName=unique("eu"))["UserPool"]
+    try:
+        assert theirs["Id"].startswith("eu-west-1_")
+        assert theirs["Arn"].startswith("arn:aws:cognito-idp:eu-west-1:")
+        listed = {p["Id"] for p in _all_pools(abroad)}
+        assert theirs["Id"] in listed and home["Id"] not in listed
+        assert theirs["Id"] not in {p["Id"] for p in _all_pools(idp)}
+    finally:
+        abroad.delete_user_pool(UserPoolId=theirs["Id"])
+
+
+def _all_pools(client):
+    pages = client.get_paginator("list_user_pools").paginate(MaxResults=60)
+    return [p for page in pages for p in page["UserPools"]]

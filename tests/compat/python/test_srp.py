@@ -204,6 +204,29 @@ def test_a_secret_block_answers_only_its_own_client(unsigned_idp, make_client, s
     assert "AccessToken" in ok["AuthenticationResult"]
 
 
+def test_a_timestamp_far_from_the_servers_clock_is_refused(unsigned_idp, srp_user, monkeypatch):
+    """Security checklist A5: pycognito's own proof, signed correctly but over a TIMESTAMP more
+    than 15 minutes from the server's clock (either way), is "Incorrect username or password.";
+    a device clock ten minutes off still signs in."""
+    import datetime
+
+    u = srp_user()
+    real = AWSSRP.get_cognito_formatted_timestamp
+
+    def answer_with_clock_off_by(minutes):
+        shifted = staticmethod(lambda now: real(now + datetime.timedelta(minutes=minutes)))
+        monkeypatch.setattr(AWSSRP, "get_cognito_formatted_timestamp", shifted)
+        return _srp(unsigned_idp, u).authenticate_user()
+
+    for minutes in (-20, 20, -24 * 60):
+        with pytest.raises(ClientError) as e:
+            answer_with_clock_off_by(minutes)
+        assert error_code(e.value) == "NotAuthorizedException", minutes
+        assert e.value.response["Error"]["Message"] == "Incorrect username or password."
+    for minutes in (-10, 10):
+        assert "AccessToken" in answer_with_clock_off_by(minutes)["AuthenticationResult"]
+
+
 def test_a_timestamp_in_the_wrong_format_is_an_invalid_parameter(unsigned_idp, srp_user):
     u = srp_user()
     aws = _srp(unsigned_idp, u)
