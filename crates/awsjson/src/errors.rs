@@ -32,6 +32,11 @@ impl WireError {
         Self::new("SerializationException", message)
     }
 
+    /// A request over its category's rate (Cognito's request quotas).
+    pub fn throttled() -> Self {
+        Self::new("TooManyRequestsException", "Rate exceeded")
+    }
+
     pub fn internal() -> Self {
         Self {
             status: StatusCode::INTERNAL_SERVER_ERROR,

@@ -16,6 +16,7 @@ pub mod errors;
 mod input;
 mod mfa;
 mod pools;
+pub mod quotas;
 mod shapes;
 pub mod sigv4;
 mod users;
@@ -63,6 +64,8 @@ pub struct Api {
     pub region: String,
     /// Largest request body accepted, in bytes.
     pub body_limit: usize,
+    /// Cognito's request-rate quotas by category (none unless configured).
+    pub quotas: quotas::Quotas,
 }
 
 /// `POST /` and its CORS preflight.
@@ -144,6 +147,7 @@ impl Api {
             return out;
         }
         let grant = self.verify_admin(&parts.method, &parts.uri, &parts.headers, &body)?;
+        self.quotas.admit(&action, &body)?;
         self.admin(&action, &grant, &body).await
     }
 
@@ -212,32 +216,36 @@ impl Api {
         body: &[u8],
     ) -> Option<Result<serde_json::Value, WireError>> {
         let dir = self.directory.as_ref();
-        let out = match action {
-            "SignUp" => users::sign_up(dir, body).await,
-            "ConfirmSignUp" => users::confirm_sign_up(dir, body).await,
-            "ResendConfirmationCode" => users::resend_confirmation_code(dir, body).await,
-            "InitiateAuth" => auth::initiate_auth(dir, body).await,
-            "GetUser" => auth::get_user(dir, body).await,
-            "GlobalSignOut" => auth::global_sign_out(dir, body).await,
-            "RevokeToken" => auth::revoke_token(dir, body).await,
-            "GetTokensFromRefreshToken" => auth::get_tokens_from_refresh_token(dir, body).await,
-            "RespondToAuthChallenge" => auth::respond_to_auth_challenge(dir, body).await,
-            "AssociateSoftwareToken" => mfa::associate_software_token(dir, body).await,
-            "VerifySoftwareToken" => mfa::verify_software_token(dir, body).await,
-            "SetUserMFAPreference" => mfa::set_user_mfa_preference(dir, body).await,
-            "UpdateUserAttributes" => account::update_user_attributes(dir, body).await,
-            "DeleteUserAttributes" => account::delete_user_attributes(dir, body).await,
-            "DeleteUser" => account::delete_user(dir, body).await,
-            "ChangePassword" => account::change_password(dir, body).await,
+        let call: Pending<'_> = match action {
+            "SignUp" => Box::pin(users::sign_up(dir, body)),
+            "ConfirmSignUp" => Box::pin(users::confirm_sign_up(dir, body)),
+            "ResendConfirmationCode" => Box::pin(users::resend_confirmation_code(dir, body)),
+            "InitiateAuth" => Box::pin(auth::initiate_auth(dir, body)),
+            "GetUser" => Box::pin(auth::get_user(dir, body)),
+            "GlobalSignOut" => Box::pin(auth::global_sign_out(dir, body)),
+            "RevokeToken" => Box::pin(auth::revoke_token(dir, body)),
+            "GetTokensFromRefreshToken" => Box::pin(auth::get_tokens_from_refresh_token(dir, body)),
+            "RespondToAuthChallenge" => Box::pin(auth::respond_to_auth_challenge(dir, body)),
+            "AssociateSoftwareToken" => Box::pin(mfa::associate_software_token(dir, body)),
+            "VerifySoftwareToken" => Box::pin(mfa::verify_software_token(dir, body)),
+            "SetUserMFAPreference" => Box::pin(mfa::set_user_mfa_preference(dir, body)),
+            "UpdateUserAttributes" => Box::pin(account::update_user_attributes(dir, body)),
+            "DeleteUserAttributes" => Box::pin(account::delete_user_attributes(dir, body)),
+            "DeleteUser" => Box::pin(account::delete_user(dir, body)),
+            "ChangePassword" => Box::pin(account::change_password(dir, body)),
             "GetUserAttributeVerificationCode" => {
-                account::get_user_attribute_verification_code(dir, body).await
+                Box::pin(account::get_user_attribute_verification_code(dir, body))
             }
-            "VerifyUserAttribute" => account::verify_user_attribute(dir, body).await,
-            "ForgotPassword" => account::forgot_password(dir, body).await,
-            "ConfirmForgotPassword" => account::confirm_forgot_password(dir, body).await,
+            "VerifyUserAttribute" => Box::pin(account::verify_user_attribute(dir, body)),
+            "ForgotPassword" => Box::pin(account::forgot_password(dir, body)),
+            "ConfirmForgotPassword" => Box::pin(account::confirm_forgot_password(dir, body)),
             _ => return None,
         };
-        Some(out)
+        // Known to be public, so counted against its quota before it runs.
+        Some(match self.quotas.admit(action, body) {
+            Ok(()) => call.await,
+            Err(e) => Err(e),
+        })
     }
 
     async fn admin(
@@ -300,6 +308,11 @@ impl Api {
         }
     }
 }
+
+/// A public action on its way (one type for every arm of the dispatch).
+type Pending<'a> = std::pin::Pin<
+    Box<dyn std::future::Future<Output = Result<serde_json::Value, WireError>> + Send + 'a>,
+>;
 
 fn unknown(action: &str) -> WireError {
     WireError::new(

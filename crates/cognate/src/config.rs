@@ -1,6 +1,7 @@
 //! Configuration: the YAML file, environment variables and command-line flags, resolved in that
 //! order of increasing precedence into one [`Settings`].
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
@@ -37,6 +38,9 @@ pub struct FileConfig {
     /// A refresh token a rotation replaced, presented again past its grace period: `refuse`
     /// it, as Cognito does, or `revoke_family` too [default: refuse].
     pub refresh_token_reuse: Option<String>,
+    /// Cognito's request-rate quotas: requests a second by operation category (e.g.
+    /// `UserAuthentication: 120`), kept by each node; categories left out are not limited.
+    pub request_quotas: Option<BTreeMap<awsjson::quotas::Category, f64>>,
 }
 
 #[derive(Debug, Default, Clone, Deserialize)]
@@ -126,6 +130,7 @@ pub struct Settings {
     /// The file SIGHUP re-reads for APIs: `--config`, else `{data_dir}/cognate.yaml`.
     pub reload_from: PathBuf,
     pub refresh_reuse: userpool::RefreshReuse,
+    pub request_quotas: BTreeMap<awsjson::quotas::Category, f64>,
 }
 
 /// What the command line and environment say (clap fills these from both).
@@ -228,6 +233,15 @@ impl Settings {
                 bail!("unknown refresh_token_reuse {other:?} (expected refuse or revoke_family)")
             }
         };
+        let request_quotas = file.request_quotas.unwrap_or_default();
+        if let Some((category, rate)) = request_quotas
+            .iter()
+            .find(|(_, r)| !(r.is_finite() && **r > 0.0 && **r <= 1e6))
+        {
+            bail!(
+                "request_quotas.{category:?}: {rate} is not a rate (requests a second above 0, at most 1000000)"
+            );
+        }
         let keys = file.signing_keys.unwrap_or_default();
         let days = i64::from(keys.rotate_after_days.unwrap_or(90));
         Ok(Settings {
@@ -259,6 +273,7 @@ impl Settings {
             },
             reload_from,
             refresh_reuse,
+            request_quotas,
         })
     }
 }
@@ -312,6 +327,38 @@ mod tests {
             7
         );
         assert_eq!(resolve("quota_batch: 7\n"), 7);
+    }
+
+    #[test]
+    fn request_quotas_name_cognitos_categories_and_rates() {
+        use awsjson::quotas::Category;
+        let resolve = |yaml: &str| {
+            FileConfig::parse(yaml)
+                .and_then(|file| Settings::resolve(file, Overrides::default()))
+                .map(|s| s.request_quotas)
+        };
+        assert!(resolve("").unwrap().is_empty());
+        let q = resolve("request_quotas:\n  UserAuthentication: 120\n  UserList: 0.5\n").unwrap();
+        assert_eq!(q[&Category::UserAuthentication], 120.0);
+        assert_eq!(q[&Category::UserList], 0.5);
+        let unknown = resolve("request_quotas:\n  UserAuth: 120\n").unwrap_err();
+        assert!(unknown.to_string().contains("UserAuth"), "{unknown}");
+        assert!(unknown.to_string().contains("line 2"), "{unknown}");
+        // The example file's block of Cognito's defaults, uncommented, names every category.
+        let example = include_str!("../../../cognate.example.yaml");
+        let block: String = example
+            .lines()
+            .skip_while(|l| *l != "# request_quotas:")
+            .take_while(|l| l.starts_with('#'))
+            .map(|l| format!("{}\n", &l[2..]))
+            .collect();
+        let defaults = resolve(&block).unwrap();
+        assert_eq!(defaults.len(), 15, "{block}");
+        assert_eq!(defaults[&Category::UserAuthentication], 120.0);
+        for bad in ["0", "-1", ".nan", "2000000"] {
+            let e = resolve(&format!("request_quotas:\n  UserRead: {bad}\n")).unwrap_err();
+            assert!(e.to_string().contains("request_quotas.UserRead"), "{e}");
+        }
     }
 
     #[test]

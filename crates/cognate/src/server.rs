@@ -166,6 +166,7 @@ pub async fn build(settings: &Settings) -> Result<(Router, Arc<Apis>, Arc<Direct
         clock: clock.clone(),
         region: settings.region.clone(),
         body_limit: settings.body_limit,
+        quotas: awsjson::quotas::Quotas::new(&settings.request_quotas),
     });
     spawn_maintenance(
         store.clone(),

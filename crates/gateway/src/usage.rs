@@ -52,11 +52,8 @@ pub struct ApiKey {
     pub created_ms: i64,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct Throttle {
-    pub rate: f64,
-    pub burst: u32,
-}
+use throttle::Bucket;
+pub use throttle::Throttle;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Period {
@@ -358,27 +355,6 @@ pub fn compile(
     Ok((out_plans, out_keys))
 }
 
-/// A token bucket: `burst` tokens at most, `rate` more each second.
-#[derive(Debug, Clone, Copy)]
-struct Bucket {
-    tokens: f64,
-    at: Instant,
-}
-
-impl Bucket {
-    fn take(&mut self, t: &Throttle, now: Instant) -> bool {
-        let dt = now.saturating_duration_since(self.at).as_secs_f64();
-        self.tokens = (self.tokens + dt * t.rate).min(f64::from(t.burst));
-        self.at = now;
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            true
-        } else {
-            false
-        }
-    }
-}
-
 /// One key's count under one plan, on this node.
 #[derive(Debug, Default)]
 struct Counter {
@@ -455,10 +431,7 @@ impl PlanUse {
 
     fn take_token(&self, t: &Throttle, now: Instant) -> Option<bool> {
         let mut b = self.bucket.lock().ok()?;
-        let bucket = b.get_or_insert(Bucket {
-            tokens: f64::from(t.burst),
-            at: now,
-        });
+        let bucket = b.get_or_insert_with(|| Bucket::full(t, now));
         Some(bucket.take(t, now))
     }
 
@@ -795,28 +768,6 @@ mod tests {
         let today = Period::Day.start(created);
         assert_eq!(q.limit_in(today, created), 70);
         assert_eq!(q.limit_in(today + DAY_MS, created), 100);
-    }
-
-    #[test]
-    fn a_bucket_allows_its_burst_then_its_rate() {
-        let t = Throttle {
-            rate: 10.0,
-            burst: 3,
-        };
-        let start = Instant::now();
-        let mut b = Bucket {
-            tokens: 3.0,
-            at: start,
-        };
-        assert!((0..3).all(|_| b.take(&t, start)));
-        assert!(!b.take(&t, start));
-        // 100 ms refill one token at 10/s.
-        let later = start + std::time::Duration::from_millis(100);
-        assert!(b.take(&t, later));
-        assert!(!b.take(&t, later));
-        // Never more than the burst, however long it rested.
-        let much_later = later + std::time::Duration::from_secs(60);
-        assert_eq!((0..10).filter(|_| b.take(&t, much_later)).count(), 3);
     }
 
     #[test]
