@@ -53,10 +53,13 @@ def machine():
     return f"{model}, {os.cpu_count()} cores, Linux {platform.release()}"
 
 
-def wrk(url, headers=(), seconds=None):
+def wrk(url, headers=(), seconds=None, script=None):
+    """A closed-loop wrk run; `script`: a Lua file setting the request (e.g. a POST's body)."""
     cmd = ["wrk", "-t2", f"-c{CONNECTIONS}", f"-d{seconds or SECONDS}s", "--latency", url]
     for h in headers:
         cmd += ["-H", h]
+    if script:
+        cmd += ["-s", script]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     requests = int(re.search(r"(\d+) requests in", out).group(1))
@@ -124,11 +127,21 @@ def interleaved(targets, proxies, upstream_pid):
     return summary
 
 
-def rate(root, url, r, headers=(), seconds=None):
+def rate_command(root, url, r, headers=(), seconds=None, post=None, connections=None):
+    """`cognate-bench rate`: `r` requests a second (GETs, or POSTs of `post`), open loop."""
     cmd = [os.path.join(root, "target/release/cognate-bench"), "rate", "--url", url, "--rate", str(r),
            "--seconds", str(seconds or SECONDS)]
     for h in headers:
         cmd += ["--header", h]
+    if post is not None:
+        cmd += ["--post", post]
+    if connections:
+        cmd += ["--connections", str(connections)]
+    return cmd
+
+
+def rate(root, url, r, headers=(), seconds=None):
+    cmd = rate_command(root, url, r, headers, seconds)
     return json.loads(subprocess.run(cmd, capture_output=True, text=True, check=True).stdout)
 
 

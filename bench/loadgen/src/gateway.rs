@@ -42,6 +42,7 @@ pub async fn setup(endpoint: &str) -> Result<()> {
             "client_id": client,
             "access_token": result["AccessToken"].as_str().context("no access token")?,
             "id_token": result["IdToken"].as_str().context("no ID token")?,
+            "refresh_token": result["RefreshToken"].as_str().context("no refresh token")?,
         })
     );
     Ok(())

@@ -83,7 +83,8 @@ enum Cmd {
         #[arg(long)]
         listen: String,
     },
-    /// Gateway benchmark: GETs at a fixed rate (open loop), latency percentiles.
+    /// GETs (or POSTs) at a fixed rate (open loop), latency percentiles: the gateway
+    /// benchmark's latency rows and the soak's load.
     Rate {
         #[arg(long)]
         url: String,
@@ -100,6 +101,9 @@ enum Cmd {
         /// Writes each answered request's planned time and latency (ms) to this file.
         #[arg(long)]
         trace: Option<std::path::PathBuf>,
+        /// POST this body (with its content-length) instead of a GET.
+        #[arg(long)]
+        post: Option<String>,
     },
     /// AdminCreateUser and SignUp throughput into a fresh pool.
     Writes {
@@ -603,13 +607,19 @@ fn main() -> Result<()> {
             seconds,
             connections,
             trace,
+            post,
         } => {
             let headers: Vec<(String, String)> = headers
                 .iter()
                 .filter_map(|h| h.split_once(':'))
                 .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
                 .collect();
-            rate::run(&url, &headers, rate, seconds, connections, trace.as_deref())
+            let load = rate::Load {
+                rate,
+                seconds,
+                connections,
+            };
+            rate::run(&url, &headers, post.as_deref(), load, trace.as_deref())
         }
     }
 }

@@ -101,27 +101,43 @@ impl Seen {
     }
 }
 
-/// `trace`: a file to get each answered request's planned time and latency (ms, a line each),
-/// for seeing when the slow ones happen.
+/// How much load: requests a second, for how long, over how many kept-alive connections.
+pub struct Load {
+    pub rate: u64,
+    pub seconds: f64,
+    pub connections: usize,
+}
+
+/// `post`: a body to POST instead of a GET. `trace`: a file to get each answered request's
+/// planned time and latency (ms, a line each), for seeing when the slow ones happen.
 pub fn run(
     url: &str,
     headers: &[(String, String)],
-    rate: u64,
-    seconds: f64,
-    connections: usize,
+    post: Option<&str>,
+    load: Load,
     trace: Option<&std::path::Path>,
 ) -> Result<()> {
+    let Load {
+        rate,
+        seconds,
+        connections,
+    } = load;
     let uri: http::Uri = url.parse()?;
     if uri.scheme_str() != Some("http") {
         bail!("the fixed-rate load speaks plain http");
     }
     let authority = uri.authority().context("the url has no host")?.to_string();
     let path = uri.path_and_query().map_or("/", |p| p.as_str());
-    let mut request = format!("GET {path} HTTP/1.1\r\nhost: {authority}\r\n");
+    let method = if post.is_some() { "POST" } else { "GET" };
+    let mut request = format!("{method} {path} HTTP/1.1\r\nhost: {authority}\r\n");
     for (name, value) in headers {
         request.push_str(&format!("{name}: {value}\r\n"));
     }
-    request.push_str("\r\n");
+    if let Some(body) = post {
+        request.push_str(&format!("content-length: {}\r\n\r\n{body}", body.len()));
+    } else {
+        request.push_str("\r\n");
+    }
     let request = request.into_bytes();
 
     let total = (rate as f64 * seconds) as u64;

@@ -304,7 +304,22 @@ fn prometheus() -> Result<PrometheusHandle> {
         .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), &SECONDS)?
         .install_recorder()
         .context("cannot install the metrics recorder")?;
+    spawn_metrics_upkeep(handle.clone());
     Ok(handle)
+}
+
+/// Every 5 s: histogram samples folded into their buckets. An installed recorder keeps every
+/// sample until its upkeep runs (or `/metrics` is read), so without this a gateway nobody
+/// scrapes grew by about 18 bytes a request (found by the soak, bench/soak).
+fn spawn_metrics_upkeep(handle: PrometheusHandle) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            handle.run_upkeep();
+        }
+    });
 }
 
 /// `GET /metrics` in Prometheus' text format.

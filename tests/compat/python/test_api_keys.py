@@ -9,13 +9,13 @@ import json
 import os
 import subprocess
 import time
-import uuid
 
 import pytest
 import requests
 
 from cognate_helpers import ACCESS_KEY_ID, SECRET_ACCESS_KEY, cognate_bin
 from conftest import launch_server
+from postgres import drop_schema, new_schema, require_postgres, schema_url
 
 PARTNER = "partner-key-value-0123456789"
 SLEEPER = "sleeper-key-value-0123456789"
@@ -227,16 +227,10 @@ def test_a_file_naming_a_missing_plan_or_stage_is_refused_with_its_line(tmp_path
         s.stop()
 
 
-PG_URL = os.environ.get("COGNATE_TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/test")
-
-
 def test_two_nodes_share_a_quota_and_overshoot_it_by_at_most_one_batch(tmp_path):
-    if subprocess.run(["pg_isready", "-q", "-d", PG_URL], timeout=10).returncode != 0:
-        if os.environ.get("CI"):
-            pytest.fail(f"PostgreSQL at {PG_URL} is required in CI", pytrace=False)
-        pytest.skip(f"PostgreSQL at {PG_URL} is not reachable")
-    sep = "&" if "?" in PG_URL else "?"
-    url = f"{PG_URL}{sep}schema=usage_{uuid.uuid4().hex[:10]}"
+    require_postgres()
+    schema = new_schema("usage")
+    url = schema_url(schema)
     limit, batch = 20, 4
     old = os.environ.get("COGNATE_MASTER_KEY")
     os.environ["COGNATE_MASTER_KEY"] = base64.b64encode(os.urandom(32)).decode()
@@ -262,3 +256,4 @@ def test_two_nodes_share_a_quota_and_overshoot_it_by_at_most_one_batch(tmp_path)
     finally:
         a.stop()
         b.stop()
+        drop_schema(schema)

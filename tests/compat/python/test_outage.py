@@ -5,107 +5,26 @@ otherwise wait out for minutes). While it is silent, sign-ins fail within about 
 from the keys it holds: valid tokens pass, bad ones are refused, every time. Once the relay
 passes bytes again, sign-ins work within 5 s."""
 
-import os
-import socket
-import subprocess
-import threading
 import time
-import uuid
-from urllib.parse import urlsplit
 
 import pytest
 import requests
 from botocore.exceptions import ClientError
 
 from conftest import _client, launch_server
+from postgres import Relay, drop_schema, new_schema, require_postgres, schema_url
 from cognate_helpers import (
     ACCESS_KEY_ID, GOOD_PASSWORD, SECRET_ACCESS_KEY, apply_file, apply_mock_api, error_code, unique,
 )
 
-PG_URL = os.environ.get("COGNATE_TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/test")
-
-
-class Relay:
-    """Passes bytes between its clients and PostgreSQL while `quiet` is clear; while it is set,
-    holds what it read and connects nobody new."""
-
-    def __init__(self, upstream):
-        self.upstream = upstream
-        self.quiet = threading.Event()
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.addr = f"127.0.0.1:{self.sock.getsockname()[1]}"
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _hold(self):
-        while self.quiet.is_set():
-            time.sleep(0.01)
-
-    def _accept(self):
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
-
-    def _serve(self, conn):
-        self._hold()
-        try:
-            server = socket.create_connection(self.upstream)
-        except OSError:
-            conn.close()
-            return
-        for a, b in ((conn, server), (server, conn)):
-            threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
-
-    def _pump(self, src, dst):
-        try:
-            while True:
-                self._hold()
-                data = src.recv(65536)
-                if not data:
-                    break
-                self._hold()
-                dst.sendall(data)
-        except OSError:
-            pass
-        finally:
-            for s in (src, dst):
-                try:
-                    s.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
-
-    def close(self):
-        self.sock.close()
-
-
-def _postgres_reachable():
-    try:
-        return subprocess.run(["pg_isready", "-q", "-d", PG_URL], timeout=10).returncode == 0
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-
-
-def _through(relay, schema):
-    parts = urlsplit(PG_URL)
-    user = f"{parts.username}@" if parts.username else ""
-    query = f"{parts.query}&" if parts.query else ""
-    return f"{parts.scheme}://{user}{relay.addr}{parts.path}?{query}schema={schema}"
-
-
 def test_a_silent_database_fails_sign_ins_fast_and_the_gateway_keeps_authorizing(tmp_path):
-    if not _postgres_reachable():
-        if os.environ.get("CI"):
-            pytest.fail(f"PostgreSQL at {PG_URL} is required in CI", pytrace=False)
-        pytest.skip(f"PostgreSQL at {PG_URL} is not reachable")
-    parts = urlsplit(PG_URL)
-    relay = Relay((parts.hostname or "127.0.0.1", parts.port or 5432))
-    schema = f"outage_{uuid.uuid4().hex[:10]}"
+    require_postgres()
+    relay = Relay()
+    schema = new_schema("outage")
     config = tmp_path / "cognate.yaml"
     config.write_text("apis: []\n")
     server = launch_server(workdir=str(tmp_path),
-                           extra_args=("--config", str(config), "--database", _through(relay, schema)))
+                           extra_args=("--config", str(config), "--database", schema_url(schema, relay)))
     try:
         idp = _client(server.endpoint, aws_access_key_id=ACCESS_KEY_ID, aws_secret_access_key=SECRET_ACCESS_KEY)
         pool = idp.create_user_pool(PoolName=unique("outage"))["UserPool"]
@@ -169,5 +88,4 @@ def test_a_silent_database_fails_sign_ins_fast_and_the_gateway_keeps_authorizing
         relay.quiet.clear()
         server.stop()
         relay.close()
-        subprocess.run(["psql", PG_URL, "-q", "-c", f"DROP SCHEMA IF EXISTS {schema} CASCADE"], check=False,
-                       capture_output=True)
+        drop_schema(schema)

@@ -4,36 +4,23 @@ one second, although it answers GetUser from its caches."""
 
 import base64
 import os
-import subprocess
 import time
-import uuid
 
 import pytest
 from botocore.exceptions import ClientError
 
 from cognate_helpers import GOOD_PASSWORD, admin_and_public, error_code, unique
 from conftest import launch_server
+from postgres import drop_schema, new_schema, require_postgres, schema_url
 
-PG_URL = os.environ.get("COGNATE_TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/test")
 PROPAGATION_S = 1.0
-
-
-def _postgres_reachable():
-    try:
-        return subprocess.run(["pg_isready", "-q", "-d", PG_URL], timeout=10).returncode == 0
-    except (OSError, subprocess.TimeoutExpired):
-        return False
 
 
 @pytest.fixture(scope="module")
 def nodes():
-    if not _postgres_reachable():
-        if os.environ.get("CI"):
-            pytest.fail(f"PostgreSQL at {PG_URL} is required in CI", pytrace=False)
-        pytest.skip(f"PostgreSQL at {PG_URL} is not reachable")
-    schema = f"twonodes_{uuid.uuid4().hex[:10]}"
-    sep = "&" if "?" in PG_URL else "?"
-    url = f"{PG_URL}{sep}schema={schema}"
+    require_postgres()
+    schema = new_schema("twonodes")
+    url = schema_url(schema)
     key = base64.b64encode(os.urandom(32)).decode()
     # Behind one load balancer the nodes share the issuer (the balancer's URL) and the master key.
     env = {"COGNATE_MASTER_KEY": key, "COGNATE_ISSUER_BASE": "http://cognate.nodes.test"}
@@ -54,7 +41,7 @@ def nodes():
     yield clients
     a.stop()
     b.stop()
-    subprocess.run(["psql", PG_URL, "-q", "-c", f"DROP SCHEMA IF EXISTS {schema} CASCADE"], check=False)
+    drop_schema(schema)
 
 
 @pytest.fixture

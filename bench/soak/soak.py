@@ -1,0 +1,225 @@
+"""The soak's driver (security checklist R7; see run.sh): one Cognate (release build, SQLite, a
+gateway API with a Cognito authorizer, an API key and a usage plan, proxying to a minimal
+upstream) under a steady mixed load for a long time, sampled every window.
+
+The load: REFRESH_TOKEN_AUTH, GetUser and an authorized GET through the gateway, each at a
+fraction of its own peak (measured first with wrk, each alone), by default a sixth, so that
+together they keep the machine about half busy. Each window runs the three streams at a fixed
+rate (open loop, `cognate-bench rate`) and then samples the server: resident memory, open file
+descriptors, threads, the database's size, and each stream's latency percentiles and errors.
+Tokens are refreshed before each window (access tokens live an hour).
+
+The summary holds the checklist's measures against the state at the end of the warm-up: RSS
+growth (goal < 5 %), file-descriptor growth (goal none) and p99 drift between the first and the
+last tenth of the windows after warm-up (goal < 20 %). Results are written after every window,
+so an interrupted soak keeps what it measured."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "gateway"))
+import bench as gw  # noqa: E402  (the gateway benchmark's parts: ports, wrk, the API's definition)
+
+TARGET = "AWSCognitoIdentityProviderService."
+
+
+def call(endpoint, action, body):
+    """A public action, unsigned, as apps send them."""
+    req = urllib.request.Request(endpoint, data=json.dumps(body).encode(), headers={
+        "Content-Type": "application/x-amz-json-1.1", "X-Amz-Target": TARGET + action})
+    return json.loads(urllib.request.urlopen(req, timeout=10).read())
+
+
+def sample(pid, data_dir):
+    """The server's resident memory (KiB), open descriptors, threads and database size (bytes)."""
+    status = dict(line.split(":", 1) for line in open(f"/proc/{pid}/status") if ":" in line)
+    db = sum(os.path.getsize(os.path.join(data_dir, f)) for f in os.listdir(data_dir)
+             if f.startswith("cognate.db"))
+    return {"rss_kib": int(status["VmRSS"].split()[0]), "hwm_kib": int(status["VmHWM"].split()[0]),
+            "fds": len(os.listdir(f"/proc/{pid}/fd")), "threads": int(status["Threads"]), "db_bytes": db}
+
+
+class Streams:
+    """The three requests of the load, built afresh from current tokens."""
+
+    def __init__(self, endpoint, gateway_url, setup, names):
+        self.endpoint, self.gateway_url, self.setup, self.names = endpoint, gateway_url, setup, names
+        self.refresh()
+
+    def refresh(self):
+        got = call(self.endpoint, "InitiateAuth", {
+            "AuthFlow": "REFRESH_TOKEN_AUTH", "ClientId": self.setup["client_id"],
+            "AuthParameters": {"REFRESH_TOKEN": self.setup["refresh_token"]}})["AuthenticationResult"]
+        self.access = got["AccessToken"]
+
+    def requests(self):
+        """name -> (url, headers, body or None)."""
+        aws = ["Content-Type: application/x-amz-json-1.1"]
+        every = {
+            "refresh": (self.endpoint + "/", aws + [f"X-Amz-Target: {TARGET}InitiateAuth"], json.dumps({
+                "AuthFlow": "REFRESH_TOKEN_AUTH", "ClientId": self.setup["client_id"],
+                "AuthParameters": {"REFRESH_TOKEN": self.setup["refresh_token"]}})),
+            "GetUser": (self.endpoint + "/", aws + [f"X-Amz-Target: {TARGET}GetUser"],
+                        json.dumps({"AccessToken": self.access})),
+            "gateway": (self.gateway_url, [f"Authorization: {self.access}", f"x-api-key: {gw.API_KEY}"], None),
+        }
+        return {name: every[name] for name in self.names}
+
+
+def peaks(streams, work):
+    """Each stream's closed-loop throughput alone (wrk, 64 connections, 10 s)."""
+    out = {}
+    for name, (url, headers, body) in streams.requests().items():
+        script = None
+        if body is not None:
+            script = os.path.join(work, f"{name}.lua")
+            with open(script, "w") as f:
+                f.write(f'wrk.method = "POST"\nwrk.body = {json.dumps(body)}\n')
+        row = gw.wrk(url, headers, seconds=10, script=script)
+        if row["non_2xx"]:
+            raise SystemExit(f"{name}: {row['non_2xx']} failed requests while measuring its peak")
+        out[name] = row["per_s"]
+        print(f"peak {name}: {row['per_s']:.0f}/s", flush=True)
+    return out
+
+
+def window(root, streams, rates, seconds):
+    """The three streams at once for `seconds`: name -> the generator's JSON."""
+    procs = {}
+    for name, (url, headers, body) in streams.requests().items():
+        cmd = gw.rate_command(root, url, rates[name], headers, seconds, post=body, connections=16)
+        procs[name] = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+    return {name: json.loads(p.communicate()[0]) for name, p in procs.items()}
+
+
+def summarise(r):
+    """The checklist's three measures over the windows after the warm-up."""
+    rows = r["windows"]
+    warm = r["warmup_windows"]
+    after = rows[warm:]
+    if len(after) < 2:
+        return {"note": "too few windows after the warm-up"}
+    tenth = max(1, len(after) // 10)
+    first, last = after[:tenth], after[-tenth:]
+    base = rows[warm - 1] if warm else rows[0]
+    rss_last = statistics.median(w["server"]["rss_kib"] for w in last)
+    s = {"windows": len(rows), "after_warmup": len(after),
+         "rss_at_warmup_kib": base["server"]["rss_kib"], "rss_last_kib": rss_last,
+         "rss_growth_pct": 100 * (rss_last - base["server"]["rss_kib"]) / base["server"]["rss_kib"],
+         "fds_at_warmup": base["server"]["fds"], "fds_max_after": max(w["server"]["fds"] for w in after),
+         "fds_first": statistics.median(w["server"]["fds"] for w in first),
+         "fds_last": statistics.median(w["server"]["fds"] for w in last),
+         "threads_at_warmup": base["server"]["threads"], "threads_max_after": max(w["server"]["threads"] for w in after),
+         "db_bytes_first": after[0]["server"]["db_bytes"], "db_bytes_last": after[-1]["server"]["db_bytes"],
+         "errors": sum(w["load"][n]["errors"] for w in rows for n in w["load"]), "p99": {}}
+    for name in rows[0]["load"]:
+        p_first = statistics.median(w["load"][name]["p99_ms"] for w in first)
+        p_last = statistics.median(w["load"][name]["p99_ms"] for w in last)
+        s["p99"][name] = {"first_ms": p_first, "last_ms": p_last, "drift_pct": 100 * (p_last / p_first - 1)}
+    # Medians of the first and last tenth: the upstream's idle connections come and go by one
+    # or two between samples; a leak grows with time.
+    s["fd_growth"] = s["fds_last"] - s["fds_first"]
+    s["verdict"] = {"rss growth < 5 %": s["rss_growth_pct"] < 5, "no fd growth": s["fd_growth"] <= 0,
+                    "p99 drift < 20 %": all(abs(p["drift_pct"]) < 20 for p in s["p99"].values())}
+    return s
+
+
+def render(r):
+    s = r["summary"]
+    out = [f"Machine: {r['machine']}; started {r['started']}; {len(r['windows'])} windows of {r['window_s']} s "
+           f"({r['warmup_windows']} of warm-up).",
+           "Rates: " + ", ".join(f"{n} {v}/s (peak {r['peaks'][n]:.0f}/s)" for n, v in r["rates"].items()) + "."]
+    if "rss_growth_pct" not in s:
+        return "\n".join(out + [s.get("note", "")])
+    out += [f"RSS {s['rss_at_warmup_kib'] / 1024:.1f} MiB after warm-up, {s['rss_last_kib'] / 1024:.1f} MiB at the end: "
+            f"{s['rss_growth_pct']:+.1f} %; file descriptors (median) {s['fds_first']:.0f} in the first tenth, "
+            f"{s['fds_last']:.0f} in the last (at most {s['fds_max_after']}); "
+            f"threads {s['threads_at_warmup']} then at most {s['threads_max_after']}; database "
+            f"{s['db_bytes_first'] / 1e6:.1f} MB then {s['db_bytes_last'] / 1e6:.1f} MB; errors {s['errors']}.",
+            "p99 first tenth → last tenth after warm-up: " + "; ".join(
+                f"{n} {p['first_ms']:.2f} → {p['last_ms']:.2f} ms ({p['drift_pct']:+.0f} %)" for n, p in s["p99"].items()) + ".",
+            "Goals: " + ", ".join(f"{k}: {'met' if v else 'NOT met'}" for k, v in s["verdict"].items()) + "."]
+    return "\n".join(out)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--root", required=True)
+    ap.add_argument("--minutes", type=float, default=float(os.environ.get("MINUTES", "1440")))
+    ap.add_argument("--window", type=int, default=int(os.environ.get("WINDOW_S", "60")))
+    ap.add_argument("--fraction", type=float, default=float(os.environ.get("FRACTION", str(1 / 6))))
+    ap.add_argument("--warmup-minutes", type=float, default=float(os.environ.get("WARMUP_MINUTES", "10")))
+    ap.add_argument("--streams", default=os.environ.get("STREAMS", "refresh,GetUser,gateway"),
+                    help="which streams run (for finding which one a growth comes with)")
+    ap.add_argument("--out", default=None)
+    a = ap.parse_args()
+    root = a.root
+    out_path = a.out or os.path.join(root, "bench/soak/results.json")
+    bench = os.path.join(root, "target/release/cognate-bench")
+    work = tempfile.mkdtemp(prefix="bench-soak-")
+    data_dir = os.path.join(work, "data")
+    procs = []
+    try:
+        up, api, gw_port = gw.free_port(), gw.free_port(), gw.free_port()
+        procs.append(subprocess.Popen([bench, "upstream", "--listen", f"127.0.0.1:{up}"]))
+        env = dict(os.environ, COGNATE_ACCESS_KEY_ID=gw.KEY, COGNATE_SECRET_ACCESS_KEY=gw.SECRET,
+                   COGNATE_MESSAGES="log")
+        log = open(os.path.join(work, "cognate.log"), "wb")
+        # Default hashing and logging (one access-log line per request, to a file), as users run it.
+        server = subprocess.Popen(
+            [os.path.join(root, "target/release/cognate"), "serve", "--listen", f"127.0.0.1:{api}",
+             "--data-dir", data_dir], env=env, stdout=log, stderr=subprocess.STDOUT)
+        procs.append(server)
+        endpoint = f"http://127.0.0.1:{api}"
+        gw.wait_http(endpoint + "/health")
+        gw.wait_http(f"http://127.0.0.1:{up}/")
+        setup = json.loads(subprocess.run([bench, "gateway-setup", "--endpoint", endpoint],
+                                          capture_output=True, text=True, check=True).stdout)
+        cfg = os.path.join(work, "apis.yaml")
+        with open(cfg, "w") as f:
+            f.write(gw.definition(setup["pool_id"], gw_port, up))
+        subprocess.run([os.path.join(root, "target/release/cognate"), "apply", "--endpoint", endpoint, cfg],
+                       env=env, check=True, capture_output=True)
+        streams = Streams(endpoint, f"http://127.0.0.1:{gw_port}/prod/items", setup, a.streams.split(","))
+        peak = peaks(streams, work)
+        rates = {n: max(1, int(p * a.fraction)) for n, p in peak.items()}
+        windows = max(1, int(a.minutes * 60 / a.window))
+        r = {"machine": gw.machine(), "started": time.strftime("%Y-%m-%d %H:%M:%S"), "window_s": a.window,
+             "fraction": a.fraction, "peaks": peak, "rates": rates,
+             "warmup_windows": min(windows - 1, max(1, int(a.warmup_minutes * 60 / a.window))), "windows": []}
+        for i in range(windows):
+            streams.refresh()
+            load = window(root, streams, rates, a.window)
+            time.sleep(1)  # the generators' connections closed on the server's side too
+            row = {"at_s": round(i * a.window), "load": load, "server": sample(server.pid, data_dir)}
+            r["windows"].append(row)
+            print(f"window {i + 1}/{windows}: rss {row['server']['rss_kib'] / 1024:.1f} MiB, fds {row['server']['fds']}, "
+                  + ", ".join(f"{n} p99 {v['p99_ms']:.2f} ms ({v['errors']} errors)" for n, v in load.items()),
+                  flush=True)
+            r["summary"] = summarise(r)
+            with open(out_path, "w") as f:
+                json.dump(r, f, indent=1)
+        print(render(r))
+    finally:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            try:
+                p.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
