@@ -99,7 +99,16 @@ def window(root, streams, rates, seconds):
     for name, (url, headers, body) in streams.requests().items():
         cmd = gw.rate_command(root, url, rates[name], headers, seconds, post=body, connections=16)
         procs[name] = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
-    return {name: json.loads(p.communicate()[0]) for name, p in procs.items()}
+    out = {}
+    for name, p in procs.items():
+        text = p.communicate()[0]
+        try:
+            out[name] = json.loads(text)
+        except json.JSONDecodeError:
+            # A generator that failed (e.g. could not connect): the window counts as all errors.
+            out[name] = {"requests": 0, "errors": rates[name] * seconds, "p50_ms": None, "p99_ms": None,
+                         "failed": text[-500:]}
+    return out
 
 
 def summarise(r):
@@ -121,17 +130,26 @@ def summarise(r):
          "fds_last": statistics.median(w["server"]["fds"] for w in last),
          "threads_at_warmup": base["server"]["threads"], "threads_max_after": max(w["server"]["threads"] for w in after),
          "db_bytes_first": after[0]["server"]["db_bytes"], "db_bytes_last": after[-1]["server"]["db_bytes"],
-         "errors": sum(w["load"][n]["errors"] for w in rows for n in w["load"]), "p99": {}}
+         "errors": sum(w["load"][n]["errors"] for w in after for n in w["load"]), "p99": {}}
     for name in rows[0]["load"]:
-        p_first = statistics.median(w["load"][name]["p99_ms"] for w in first)
-        p_last = statistics.median(w["load"][name]["p99_ms"] for w in last)
-        s["p99"][name] = {"first_ms": p_first, "last_ms": p_last, "drift_pct": 100 * (p_last / p_first - 1)}
+        # Windows without answers have no p99 (their requests are counted as errors).
+        p_first = _median_p99(first, name)
+        p_last = _median_p99(last, name)
+        drift = 100 * (p_last / p_first - 1) if p_first and p_last is not None else None
+        s["p99"][name] = {"first_ms": p_first, "last_ms": p_last, "drift_pct": drift}
     # Medians of the first and last tenth: the upstream's idle connections come and go by one
     # or two between samples; a leak grows with time.
     s["fd_growth"] = s["fds_last"] - s["fds_first"]
+    # Only growth fails: a p99 that fell is no drift to worry about.
     s["verdict"] = {"rss growth < 5 %": s["rss_growth_pct"] < 5, "no fd growth": s["fd_growth"] <= 0,
-                    "p99 drift < 20 %": all(abs(p["drift_pct"]) < 20 for p in s["p99"].values())}
+                    "p99 drift < 20 %": all(p["drift_pct"] is not None and p["drift_pct"] < 20
+                                            for p in s["p99"].values())}
     return s
+
+
+def _median_p99(rows, name):
+    values = [w["load"][name]["p99_ms"] for w in rows if w["load"][name]["p99_ms"]]
+    return statistics.median(values) if values else None
 
 
 def render(r):
@@ -147,9 +165,15 @@ def render(r):
             f"threads {s['threads_at_warmup']} then at most {s['threads_max_after']}; database "
             f"{s['db_bytes_first'] / 1e6:.1f} MB then {s['db_bytes_last'] / 1e6:.1f} MB; errors {s['errors']}.",
             "p99 first tenth → last tenth after warm-up: " + "; ".join(
-                f"{n} {p['first_ms']:.2f} → {p['last_ms']:.2f} ms ({p['drift_pct']:+.0f} %)" for n, p in s["p99"].items()) + ".",
+                f"{n} {_ms(p['first_ms'])} → {_ms(p['last_ms'])} ("
+                + ("n/a" if p["drift_pct"] is None else f"{p['drift_pct']:+.0f} %") + ")"
+                for n, p in s["p99"].items()) + ".",
             "Goals: " + ", ".join(f"{k}: {'met' if v else 'NOT met'}" for k, v in s["verdict"].items()) + "."]
     return "\n".join(out)
+
+
+def _ms(v):
+    return "no answers" if v is None else f"{v:.2f} ms"
 
 
 def main():
@@ -196,7 +220,8 @@ def main():
         windows = max(1, int(a.minutes * 60 / a.window))
         r = {"machine": gw.machine(), "started": time.strftime("%Y-%m-%d %H:%M:%S"), "window_s": a.window,
              "fraction": a.fraction, "peaks": peak, "rates": rates,
-             "warmup_windows": min(windows - 1, max(1, int(a.warmup_minutes * 60 / a.window))), "windows": []}
+             # At most half the run, so that a short run still has windows to judge.
+             "warmup_windows": min(windows // 2, max(1, int(a.warmup_minutes * 60 / a.window))), "windows": []}
         for i in range(windows):
             streams.refresh()
             load = window(root, streams, rates, a.window)
@@ -204,7 +229,7 @@ def main():
             row = {"at_s": round(i * a.window), "load": load, "server": sample(server.pid, data_dir)}
             r["windows"].append(row)
             print(f"window {i + 1}/{windows}: rss {row['server']['rss_kib'] / 1024:.1f} MiB, fds {row['server']['fds']}, "
-                  + ", ".join(f"{n} p99 {v['p99_ms']:.2f} ms ({v['errors']} errors)" for n, v in load.items()),
+                  + ", ".join(f"{n} p99 {_ms(v['p99_ms'])} ({v['errors']} errors)" for n, v in load.items()),
                   flush=True)
             r["summary"] = summarise(r)
             with open(out_path, "w") as f:

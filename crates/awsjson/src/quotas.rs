@@ -36,6 +36,8 @@ pub enum Category {
 }
 
 const CATEGORIES: usize = 15;
+// The limits are indexed by category: a new category must grow the array.
+const _: () = assert!(Category::UserPoolClientUpdate as usize + 1 == CATEGORIES);
 
 impl Category {
     /// The category AWS counts an action under; `None` for actions it lists under none (and

@@ -32,12 +32,14 @@ def new_schema(prefix: str) -> str:
 
 
 def schema_url(schema: str, relay: "Relay | None" = None) -> str:
-    """The database URL of `schema`, through `relay` when given."""
+    """The database URL of `schema` (credentials kept), through `relay` when given."""
     parts = urlsplit(PG_URL)
-    host = relay.addr if relay else parts.netloc.rsplit("@", 1)[-1]
-    user = f"{parts.username}@" if parts.username else ""
+    credentials, _, host = parts.netloc.rpartition("@")
+    if relay:
+        host = relay.addr
+    userinfo = f"{credentials}@" if credentials else ""
     query = f"{parts.query}&" if parts.query else ""
-    return f"{parts.scheme}://{user}{host}{parts.path}?{query}schema={schema}"
+    return f"{parts.scheme}://{userinfo}{host}{parts.path}?{query}schema={schema}"
 
 
 def drop_schema(schema: str):
@@ -85,6 +87,12 @@ class Relay:
             conn.close()
             return
         with self.lock:
+            # cut() may have run since the check above: a restarting database keeps nobody.
+            if self.refusing.is_set():
+                for sock in (conn, server):
+                    _shut(sock)
+                    sock.close()
+                return
             self.live.update((conn, server))
         for a, b in ((conn, server), (server, conn)):
             threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
@@ -101,10 +109,12 @@ class Relay:
         except OSError:
             pass
         finally:
-            for s in (src, dst):
-                _shut(s)
             with self.lock:
                 self.live.difference_update((src, dst))
+            # The other direction's pump closes them too; a second close is harmless.
+            for s in (src, dst):
+                _shut(s)
+                s.close()
 
     def cut(self):
         """Closes every connection through the relay, as a database that went down would."""

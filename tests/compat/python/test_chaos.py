@@ -18,6 +18,7 @@ import json
 import os
 import signal
 import statistics
+import subprocess
 import threading
 import time
 
@@ -55,7 +56,11 @@ class Node:
         """Stops the process with `sig`, starts it again; returns the seconds it was away."""
         stopped = time.monotonic()
         self.server.proc.send_signal(sig)
-        self.server.proc.wait()
+        try:
+            self.server.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.server.proc.kill()
+            raise AssertionError(f"the node did not stop within 30 s of signal {sig}")
         self.server.stop()
         self.server = self._launch(self.port)
         return time.monotonic() - stopped
@@ -89,6 +94,8 @@ class Load:
                 outcome = (False, str(e))
             except WrongAnswer as e:
                 outcome = (False, f"wrong answer: {e}")
+            except Exception as e:  # noqa: BLE001 - kept, so that the thread goes on and the test says what
+                outcome = (False, f"unexpected: {e!r}")
             self.log[kind].append((start, time.monotonic(), *outcome))
             time.sleep(PACE_S)
 
