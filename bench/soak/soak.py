@@ -40,13 +40,34 @@ def call(endpoint, action, body):
     return json.loads(urllib.request.urlopen(req, timeout=10).read())
 
 
-def sample(pid, data_dir):
-    """The server's resident memory (KiB), open descriptors, threads and database size (bytes)."""
+def sample(pid, data_dir, listening):
+    """The server's resident memory (KiB), open descriptors (and of those, TCP connections to
+    its listeners and from it to others, e.g. the upstream's kept-alive pool), threads and
+    database size (bytes)."""
     status = dict(line.split(":", 1) for line in open(f"/proc/{pid}/status") if ":" in line)
     db = sum(os.path.getsize(os.path.join(data_dir, f)) for f in os.listdir(data_dir)
              if f.startswith("cognate.db"))
+    fds = os.listdir(f"/proc/{pid}/fd")
+    sockets = set()
+    for fd in fds:
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            sockets.add(target[8:-1])
+    inbound = outbound = 0
+    for line in open(f"/proc/{pid}/net/tcp").readlines()[1:]:
+        f = line.split()
+        # Established connections only (state 01): listeners and closing sockets aside.
+        if f[9] in sockets and f[3] == "01":
+            if int(f[1].split(":")[1], 16) in listening:
+                inbound += 1
+            else:
+                outbound += 1
     return {"rss_kib": int(status["VmRSS"].split()[0]), "hwm_kib": int(status["VmHWM"].split()[0]),
-            "fds": len(os.listdir(f"/proc/{pid}/fd")), "threads": int(status["Threads"]), "db_bytes": db}
+            "fds": len(fds), "inbound": inbound, "outbound": outbound, "threads": int(status["Threads"]),
+            "db_bytes": db}
 
 
 class Streams:
@@ -128,6 +149,9 @@ def summarise(r):
          "fds_at_warmup": base["server"]["fds"], "fds_max_after": max(w["server"]["fds"] for w in after),
          "fds_first": statistics.median(w["server"]["fds"] for w in first),
          "fds_last": statistics.median(w["server"]["fds"] for w in last),
+         # Older results have no breakdown.
+         "outbound_first": statistics.median(w["server"].get("outbound", 0) for w in first),
+         "outbound_last": statistics.median(w["server"].get("outbound", 0) for w in last),
          "threads_at_warmup": base["server"]["threads"], "threads_max_after": max(w["server"]["threads"] for w in after),
          "db_bytes_first": after[0]["server"]["db_bytes"], "db_bytes_last": after[-1]["server"]["db_bytes"],
          "errors": sum(w["load"][n]["errors"] for w in after for n in w["load"]), "p99": {}}
@@ -161,7 +185,8 @@ def render(r):
         return "\n".join(out + [s.get("note", "")])
     out += [f"RSS {s['rss_at_warmup_kib'] / 1024:.1f} MiB after warm-up, {s['rss_last_kib'] / 1024:.1f} MiB at the end: "
             f"{s['rss_growth_pct']:+.1f} %; file descriptors (median) {s['fds_first']:.0f} in the first tenth, "
-            f"{s['fds_last']:.0f} in the last (at most {s['fds_max_after']}); "
+            f"{s['fds_last']:.0f} in the last (at most {s['fds_max_after']}; of them connections out "
+            f"{s['outbound_first']:.0f} then {s['outbound_last']:.0f}); "
             f"threads {s['threads_at_warmup']} then at most {s['threads_max_after']}; database "
             f"{s['db_bytes_first'] / 1e6:.1f} MB then {s['db_bytes_last'] / 1e6:.1f} MB; errors {s['errors']}.",
             "p99 first tenth → last tenth after warm-up: " + "; ".join(
@@ -222,13 +247,16 @@ def main():
              "fraction": a.fraction, "peaks": peak, "rates": rates,
              # At most half the run, so that a short run still has windows to judge.
              "warmup_windows": min(windows // 2, max(1, int(a.warmup_minutes * 60 / a.window))), "windows": []}
+        began = time.monotonic()
         for i in range(windows):
             streams.refresh()
             load = window(root, streams, rates, a.window)
             time.sleep(1)  # the generators' connections closed on the server's side too
-            row = {"at_s": round(i * a.window), "load": load, "server": sample(server.pid, data_dir)}
+            row = {"at_s": round(time.monotonic() - began), "time": time.strftime("%H:%M:%S"), "load": load,
+                   "server": sample(server.pid, data_dir, {api, gw_port})}
             r["windows"].append(row)
-            print(f"window {i + 1}/{windows}: rss {row['server']['rss_kib'] / 1024:.1f} MiB, fds {row['server']['fds']}, "
+            print(f"window {i + 1}/{windows}: rss {row['server']['rss_kib'] / 1024:.1f} MiB, fds {row['server']['fds']} "
+                  f"({row['server']['outbound']} connections out), "
                   + ", ".join(f"{n} p99 {_ms(v['p99_ms'])} ({v['errors']} errors)" for n, v in load.items()),
                   flush=True)
             r["summary"] = summarise(r)
