@@ -329,14 +329,19 @@ def main():
             json.dump(results, f, indent=1)
         print(render(results))
     finally:
-        for p in procs:
-            p.terminate()
-        for p in procs:
-            try:
-                p.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        stop(procs)
         shutil.rmtree(work, ignore_errors=True)
+
+
+def stop(procs, timeout=10):
+    """Stops the processes a driver started: SIGTERM, then SIGKILL after `timeout` s."""
+    for p in procs:
+        p.terminate()
+    for p in procs:
+        try:
+            p.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            p.kill()
 
 
 def render(r):

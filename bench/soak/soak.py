@@ -264,13 +264,7 @@ def main():
                 json.dump(r, f, indent=1)
         print(render(r))
     finally:
-        for p in procs:
-            p.terminate()
-        for p in procs:
-            try:
-                p.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        gw.stop(procs, timeout=15)
         shutil.rmtree(work, ignore_errors=True)
 
 
