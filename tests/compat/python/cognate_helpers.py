@@ -305,3 +305,26 @@ def apply_file(endpoint: str, config: Path) -> subprocess.CompletedProcess:
     env = dict(os.environ, COGNATE_ACCESS_KEY_ID=ACCESS_KEY_ID, COGNATE_SECRET_ACCESS_KEY=SECRET_ACCESS_KEY)
     return subprocess.run([str(cognate_bin()), "apply", "--endpoint", endpoint, str(config)],
                           capture_output=True, text=True, env=env, timeout=30)
+
+
+def wrong_passwords_at_once(attempt, n: int = 50) -> list[str]:
+    """Runs `attempt(i)` for every i below `n` at once and returns each one's answer: the error
+    message, or "signed in". The first lockout lasts one second, so all of them must arrive
+    inside it for the count to mean anything; that is checked here."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from botocore.exceptions import ClientError
+
+    def answer(i):
+        try:
+            attempt(i)
+        except ClientError as e:
+            return e.response["Error"]["Message"]
+        return "signed in"
+
+    started = time.monotonic()
+    with ThreadPoolExecutor(max_workers=n) as pool:
+        answers = list(pool.map(answer, range(n)))
+    elapsed = time.monotonic() - started
+    assert elapsed < 1.0, f"the {n} guesses took {elapsed:.2f} s"
+    return answers
