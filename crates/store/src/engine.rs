@@ -1449,11 +1449,11 @@ impl PoolDb for PgPool {
 /// This node's caches behind the `*_recent` lookups. Entries live [`RECENT_TTL`], so another
 /// node's writes show within that time; this node's own writes drop the entries they change.
 struct Recent {
-    users: TtlCache<(String, String), Option<User>>,
-    families: TtlCache<String, Option<RefreshToken>>,
-    clients: TtlCache<String, Option<Client>>,
-    pools: TtlCache<String, Option<Pool>>,
-    groups: TtlCache<(String, String), Vec<Group>>,
+    users: TtlCache<(String, String), Option<User>, StoreError>,
+    families: TtlCache<String, Option<RefreshToken>, StoreError>,
+    clients: TtlCache<String, Option<Client>, StoreError>,
+    pools: TtlCache<String, Option<Pool>, StoreError>,
+    groups: TtlCache<(String, String), Vec<Group>, StoreError>,
 }
 
 impl Default for Recent {

@@ -26,7 +26,7 @@ pub enum UniqueKey {
     ResourceServer,
 }
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     #[error("conflict on {0:?}")]
     Conflict(UniqueKey),
