@@ -4,7 +4,9 @@
 # machine is about half busy — for MINUTES (default 1440: the checklist's 24 hours), sampled
 # every WINDOW_S (60) seconds: resident memory, file descriptors, threads, database size and each
 # stream's latency. Reports RSS growth, descriptor growth and p99 drift after a WARMUP_MINUTES
-# (10) warm-up against the checklist's goals (< 5 %, none, < 20 %).
+# (10) warm-up against the checklist's goals (< 5 %, none, < 20 %). On two or more cores the
+# server gets half of them to itself and the load (generators, upstream, driver) the other half,
+# so that one's scheduling does not show as the other's tail (PIN=0: all share every core).
 #
 #   bench/soak/run.sh                  # 24 hours
 #   MINUTES=60 bench/soak/run.sh       # an hour

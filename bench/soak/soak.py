@@ -67,7 +67,44 @@ def sample(pid, data_dir, listening):
                 outbound += 1
     return {"rss_kib": int(status["VmRSS"].split()[0]), "hwm_kib": int(status["VmHWM"].split()[0]),
             "fds": len(fds), "inbound": inbound, "outbound": outbound, "threads": int(status["Threads"]),
-            "db_bytes": db}
+            "db_bytes": db, "db_connections": db_connections(pid, fds), "thread_kinds": thread_kinds(pid)}
+
+
+def db_connections(pid, fds):
+    """How many connections the server holds to its SQLite file (each opens it once)."""
+    n = 0
+    for fd in fds:
+        try:
+            n += os.readlink(f"/proc/{pid}/fd/{fd}").endswith("/cognate.db")
+        except OSError:
+            pass
+    return n
+
+
+def thread_kinds(pid):
+    """The server's threads by name, numbers stripped (tokio's workers, SQLite's connection
+    threads, ...): which kind a growth in threads is."""
+    kinds = {}
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            name = open(f"/proc/{pid}/task/{tid}/comm").read().strip().rstrip("0123456789-")
+        except OSError:
+            continue
+        kinds[name] = kinds.get(name, 0) + 1
+    return kinds
+
+
+def split_cores():
+    """The server's cores and the load's. On a shared machine the load generators' and the
+    server's threads preempt each other, and each window's p99 swung by a factor of ten with
+    whose thread waited (GetUser: 1–150 ms from the generator, never over 10 ms inside the
+    server), which no drift could be read through. So the server gets half the cores to itself
+    and the generators, the upstream and this driver the other half. None: one core, or PIN=0."""
+    cores = sorted(os.sched_getaffinity(0))
+    if len(cores) < 2 or os.environ.get("PIN") == "0":
+        return None, None
+    half = len(cores) // 2
+    return set(cores[half:]), set(cores[:half])
 
 
 class Streams:
@@ -153,6 +190,12 @@ def summarise(r):
          "outbound_first": statistics.median(w["server"].get("outbound", 0) for w in first),
          "outbound_last": statistics.median(w["server"].get("outbound", 0) for w in last),
          "threads_at_warmup": base["server"]["threads"], "threads_max_after": max(w["server"]["threads"] for w in after),
+         # Which kinds the threads were, and the database connections (each a thread and a
+         # page cache: the pool opens them as concurrency asks, up to its bound).
+         "thread_kinds_at_warmup": base["server"].get("thread_kinds"),
+         "thread_kinds_last": after[-1]["server"].get("thread_kinds"),
+         "db_connections_at_warmup": base["server"].get("db_connections"),
+         "db_connections_last": after[-1]["server"].get("db_connections"),
          "db_bytes_first": after[0]["server"]["db_bytes"], "db_bytes_last": after[-1]["server"]["db_bytes"],
          "errors": sum(w["load"][n]["errors"] for w in after for n in w["load"]), "p99": {}}
     for name in rows[0]["load"]:
@@ -178,8 +221,10 @@ def _median_p99(rows, name):
 
 def render(r):
     s = r["summary"]
+    cores = r.get("cores", "shared")
     out = [f"Machine: {r['machine']}; started {r['started']}; {len(r['windows'])} windows of {r['window_s']} s "
-           f"({r['warmup_windows']} of warm-up).",
+           f"({r['warmup_windows']} of warm-up); cores: "
+           + (cores if isinstance(cores, str) else f"server {cores['server']}, load {cores['load']}") + ".",
            "Rates: " + ", ".join(f"{n} {v}/s (peak {r['peaks'][n]:.0f}/s)" for n, v in r["rates"].items()) + "."]
     if "rss_growth_pct" not in s:
         return "\n".join(out + [s.get("note", "")])
@@ -187,7 +232,9 @@ def render(r):
             f"{s['rss_growth_pct']:+.1f} %; file descriptors (median) {s['fds_first']:.0f} in the first tenth, "
             f"{s['fds_last']:.0f} in the last (at most {s['fds_max_after']}; of them connections out "
             f"{s['outbound_first']:.0f} then {s['outbound_last']:.0f}); "
-            f"threads {s['threads_at_warmup']} then at most {s['threads_max_after']}; database "
+            f"threads {s['threads_at_warmup']} then at most {s['threads_max_after']} "
+            f"({_kinds(s.get('thread_kinds_at_warmup'))} → {_kinds(s.get('thread_kinds_last'))}); "
+            f"database connections {s.get('db_connections_at_warmup')} then {s.get('db_connections_last')}; database "
             f"{s['db_bytes_first'] / 1e6:.1f} MB then {s['db_bytes_last'] / 1e6:.1f} MB; errors {s['errors']}.",
             "p99 first tenth → last tenth after warm-up: " + "; ".join(
                 f"{n} {_ms(p['first_ms'])} → {_ms(p['last_ms'])} ("
@@ -195,6 +242,10 @@ def render(r):
                 for n, p in s["p99"].items()) + ".",
             "Goals: " + ", ".join(f"{k}: {'met' if v else 'NOT met'}" for k, v in s["verdict"].items()) + "."]
     return "\n".join(out)
+
+
+def _kinds(k):
+    return "?" if not k else " ".join(f"{n}×{c}" for n, c in sorted(k.items()))
 
 
 def _ms(v):
@@ -216,9 +267,12 @@ def main():
     out_path = a.out or os.path.join(root, "bench/soak/results.json")
     bench = os.path.join(root, "target/release/cognate-bench")
     work = tempfile.mkdtemp(prefix="bench-soak-")
+    server_cores, load_cores = split_cores()
     data_dir = os.path.join(work, "data")
     procs = []
     try:
+        if load_cores:
+            os.sched_setaffinity(0, load_cores)  # inherited by the upstream and the generators
         up, api, gw_port = gw.free_port(), gw.free_port(), gw.free_port()
         procs.append(subprocess.Popen([bench, "upstream", "--listen", f"127.0.0.1:{up}"]))
         env = dict(os.environ, COGNATE_ACCESS_KEY_ID=gw.KEY, COGNATE_SECRET_ACCESS_KEY=gw.SECRET,
@@ -227,7 +281,8 @@ def main():
         # Default hashing and logging (one access-log line per request, to a file), as users run it.
         server = subprocess.Popen(
             [os.path.join(root, "target/release/cognate"), "serve", "--listen", f"127.0.0.1:{api}",
-             "--data-dir", data_dir], env=env, stdout=log, stderr=subprocess.STDOUT)
+             "--data-dir", data_dir], env=env, stdout=log, stderr=subprocess.STDOUT,
+            preexec_fn=(lambda: os.sched_setaffinity(0, server_cores)) if server_cores else None)
         procs.append(server)
         endpoint = f"http://127.0.0.1:{api}"
         gw.wait_http(endpoint + "/health")
@@ -244,6 +299,7 @@ def main():
         rates = {n: max(1, int(p * a.fraction)) for n, p in peak.items()}
         windows = max(1, int(a.minutes * 60 / a.window))
         r = {"machine": gw.machine(), "started": time.strftime("%Y-%m-%d %H:%M:%S"), "window_s": a.window,
+             "cores": {"server": sorted(server_cores), "load": sorted(load_cores)} if server_cores else "shared",
              "fraction": a.fraction, "peaks": peak, "rates": rates,
              # At most half the run, so that a short run still has windows to judge.
              "warmup_windows": min(windows // 2, max(1, int(a.warmup_minutes * 60 / a.window))), "windows": []}
