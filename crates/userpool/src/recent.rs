@@ -5,9 +5,10 @@
 //! A miss loads once however many callers want the key at that moment (single flight): the
 //! first loads, the others wait for its answer, its error included — without that, each
 //! expiry of a busy key sent every request arriving during the load to the database, and
-//! during an outage each waiter would wait out its own deadline. A removal (this node's
-//! write) also cuts off a load under way: callers after it start a fresh one, and the older
-//! load's value is not kept.
+//! during an outage each caller ran its own query and waited for its own timeout. A removal
+//! or an insert (this node's write) also cuts off a load under way: callers after it start a
+//! fresh one and the older load's value is not kept (callers already waiting still get that
+//! load's answer: they asked before the write).
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -67,6 +68,7 @@ impl<K: Hash + Eq, V, E> TtlCache<K, V, E> {
 
     pub fn insert(&self, key: K, value: V) {
         let mut shard = self.shard(&key);
+        shard.loading.remove(&key);
         self.keep(&mut shard, key, value);
     }
 
@@ -144,24 +146,17 @@ impl<K: Hash + Eq + Clone, V: Clone, E: Clone> TtlCache<K, V, E> {
             {
                 return answer.clone();
             }
-            // The leader was dropped (its caller went away) before answering: go again.
+            // Closed without an answer (the leader's caller went away, or its load panicked);
+            // the leader's guard took it out of the map first: go again.
         };
         let leading = Leading {
             cache: self,
             key: &key,
             rx: tx.subscribe(),
+            tx: Some(tx),
         };
         let answer = load().await;
-        {
-            let mut shard = self.shard(&key);
-            if shard.is_loading(&key, &leading.rx) {
-                shard.loading.remove(&key);
-                if let Ok(v) = &answer {
-                    self.keep(&mut shard, key.clone(), v.clone());
-                }
-            }
-        }
-        tx.send_replace(Some(answer.clone()));
+        leading.finish(&answer);
         answer
     }
 
@@ -179,16 +174,41 @@ impl<K: Hash + Eq + Clone, V: Clone, E: Clone> TtlCache<K, V, E> {
     }
 }
 
-/// A leader's claim on its key: dropped unfinished (its caller went away mid-load), it takes
-/// its load out of the map, so the next caller loads afresh instead of waiting on nothing.
+/// A leader's claim on its key. Finished, it keeps the value (unless a removal cut the load
+/// off) and answers the followers. Dropped unfinished (its caller went away mid-load, or the
+/// load panicked), it takes its load out of the map before its sender closes — `drop` runs
+/// before the fields are dropped — so a woken follower loads afresh instead of finding the
+/// closed channel again.
 struct Leading<'a, K: Hash + Eq, V, E> {
     cache: &'a TtlCache<K, V, E>,
     key: &'a K,
     rx: watch::Receiver<Answer<V, E>>,
+    /// Taken by `finish`.
+    tx: Option<watch::Sender<Answer<V, E>>>,
+}
+
+impl<K: Hash + Eq + Clone, V: Clone, E: Clone> Leading<'_, K, V, E> {
+    fn finish(mut self, answer: &Result<V, E>) {
+        {
+            let mut shard = self.cache.shard(self.key);
+            if shard.is_loading(self.key, &self.rx) {
+                shard.loading.remove(self.key);
+                if let Ok(v) = answer {
+                    self.cache.keep(&mut shard, self.key.clone(), v.clone());
+                }
+            }
+        }
+        if let Some(tx) = self.tx.take() {
+            tx.send_replace(Some(answer.clone()));
+        }
+    }
 }
 
 impl<K: Hash + Eq, V, E> Drop for Leading<'_, K, V, E> {
     fn drop(&mut self) {
+        if self.tx.is_none() {
+            return;
+        }
         let mut shard = self.cache.shard(self.key);
         if shard.is_loading(self.key, &self.rx) {
             shard.loading.remove(self.key);
@@ -298,7 +318,36 @@ mod tests {
             assert_eq!(caller.await.unwrap(), Err("down"));
         }
         assert_eq!(loads.load(Ordering::SeqCst), 1);
-        assert_eq!(c.get(&"k"), None);
+        // The failed load is over: the next caller loads again.
+        let next = within(c.get_or_load("k", || async { Ok(7) })).await;
+        assert_eq!(next, Ok(7));
+    }
+
+    /// A caller that must not wait on anything: a hang fails the test instead of stalling it.
+    async fn within<T>(f: impl std::future::Future<Output = T>) -> T {
+        tokio::time::timeout(Duration::from_secs(5), f)
+            .await
+            .expect("waited on a load it should not have")
+    }
+
+    /// A load of "k" under way (answering `value` when `gate` opens), and the task waiting on it.
+    async fn load_under_way(
+        c: &Arc<TtlCache<&'static str, u32, &'static str>>,
+        value: u32,
+    ) -> (
+        tokio::task::JoinHandle<Result<u32, &'static str>>,
+        Arc<Semaphore>,
+    ) {
+        let (loads, gate) = (Arc::new(AtomicUsize::new(0)), Arc::new(Semaphore::new(0)));
+        let task = {
+            let (c, gate) = (c.clone(), gate.clone());
+            tokio::spawn(async move {
+                c.get_or_load("k", || async move { gated(&loads, &gate, Ok(value)).await })
+                    .await
+            })
+        };
+        settle().await;
+        (task, gate)
     }
 
     #[tokio::test]
@@ -307,22 +356,45 @@ mod tests {
             Duration::from_secs(60),
             100,
         ));
-        let (loads, gate) = (Arc::new(AtomicUsize::new(0)), Arc::new(Semaphore::new(0)));
-        let before = {
-            let (c, loads, gate) = (c.clone(), loads.clone(), gate.clone());
-            tokio::spawn(async move {
-                c.get_or_load("k", || async move { gated(&loads, &gate, Ok(1)).await })
-                    .await
-            })
+        let (before, gate) = load_under_way(&c, 1).await;
+        let follower = {
+            let c = c.clone();
+            tokio::spawn(async move { c.get_or_load("k", || async { Ok(99) }).await })
         };
         settle().await;
         // This node's write: what the load under way read may be older than it.
         c.remove(&"k");
-        let after = c.get_or_load("k", || async { Ok(2) }).await;
+        let after = within(c.get_or_load("k", || async { Ok(2) })).await;
         gate.add_permits(100);
         assert_eq!(before.await.unwrap(), Ok(1));
+        assert_eq!(
+            follower.await.unwrap(),
+            Ok(1),
+            "a caller from before the write"
+        );
         assert_eq!(after, Ok(2));
         assert_eq!(c.get(&"k"), Some(2), "the older load's value was kept");
+    }
+
+    #[tokio::test]
+    async fn a_clear_or_an_insert_cuts_off_a_load_under_way() {
+        let c = Arc::new(TtlCache::<&str, u32, &str>::new(
+            Duration::from_secs(60),
+            100,
+        ));
+        let (before, gate) = load_under_way(&c, 1).await;
+        c.clear();
+        let after = within(c.get_or_load("k", || async { Ok(2) })).await;
+        gate.add_permits(100);
+        assert_eq!((before.await.unwrap(), after), (Ok(1), Ok(2)));
+        assert_eq!(c.get(&"k"), Some(2));
+
+        c.remove(&"k");
+        let (before, gate) = load_under_way(&c, 3).await;
+        c.insert("k", 4);
+        gate.add_permits(100);
+        assert_eq!(before.await.unwrap(), Ok(3));
+        assert_eq!(c.get(&"k"), Some(4), "the older load overwrote the insert");
     }
 
     #[tokio::test]
@@ -331,24 +403,28 @@ mod tests {
             Duration::from_secs(60),
             100,
         ));
-        let (loads, gate) = (Arc::new(AtomicUsize::new(0)), Arc::new(Semaphore::new(0)));
-        let leader = {
-            let (c, loads, gate) = (c.clone(), loads.clone(), gate.clone());
+        let (leader, _gate) = load_under_way(&c, 1).await;
+        let follower_loads = Arc::new(AtomicUsize::new(0));
+        let follower = {
+            let (c, loads) = (c.clone(), follower_loads.clone());
             tokio::spawn(async move {
-                c.get_or_load("k", || async move { gated(&loads, &gate, Ok(1)).await })
-                    .await
+                c.get_or_load("k", || async move {
+                    loads.fetch_add(1, Ordering::SeqCst);
+                    Ok(2)
+                })
+                .await
             })
         };
         settle().await;
-        let follower = {
-            let c = c.clone();
-            tokio::spawn(async move { c.get_or_load("k", || async { Ok(2) }).await })
-        };
-        settle().await;
+        assert!(
+            !follower.is_finished(),
+            "the follower did not wait for the leader"
+        );
         leader.abort();
         assert!(leader.await.is_err());
-        assert_eq!(follower.await.unwrap(), Ok(2));
-        assert_eq!(loads.load(Ordering::SeqCst), 1);
+        assert_eq!(within(follower).await.unwrap(), Ok(2));
+        assert_eq!(follower_loads.load(Ordering::SeqCst), 1);
+        assert_eq!(c.get(&"k"), Some(2));
     }
 
     #[test]
