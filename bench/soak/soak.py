@@ -48,14 +48,14 @@ def sample(pid, data_dir, listening):
     db = sum(os.path.getsize(os.path.join(data_dir, f)) for f in os.listdir(data_dir)
              if f.startswith("cognate.db"))
     fds = os.listdir(f"/proc/{pid}/fd")
-    sockets = set()
+    targets = []
     for fd in fds:
         try:
-            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+            targets.append(os.readlink(f"/proc/{pid}/fd/{fd}"))
         except OSError:
             continue
-        if target.startswith("socket:["):
-            sockets.add(target[8:-1])
+    sockets = {t[8:-1] for t in targets if t.startswith("socket:[")}
+    database = sum("/cognate.db" in t for t in targets)
     inbound = outbound = 0
     for line in open(f"/proc/{pid}/net/tcp").readlines()[1:]:
         f = line.split()
@@ -67,18 +67,11 @@ def sample(pid, data_dir, listening):
                 outbound += 1
     return {"rss_kib": int(status["VmRSS"].split()[0]), "hwm_kib": int(status["VmHWM"].split()[0]),
             "fds": len(fds), "inbound": inbound, "outbound": outbound, "threads": int(status["Threads"]),
-            "db_bytes": db, "db_connections": db_connections(pid, fds), "thread_kinds": thread_kinds(pid)}
-
-
-def db_connections(pid, fds):
-    """How many connections the server holds to its SQLite file (each opens it once)."""
-    n = 0
-    for fd in fds:
-        try:
-            n += os.readlink(f"/proc/{pid}/fd/{fd}").endswith("/cognate.db")
-        except OSError:
-            pass
-    return n
+            "db_bytes": db, "thread_kinds": thread_kinds(pid),
+            # Each SQLite connection opens the database file once (and its log beside it).
+            "db_connections": sum(t.endswith("/cognate.db") for t in targets),
+            "fd_kinds": {"sockets": len(sockets), "database": database,
+                         "other": len(targets) - len(sockets) - database}}
 
 
 def thread_kinds(pid):
@@ -196,6 +189,7 @@ def summarise(r):
          "thread_kinds_last": after[-1]["server"].get("thread_kinds"),
          "db_connections_at_warmup": base["server"].get("db_connections"),
          "db_connections_last": after[-1]["server"].get("db_connections"),
+         "fd_kinds_first": _median_kinds(first), "fd_kinds_last": _median_kinds(last),
          "db_bytes_first": after[0]["server"]["db_bytes"], "db_bytes_last": after[-1]["server"]["db_bytes"],
          "errors": sum(w["load"][n]["errors"] for w in after for n in w["load"]), "p99": {}}
     for name in rows[0]["load"]:
@@ -212,6 +206,14 @@ def summarise(r):
                     "p99 drift < 20 %": all(p["drift_pct"] is not None and p["drift_pct"] < 20
                                             for p in s["p99"].values())}
     return s
+
+
+def _median_kinds(rows):
+    """Each kind of descriptor's median over `rows` (None for results without the breakdown)."""
+    kinds = [w["server"].get("fd_kinds") for w in rows]
+    if not all(kinds):
+        return None
+    return {k: statistics.median(x[k] for x in kinds) for k in kinds[0]}
 
 
 def _median_p99(rows, name):
@@ -231,7 +233,8 @@ def render(r):
     out += [f"RSS {s['rss_at_warmup_kib'] / 1024:.1f} MiB after warm-up, {s['rss_last_kib'] / 1024:.1f} MiB at the end: "
             f"{s['rss_growth_pct']:+.1f} %; file descriptors (median) {s['fds_first']:.0f} in the first tenth, "
             f"{s['fds_last']:.0f} in the last (at most {s['fds_max_after']}; of them connections out "
-            f"{s['outbound_first']:.0f} then {s['outbound_last']:.0f}); "
+            f"{s['outbound_first']:.0f} then {s['outbound_last']:.0f}; by kind "
+            f"{_kinds(s.get('fd_kinds_first'))} → {_kinds(s.get('fd_kinds_last'))}); "
             f"threads {s['threads_at_warmup']} then at most {s['threads_max_after']} "
             f"({_kinds(s.get('thread_kinds_at_warmup'))} → {_kinds(s.get('thread_kinds_last'))}); "
             f"database connections {s.get('db_connections_at_warmup')} then {s.get('db_connections_last')}; database "
@@ -245,7 +248,7 @@ def render(r):
 
 
 def _kinds(k):
-    return "?" if not k else " ".join(f"{n}×{c}" for n, c in sorted(k.items()))
+    return "?" if not k else " ".join(f"{n}×{c:g}" for n, c in sorted(k.items()))
 
 
 def _ms(v):
