@@ -266,18 +266,25 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn callers_during_a_load_share_it() {
-        let c = Arc::new(TtlCache::<&str, u32, &str>::new(
-            Duration::from_secs(60),
-            100,
-        ));
+    type Cache = TtlCache<&'static str, u32, &'static str>;
+
+    fn cache() -> Arc<Cache> {
+        Arc::new(TtlCache::new(Duration::from_secs(60), 100))
+    }
+
+    /// `n` callers of "k" at once, caller `i`'s load answering `answer(i)` once all are
+    /// waiting: their answers, and how many loads ran.
+    async fn callers_at_once(
+        c: &Arc<Cache>,
+        n: u32,
+        answer: fn(u32) -> Result<u32, &'static str>,
+    ) -> (Vec<Result<u32, &'static str>>, usize) {
         let (loads, gate) = (Arc::new(AtomicUsize::new(0)), Arc::new(Semaphore::new(0)));
-        let callers: Vec<_> = (0..20)
+        let callers: Vec<_> = (0..n)
             .map(|i| {
                 let (c, loads, gate) = (c.clone(), loads.clone(), gate.clone());
                 tokio::spawn(async move {
-                    c.get_or_load("k", || async move { gated(&loads, &gate, Ok(i)).await })
+                    c.get_or_load("k", || async move { gated(&loads, &gate, answer(i)).await })
                         .await
                 })
             })
@@ -288,36 +295,24 @@ mod tests {
         for caller in callers {
             answers.push(caller.await.unwrap());
         }
-        assert_eq!(loads.load(Ordering::SeqCst), 1);
+        (answers, loads.load(Ordering::SeqCst))
+    }
+
+    #[tokio::test]
+    async fn callers_during_a_load_share_it() {
+        let c = cache();
+        let (answers, loads) = callers_at_once(&c, 20, Ok).await;
+        assert_eq!(loads, 1);
         assert!(answers.windows(2).all(|w| w[0] == w[1]), "{answers:?}");
         assert_eq!(c.get(&"k"), Some(answers[0].unwrap()));
     }
 
     #[tokio::test]
     async fn callers_during_a_failing_load_share_its_error_and_it_is_not_kept() {
-        let c = Arc::new(TtlCache::<&str, u32, &str>::new(
-            Duration::from_secs(60),
-            100,
-        ));
-        let (loads, gate) = (Arc::new(AtomicUsize::new(0)), Arc::new(Semaphore::new(0)));
-        let callers: Vec<_> = (0..5)
-            .map(|_| {
-                let (c, loads, gate) = (c.clone(), loads.clone(), gate.clone());
-                tokio::spawn(async move {
-                    c.get_or_load(
-                        "k",
-                        || async move { gated(&loads, &gate, Err("down")).await },
-                    )
-                    .await
-                })
-            })
-            .collect();
-        settle().await;
-        gate.add_permits(100);
-        for caller in callers {
-            assert_eq!(caller.await.unwrap(), Err("down"));
-        }
-        assert_eq!(loads.load(Ordering::SeqCst), 1);
+        let c = cache();
+        let (answers, loads) = callers_at_once(&c, 5, |_| Err("down")).await;
+        assert_eq!(loads, 1);
+        assert!(answers.iter().all(|a| *a == Err("down")), "{answers:?}");
         // The failed load is over: the next caller loads again.
         let next = within(c.get_or_load("k", || async { Ok(7) })).await;
         assert_eq!(next, Ok(7));
@@ -332,7 +327,7 @@ mod tests {
 
     /// A load of "k" under way (answering `value` when `gate` opens), and the task waiting on it.
     async fn load_under_way(
-        c: &Arc<TtlCache<&'static str, u32, &'static str>>,
+        c: &Arc<Cache>,
         value: u32,
     ) -> (
         tokio::task::JoinHandle<Result<u32, &'static str>>,
@@ -352,10 +347,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_removal_cuts_off_a_load_under_way() {
-        let c = Arc::new(TtlCache::<&str, u32, &str>::new(
-            Duration::from_secs(60),
-            100,
-        ));
+        let c = cache();
         let (before, gate) = load_under_way(&c, 1).await;
         let follower = {
             let c = c.clone();
@@ -378,10 +370,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_clear_or_an_insert_cuts_off_a_load_under_way() {
-        let c = Arc::new(TtlCache::<&str, u32, &str>::new(
-            Duration::from_secs(60),
-            100,
-        ));
+        let c = cache();
         let (before, gate) = load_under_way(&c, 1).await;
         c.clear();
         let after = within(c.get_or_load("k", || async { Ok(2) })).await;
@@ -399,10 +388,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_leader_that_goes_away_hands_the_load_on() {
-        let c = Arc::new(TtlCache::<&str, u32, &str>::new(
-            Duration::from_secs(60),
-            100,
-        ));
+        let c = cache();
         let (leader, _gate) = load_under_way(&c, 1).await;
         let follower_loads = Arc::new(AtomicUsize::new(0));
         let follower = {
