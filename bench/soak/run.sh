@@ -11,6 +11,7 @@
 #   bench/soak/run.sh                  # 24 hours
 #   MINUTES=60 bench/soak/run.sh       # an hour
 #   FRACTION=0.25 bench/soak/run.sh    # each stream at a quarter of its peak
+#   MINUTES=5 bench/soak/run.sh --out /tmp/try.json   # a trial that keeps the recorded results
 #
 # Installs wrk with apt-get when it is missing (the peaks are measured with it). Results:
 # bench/soak/results.json (rewritten after every window) and a summary on stdout.
@@ -24,4 +25,4 @@ if ! command -v wrk >/dev/null; then
   $sudo apt-get install -y -q wrk >/dev/null
 fi
 cargo build --release -q -p cognate -p cognate-bench
-exec python3 "$here/soak.py" --root "$root"
+exec python3 "$here/soak.py" --root "$root" "$@"
