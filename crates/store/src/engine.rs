@@ -429,20 +429,50 @@ macro_rules! sql_store {
                 })
             }
 
-            async fn save_user(&self, user: &User, take_aliases: bool, insert: bool) -> StoreResult<bool> {
+            /// Writes `user` (and `code`, the first code of a user inserted) in one transaction
+            /// when there is more than one statement to run.
+            async fn save_user(
+                &self,
+                user: &User,
+                take_aliases: bool,
+                insert: bool,
+                code: Option<&NewCode<'_>>,
+            ) -> StoreResult<bool> {
                 within(self.deadline, async {
-                if !take_aliases {
+                if !take_aliases && code.is_none() {
                     // One statement is atomic on its own: no transaction round trips needed.
                     let done = Self::write_user(&self.leased, user, insert).await;
                     self.recent.forget_user(&user.pool_id, &user.sub);
                     return done;
                 }
                 let mut tx = self.pool.begin_with($begin).await.map_err(unavailable)?;
-                Self::release_aliases(&mut tx, user).await?;
+                if take_aliases {
+                    Self::release_aliases(&mut tx, user).await?;
+                }
                 let done = Self::write_user(&mut *tx, user, insert).await?;
+                if let Some(code) = code {
+                    // A new user's first code: its send window opens as the user is created.
+                    sqlx::query(
+                        "INSERT INTO codes (sub, purpose, pool_id, code_hash, expires_ms, attempts, sends, window_start_ms) \
+                         VALUES ($1, $2, $3, $4, $5, 0, 1, $6)",
+                    )
+                    .bind(code.sub)
+                    .bind(code.purpose.as_str())
+                    .bind(code.pool_id)
+                    .bind(code.hash)
+                    .bind(code.expires)
+                    .bind(user.created)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(unavailable)?;
+                }
                 tx.commit().await.map_err(unavailable)?;
-                // Other users lost their aliases too.
-                self.recent.users.clear();
+                if take_aliases {
+                    // Other users lost their aliases too.
+                    self.recent.users.clear();
+                } else {
+                    self.recent.forget_user(&user.pool_id, &user.sub);
+                }
                 Ok(done)
                             }, unavailable).await
             }
@@ -629,8 +659,13 @@ macro_rules! sql_store {
                 done
             }
 
-            async fn insert_user(&self, user: &User, take_aliases: bool) -> StoreResult<()> {
-                self.save_user(user, take_aliases, true).await.map(|_| ())
+            async fn insert_user(
+                &self,
+                user: &User,
+                take_aliases: bool,
+                code: Option<&NewCode<'_>>,
+            ) -> StoreResult<()> {
+                self.save_user(user, take_aliases, true, code).await.map(|_| ())
             }
 
             async fn find_user(&self, pool_id: &str, key: UserKey<'_>) -> StoreResult<Option<User>> {
@@ -654,7 +689,7 @@ macro_rules! sql_store {
             }
 
             async fn update_user(&self, user: &User, take_aliases: bool) -> StoreResult<bool> {
-                self.save_user(user, take_aliases, false).await
+                self.save_user(user, take_aliases, false, None).await
             }
 
             async fn delete_user(&self, pool_id: &str, sub: &str) -> StoreResult<bool> {

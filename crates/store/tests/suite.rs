@@ -1379,3 +1379,82 @@ async fn refresh_tokens_rotate_once_and_the_previous_one_is_found(e: Env) {
             .is_none()
     );
 }
+
+/// A sign-up stores its user and the user's confirmation code together or not at all: here the
+/// database refuses every new code (a trigger), and the sign-up leaves no user behind — before,
+/// a failure between its two writes left an unconfirmed user nobody had been sent a code for.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_a_sign_up_whose_code_cannot_be_stored_leaves_no_user() {
+    use sqlx::Connection;
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("t.db").display());
+    let e = env(::store::connect(&url).await.unwrap());
+    let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    sqlx::query(
+        "CREATE TRIGGER refuse_codes BEFORE INSERT ON codes BEGIN SELECT RAISE(ABORT, 'codes refused'); END",
+    )
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    a_sign_up_whose_code_cannot_be_stored_leaves_no_user(e).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_sign_up_whose_code_cannot_be_stored_leaves_no_user() {
+    use sqlx::Connection;
+    let Some((store, schema)) = postgres_store().await else {
+        return;
+    };
+    let base = std::env::var("COGNATE_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    let mut conn = sqlx::PgConnection::connect(&base).await.unwrap();
+    for sql in [
+        format!(
+            "CREATE FUNCTION {schema}.refuse_codes() RETURNS trigger LANGUAGE plpgsql AS \
+             $$ BEGIN RAISE EXCEPTION 'codes refused'; END $$"
+        ),
+        format!(
+            "CREATE TRIGGER refuse_codes BEFORE INSERT ON {schema}.codes \
+             FOR EACH ROW EXECUTE FUNCTION {schema}.refuse_codes()"
+        ),
+    ] {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+            .execute(&mut conn)
+            .await
+            .unwrap();
+    }
+    a_sign_up_whose_code_cannot_be_stored_leaves_no_user(env(store)).await;
+    drop_schema(&schema).await;
+}
+
+async fn a_sign_up_whose_code_cannot_be_stored_leaves_no_user(e: Env) {
+    let input = PoolInput {
+        auto_verified_attributes: vec!["email".into()],
+        ..pool_input("whole-sign-ups")
+    };
+    let (pool, client) = make_pool(&e, input).await;
+    let refused = e
+        .dir
+        .sign_up(sign_up(&client, "half", "half@example.com"))
+        .await;
+    assert!(
+        refused.is_err(),
+        "the code was stored after all: {refused:?}"
+    );
+    assert!(
+        e.store
+            .find_user(&pool.id, UserKey::Username("half"))
+            .await
+            .unwrap()
+            .is_none(),
+        "the sign-up left its user without a code"
+    );
+    assert_eq!(e.store.count_users(&pool.id).await.unwrap(), 0);
+    // A pool that sends no code signs users up in one write, untouched by the trigger.
+    let (quiet, quiet_client) = make_pool(&e, pool_input("no-codes")).await;
+    e.dir
+        .sign_up(sign_up(&quiet_client, "whole", "whole@example.com"))
+        .await
+        .unwrap();
+    assert_eq!(e.store.count_users(&quiet.id).await.unwrap(), 1);
+}

@@ -30,6 +30,32 @@ pub(crate) struct CodeMessage {
     pub template: String,
 }
 
+/// A code drawn but not yet stored: its hash goes to the store, the code itself only into the
+/// message.
+pub(crate) struct FreshCode {
+    code: String,
+    hash: Vec<u8>,
+    expires: Millis,
+}
+
+impl FreshCode {
+    /// The row that stores this code for `user`.
+    pub(crate) fn row<'a>(
+        &'a self,
+        pool: &'a Pool,
+        user: &'a User,
+        purpose: CodePurpose,
+    ) -> NewCode<'a> {
+        NewCode {
+            pool_id: &pool.id,
+            sub: &user.sub,
+            purpose,
+            hash: &self.hash,
+            expires: self.expires,
+        }
+    }
+}
+
 /// Masks a destination as Cognito does in CodeDeliveryDetails: `a***@e***`, `+*******4567`.
 pub(crate) fn mask(medium: Medium, destination: &str) -> String {
     match medium {
@@ -113,15 +139,26 @@ impl Directory {
         kind: MessageKind,
         destination: (Medium, String, &'static str),
     ) -> Result<CodeDelivery> {
+        let message = Self::verification_message(pool, purpose, kind, destination.0);
+        self.send_code_in(pool, user, message, destination).await
+    }
+
+    /// The pool's verification message for a code of `purpose` sent by `medium`.
+    pub(crate) fn verification_message(
+        pool: &Pool,
+        purpose: CodePurpose,
+        kind: MessageKind,
+        medium: Medium,
+    ) -> CodeMessage {
         let v = &pool.config.verification;
-        let (subject, template) = match destination.0 {
+        let (subject, template) = match medium {
             Medium::Email => (
                 v.email_subject.clone(),
                 v.email_message.clone().unwrap_or_default(),
             ),
             Medium::Sms => (None, v.sms_message.clone().unwrap_or_default()),
         };
-        let message = CodeMessage {
+        CodeMessage {
             purpose,
             kind,
             ttl: match purpose {
@@ -130,8 +167,18 @@ impl Directory {
             },
             subject,
             template,
-        };
-        self.send_code_in(pool, user, message, destination).await
+        }
+    }
+
+    /// A new code for `user`, not yet stored or sent.
+    pub(crate) fn fresh_code(&self, pool: &Pool, user: &User, message: &CodeMessage) -> FreshCode {
+        let code = self.new_code();
+        let hash = self.code_hash(&pool.id, &user.sub, message.purpose, &code);
+        FreshCode {
+            code,
+            hash,
+            expires: self.now() + message.ttl,
+        }
     }
 
     /// Stores a fresh code and sends it as `message` says.
@@ -140,23 +187,15 @@ impl Directory {
         pool: &Pool,
         user: &User,
         message: CodeMessage,
-        (medium, destination, attribute): (Medium, String, &'static str),
+        destination: (Medium, String, &'static str),
     ) -> Result<CodeDelivery> {
-        let code = self.new_code();
-        let now = self.now();
-        let hash = self.code_hash(&pool.id, &user.sub, message.purpose, &code);
+        let fresh = self.fresh_code(pool, user, &message);
         let stored = self
             .store
             .put_code(
-                &NewCode {
-                    pool_id: &pool.id,
-                    sub: &user.sub,
-                    purpose: message.purpose,
-                    hash: &hash,
-                    expires: now + message.ttl,
-                },
+                &fresh.row(pool, user, message.purpose),
                 SendLimit {
-                    now,
+                    now: self.now(),
                     window: SEND_WINDOW_MS,
                     max_sends: MAX_SENDS_PER_WINDOW,
                 },
@@ -165,6 +204,19 @@ impl Directory {
         if !stored {
             return Err(limit_exceeded());
         }
+        self.deliver_code(pool, user, message, fresh, destination)
+            .await
+    }
+
+    /// Sends a code already stored.
+    pub(crate) async fn deliver_code(
+        &self,
+        pool: &Pool,
+        user: &User,
+        message: CodeMessage,
+        fresh: FreshCode,
+        (medium, destination, attribute): (Medium, String, &'static str),
+    ) -> Result<CodeDelivery> {
         self.deliver(Message {
             pool_id: pool.id.clone(),
             username: user.username.clone(),
@@ -172,8 +224,8 @@ impl Directory {
             destination: destination.clone(),
             kind: message.kind,
             subject: message.subject,
-            body: render(&message.template, &code, &user.username),
-            secret: code,
+            body: render(&message.template, &fresh.code, &user.username),
+            secret: fresh.code,
         })
         .await?;
         Ok(CodeDelivery {

@@ -214,8 +214,14 @@ pub trait Store: Send + Sync + 'static {
     async fn delete_client(&self, pool_id: &str, client_id: &str) -> StoreResult<bool>;
 
     /// With `take_aliases`, first clears the user's aliases from whoever else holds them
-    /// (ForceAliasCreation), in the same transaction.
-    async fn insert_user(&self, user: &User, take_aliases: bool) -> StoreResult<()>;
+    /// (ForceAliasCreation), and with `code` stores the user's first code, in the same
+    /// transaction.
+    async fn insert_user(
+        &self,
+        user: &User,
+        take_aliases: bool,
+        code: Option<&NewCode<'_>>,
+    ) -> StoreResult<()>;
     async fn find_user(&self, pool_id: &str, key: UserKey<'_>) -> StoreResult<Option<User>>;
     /// The user by sub as it was at most [`RECENT_TTL`] ago (a per-node cache; this node's own
     /// writes show at once). For reads nothing is written from, such as GetUser.

@@ -332,16 +332,32 @@ impl Directory {
         crate::password::check_policy(&pool.config.password_policy, password)?;
         let mut user = self.blank_user(&pool, username, sub, attrs, UserStatus::Unconfirmed);
         user.password = Some(self.credential(&pool, &user, password, None).await?);
+        // The user and its confirmation code are one write: a crash between two would leave a
+        // user nobody was sent a code for.
+        let dest = Self::code_destination(&pool, &user);
+        let code = dest.as_ref().map(|(medium, _, _)| {
+            let message = Self::verification_message(
+                &pool,
+                CodePurpose::SignUp,
+                MessageKind::SignUp,
+                *medium,
+            );
+            let fresh = self.fresh_code(&pool, &user, &message);
+            (message, fresh)
+        });
+        let row = code
+            .as_ref()
+            .map(|(message, fresh)| fresh.row(&pool, &user, message.purpose));
         self.store
-            .insert_user(&user, false)
+            .insert_user(&user, false, row.as_ref())
             .await
             .map_err(|e| self.conflict_error(&pool, e))?;
-        let delivery = match Self::code_destination(&pool, &user) {
-            Some(dest) => Some(
-                self.send_code(&pool, &user, CodePurpose::SignUp, MessageKind::SignUp, dest)
+        let delivery = match (code, dest) {
+            (Some((message, fresh)), Some(dest)) => Some(
+                self.deliver_code(&pool, &user, message, fresh, dest)
                     .await?,
             ),
-            None => None,
+            _ => None,
         };
         Ok(SignUpOutcome {
             confirmed: false,
@@ -464,7 +480,7 @@ impl Directory {
                     self.blank_user(&pool, username, sub, attrs, UserStatus::ForceChangePassword);
                 user.password = Some(self.credential(&pool, &user, &temp, Some(expires)).await?);
                 self.store
-                    .insert_user(&user, req.force_alias_creation)
+                    .insert_user(&user, req.force_alias_creation, None)
                     .await
                     .map_err(|e| self.conflict_error(&pool, e))?;
                 user

@@ -5,7 +5,7 @@ a server that is killed with SIGKILL at a random moment, again and again. After 
 write that was answered with success is there: each acknowledged sign-up is a user, each
 acknowledged password change signs in, each acknowledged revocation refuses its token, each
 acknowledged GlobalSignOut refuses the session's access and refresh tokens; a write cut off
-mid-way is either wholly there or not at all. `COGNATE_CRASH_KILLS` sets the number of kills (default 25; the
+mid-way is either wholly there or not at all (a user signed up has its confirmation code). `COGNATE_CRASH_KILLS` sets the number of kills (default 25; the
 checklist's run is `COGNATE_CRASH_KILLS=500`, about six minutes)."""
 
 import os
@@ -83,6 +83,7 @@ class Worker:
         for name in self.signed_up:
             user = admin.admin_get_user(UserPoolId=pool_id, Username=name)
             assert user["UserStatus"] == "UNCONFIRMED", name
+            has_a_code(public, client_id, name)
         self.signed_up.clear()
         for name in self.maybe_signed_up:
             try:
@@ -92,6 +93,7 @@ class Worker:
                 continue
             attrs = {a["Name"]: a["Value"] for a in user["UserAttributes"]}
             assert attrs.get("email") == f"{name}@example.com", user
+            has_a_code(public, client_id, name)
         self.maybe_signed_up.clear()
         signed_in = None
         for password in [self.password] + ([self.maybe] if self.maybe else []):
@@ -122,6 +124,16 @@ class Worker:
         self.signed_out.clear()
 
 
+def has_a_code(public, client_id, name):
+    """A user signed up has its confirmation code stored with it (the pool verifies e-mail): a
+    wrong code is a mismatch, where a user without one would get ExpiredCodeException."""
+    try:
+        public.confirm_sign_up(ClientId=client_id, Username=name, ConfirmationCode="000000")
+    except ClientError as e:
+        assert e.response["Error"]["Code"] == "CodeMismatchException", (name, e.response["Error"])
+    # (One time in a million the code is 000000 and the user is confirmed: a code was stored.)
+
+
 def test_acknowledged_writes_and_revocations_survive_kill_9():
     kills = int(os.environ.get("COGNATE_CRASH_KILLS", "25"))
     workdir = tempfile.mkdtemp(prefix="cognate-crash-")
@@ -129,7 +141,8 @@ def test_acknowledged_writes_and_revocations_survive_kill_9():
     os.makedirs(data_dir)
     server = launch_server(data_dir=data_dir, workdir=workdir)
     admin, public = admin_and_public(server.endpoint, FAST)
-    pool_id = admin.create_user_pool(PoolName=unique("crash"))["UserPool"]["Id"]
+    pool_id = admin.create_user_pool(
+        PoolName=unique("crash"), AutoVerifiedAttributes=["email"])["UserPool"]["Id"]
     client_id = admin.create_user_pool_client(
         UserPoolId=pool_id, ClientName="c", ExplicitAuthFlows=FLOWS)["UserPoolClient"]["ClientId"]
     workers = [Worker(unique("changer")) for _ in range(4)]
