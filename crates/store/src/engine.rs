@@ -1645,6 +1645,24 @@ pub struct PostgresStore {
 /// means the database or the link to it is gone or overwhelmed.
 pub const DEADLINE: Duration = Duration::from_secs(1);
 
+/// sqlx's pool tests a connection given back to it (a round trip that also completes a rollback
+/// still under way), with no time limit: on a link gone silent for good (a failover that drops
+/// its packets) the connection would keep its place in the pool until the operating system's
+/// TCP timeout, and a pool full of them fails every transaction until then. Tested here first
+/// within [`DEADLINE`], such a connection is closed instead and its place taken by a new one.
+async fn test_given_back(conn: &mut sqlx::PgConnection) -> Result<bool, sqlx::Error> {
+    use sqlx::Connection as _;
+    match tokio::time::timeout(DEADLINE, conn.ping()).await {
+        Ok(answered) => answered.map(|()| true),
+        // An error closes the connection without a word to the database (a graceful close
+        // would write to the silent link).
+        Err(_) => Err(sqlx::Error::Io(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            "a connection given back did not answer its test in time",
+        ))),
+    }
+}
+
 impl PostgresStore {
     pub async fn open(url: &str) -> Result<Self, ConnectError> {
         let (url, schema) = split_schema(url);
@@ -1667,6 +1685,7 @@ impl PostgresStore {
             // For opening the store (and its migrations), which may wait for a database that
             // is still starting; a request's statements are held to `DEADLINE`.
             .acquire_timeout(Duration::from_secs(5))
+            .after_release(|conn, _| Box::pin(test_given_back(conn)))
             .connect_with(options)
             .await
             .map_err(|e| ConnectError::Open(e.to_string()))?;

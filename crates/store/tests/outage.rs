@@ -5,36 +5,68 @@
 //! client would otherwise wait for the operating system's TCP timeout.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use userpool::store::{StoreError, UserKey};
 
-/// Passes bytes between its clients and `upstream` while `silent` is false; while it is true,
-/// it holds what it read and connects nobody new.
-async fn relay(upstream: String) -> (String, Arc<AtomicBool>) {
+/// A TCP relay in front of the database.
+struct Relay {
+    addr: String,
+    /// While true, passes no bytes and connects nobody new.
+    silent: Arc<AtomicBool>,
+    /// Bumped to cut every connection made before for good (they stay open and silent, as
+    /// after a failover that drops their packets); connections made after pass bytes.
+    era: Arc<AtomicU64>,
+}
+
+/// Passes bytes between its clients and `upstream`, as [`Relay`]'s switches allow.
+async fn relay(upstream: String) -> Relay {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap().to_string();
     let silent = Arc::new(AtomicBool::new(false));
-    let flag = silent.clone();
+    let era = Arc::new(AtomicU64::new(0));
+    let (flag, eras) = (silent.clone(), era.clone());
     tokio::spawn(async move {
         while let Ok((client, _)) = listener.accept().await {
-            let (upstream, silent) = (upstream.clone(), flag.clone());
+            let (upstream, silent, era) = (upstream.clone(), flag.clone(), eras.clone());
             tokio::spawn(async move {
                 wait_while(&silent).await;
                 let Ok(server) = TcpStream::connect(&upstream).await else {
                     return;
                 };
+                let born = era.load(Ordering::SeqCst);
                 let (cr, cw) = client.into_split();
                 let (sr, sw) = server.into_split();
-                tokio::spawn(pump(cr, sw, silent.clone()));
-                tokio::spawn(pump(sr, cw, silent));
+                let link = Link {
+                    silent: silent.clone(),
+                    era: era.clone(),
+                    born,
+                };
+                tokio::spawn(pump(cr, sw, link));
+                tokio::spawn(pump(sr, cw, Link { silent, era, born }));
             });
         }
     });
-    (addr, silent)
+    Relay { addr, silent, era }
+}
+
+/// One relayed connection's view of the switches.
+struct Link {
+    silent: Arc<AtomicBool>,
+    era: Arc<AtomicU64>,
+    born: u64,
+}
+
+impl Link {
+    /// Waits while the relay is silent, and for ever once this connection was cut.
+    async fn open(&self) {
+        while self.silent.load(Ordering::SeqCst) || self.era.load(Ordering::SeqCst) != self.born {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
 }
 
 async fn wait_while(silent: &AtomicBool) {
@@ -46,16 +78,16 @@ async fn wait_while(silent: &AtomicBool) {
 async fn pump(
     mut from: tokio::net::tcp::OwnedReadHalf,
     mut to: tokio::net::tcp::OwnedWriteHalf,
-    silent: Arc<AtomicBool>,
+    link: Link,
 ) {
     let mut buf = vec![0u8; 16 * 1024];
     loop {
-        wait_while(&silent).await;
+        link.open().await;
         let n = match from.read(&mut buf).await {
             Ok(0) | Err(_) => break,
             Ok(n) => n,
         };
-        wait_while(&silent).await;
+        link.open().await;
         if to.write_all(&buf[..n]).await.is_err() {
             break;
         }
@@ -79,8 +111,8 @@ fn through(url: &str, addr: &str) -> (String, String) {
     (format!("{scheme}://{user}{addr}/{tail}"), host)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_silent_database_fails_calls_within_the_deadline_and_they_recover_after() {
+/// The test database's URL, or `None` (after saying so) when it is unreachable outside CI.
+async fn reachable_postgres() -> Option<String> {
     let base = std::env::var("COGNATE_TEST_POSTGRES_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
     if sqlx::PgPool::connect(&base).await.is_err() {
@@ -89,9 +121,17 @@ async fn a_silent_database_fails_calls_within_the_deadline_and_they_recover_afte
             "PostgreSQL is required in CI"
         );
         eprintln!("SKIPPED: cannot connect to {base}");
-        return;
+        return None;
     }
-    let (addr, silent) = relay(through(&base, "").1).await;
+    Some(base)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_database_fails_calls_within_the_deadline_and_they_recover_after() {
+    let Some(base) = reachable_postgres().await else {
+        return;
+    };
+    let Relay { addr, silent, .. } = relay(through(&base, "").1).await;
     let (url, _) = through(&base, &addr);
     let schema = format!("cognate_outage_{}", std::process::id());
     let sep = if url.contains('?') { '&' } else { '?' };
@@ -148,6 +188,85 @@ async fn a_silent_database_fails_calls_within_the_deadline_and_they_recover_afte
     );
 
     let pg = sqlx::PgPool::connect(&base).await.unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
+        .execute(&pg)
+        .await
+        .unwrap();
+}
+
+/// A failover that leaves the old connections silent for good (their packets dropped, no reset
+/// to notice): transactions cut short on them must not keep the store's connections (sqlx's
+/// pool tests a connection given back, and that test would wait for the operating system's TCP
+/// timeout), so calls work again over new connections within seconds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_cut_for_good_are_given_up_and_calls_go_on_over_new_ones() {
+    let Some(base) = reachable_postgres().await else {
+        return;
+    };
+    let relay = relay(through(&base, "").1).await;
+    let (url, _) = through(&base, &relay.addr);
+    let schema = format!("cognate_cut_{}", std::process::id());
+    let sep = if url.contains('?') { '&' } else { '?' };
+    // Named, so that the cut connections' backends can be ended at the close.
+    let store = store::connect(&format!(
+        "{url}{sep}schema={schema}&application_name={schema}"
+    ))
+    .await
+    .unwrap();
+    let read = || store.find_user("pool", UserKey::Sub("someone"));
+    let transaction = || store.delete_user("pool", "someone");
+    assert!(!transaction().await.unwrap());
+
+    // More transactions than the store has connections for them, each inside its transaction
+    // (waiting on a lock another connection holds) when every link is cut.
+    let pg = sqlx::PgPool::connect(&base).await.unwrap();
+    let mut blocker = pg.begin().await.unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "LOCK TABLE {schema}.users IN ACCESS EXCLUSIVE MODE"
+    )))
+    .execute(&mut *blocker)
+    .await
+    .unwrap();
+    let cut = async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        relay.era.fetch_add(1, Ordering::SeqCst);
+    };
+    let (outcomes, ()) = tokio::join!(
+        futures::future::join_all((0..24).map(|_| transaction())),
+        cut
+    );
+    for outcome in outcomes {
+        assert!(
+            matches!(outcome, Err(StoreError::Unavailable(_))),
+            "{outcome:?}"
+        );
+    }
+    blocker.rollback().await.unwrap();
+
+    let after = Instant::now();
+    loop {
+        if read().await.is_ok() && transaction().await.is_ok() {
+            break;
+        }
+        assert!(
+            after.elapsed() < Duration::from_secs(10),
+            "the store still fails 10 s after its links were cut: their connections are held"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    eprintln!(
+        "working again {:?} after the links were cut",
+        after.elapsed()
+    );
+    // The cut connections' transactions are still open on the database (the relay keeps their
+    // sockets): they are ended before the schema they hold locks in is dropped.
+    sqlx::query(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1",
+    )
+    .bind(&schema)
+    .execute(&pg)
+    .await
+    .unwrap();
     sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
         .execute(&pg)
         .await
