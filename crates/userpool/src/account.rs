@@ -154,7 +154,7 @@ impl Directory {
             .insert(format!("{attribute}_verified"), "true".into());
         verified.aliases = aliases_for(&pool, &verified.attributes);
         verified.modified = self.now();
-        self.redeem(&pool, &user.sub, (purpose, code), Some(&verified), false)
+        self.redeem(&pool, &user, (purpose, code), Some(&verified), false)
             .await
     }
 
@@ -216,7 +216,7 @@ impl Directory {
         reset.modified = self.now();
         self.redeem(
             &pool,
-            &user.sub,
+            &user,
             (CodePurpose::ForgotPassword, &req.code),
             Some(&reset),
             false,

@@ -96,15 +96,28 @@ impl Directory {
         }
     }
 
+    /// The keyed hash a code is stored and checked as. It binds the code to its pool, user and
+    /// purpose, and a verification code to the address it was sent to: once the attribute
+    /// changes, a code sent to the old address cannot verify the new one.
     pub(crate) fn code_hash(
         &self,
         pool_id: &str,
-        sub: &str,
+        user: &User,
         purpose: CodePurpose,
         code: &str,
     ) -> Vec<u8> {
         let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, &self.code_key);
-        let msg = format!("{pool_id}\n{sub}\n{}\n{code}", purpose.as_str());
+        let mut msg = format!("{pool_id}\n{}\n{}\n{code}", user.sub, purpose.as_str());
+        let address = match purpose {
+            CodePurpose::VerifyEmail => user.attribute("email"),
+            CodePurpose::VerifyPhone => user.attribute("phone_number"),
+            _ => None,
+        };
+        if let Some(address) = address {
+            // After the fixed-length code, so no two (code, address) pairs read alike.
+            msg.push('\n');
+            msg.push_str(address);
+        }
         aws_lc_rs::hmac::sign(&key, msg.as_bytes())
             .as_ref()
             .to_vec()
@@ -173,7 +186,7 @@ impl Directory {
     /// A new code for `user`, not yet stored or sent.
     pub(crate) fn fresh_code(&self, pool: &Pool, user: &User, message: &CodeMessage) -> FreshCode {
         let code = self.new_code();
-        let hash = self.code_hash(&pool.id, &user.sub, message.purpose, &code);
+        let hash = self.code_hash(&pool.id, user, message.purpose, &code);
         FreshCode {
             code,
             hash,
@@ -242,18 +255,18 @@ impl Directory {
         })
     }
 
-    /// Tries `sub`'s code; on success writes `then_store` (if any) in the same transaction.
+    /// Tries `user`'s code (as the user is now); on success writes `then_store` (if any) in the same transaction.
     pub(crate) async fn redeem(
         &self,
         pool: &Pool,
-        sub: &str,
+        user: &User,
         (purpose, code): (CodePurpose, &str),
         then_store: Option<&User>,
         take_aliases: bool,
     ) -> Result<()> {
-        let candidate = self.code_hash(&pool.id, sub, purpose, code);
+        let candidate = self.code_hash(&pool.id, user, purpose, code);
         let attempt = CodeAttempt {
-            sub,
+            sub: &user.sub,
             purpose,
             candidate: &candidate,
             now: self.now(),

@@ -404,7 +404,7 @@ impl Directory {
                     verified.modified = self.now();
                     &verified
                 });
-                self.redeem(pool, &user.sub, (purpose, code), then_store, false)
+                self.redeem(pool, &user, (purpose, code), then_store, false)
                     .await
                     .map_err(|e| match e {
                         Error::CodeMismatch | Error::ExpiredCode => mfa_mismatch(),

@@ -400,7 +400,7 @@ impl Directory {
         // ForceAliasCreation moves a verified alias from its current holder to this user.
         self.redeem(
             &pool,
-            &user.sub,
+            &user,
             (CodePurpose::SignUp, code),
             Some(&user),
             force_alias_creation,

@@ -70,6 +70,37 @@ def test_a_changed_email_is_unverified_until_its_code_comes_back(endpoint, unsig
     assert error_code(e.value) in ("ExpiredCodeException", "CodeMismatchException")
 
 
+def test_a_code_sent_to_the_old_address_does_not_verify_a_new_one(
+        endpoint, idp, unsigned_idp, make_pool, make_client):
+    """A verification code is for the address it went to: after the user changes the attribute,
+    the code the old address received is refused (otherwise anyone could mark an address they
+    do not own verified with a code from their own). Here the pool sends no code on a change, so
+    the old code is still stored when the new address is tried."""
+    pool = make_pool()
+    client = make_client(pool["Id"], ExplicitAuthFlows=FLOWS)
+    username = unique("addr")
+    idp.admin_create_user(UserPoolId=pool["Id"], Username=username, MessageAction="SUPPRESS",
+                          UserAttributes=[{"Name": "email", "Value": f"{username}@mine.example"}])
+    idp.admin_set_user_password(UserPoolId=pool["Id"], Username=username, Password=GOOD_PASSWORD,
+                                Permanent=True)
+    s = {"pool_id": pool["Id"], "client_id": client["ClientId"], "username": username}
+    s.update(_sign_in(unsigned_idp, s)["AuthenticationResult"])
+    unsigned_idp.get_user_attribute_verification_code(AccessToken=s["AccessToken"], AttributeName="email")
+    mine = latest_code(endpoint, s["pool_id"], username, kind="attribute_verification")
+    unsigned_idp.update_user_attributes(
+        AccessToken=s["AccessToken"], UserAttributes=[{"Name": "email", "Value": "victim@theirs.example"}])
+    with pytest.raises(ClientError) as e:
+        unsigned_idp.verify_user_attribute(AccessToken=s["AccessToken"], AttributeName="email", Code=mine)
+    assert error_code(e.value) == "CodeMismatchException"
+    attrs = _attrs(unsigned_idp, s)
+    assert attrs["email"] == "victim@theirs.example" and attrs.get("email_verified") != "true"
+    # A code sent to the address now held verifies it.
+    unsigned_idp.get_user_attribute_verification_code(AccessToken=s["AccessToken"], AttributeName="email")
+    theirs = latest_code(endpoint, s["pool_id"], username, kind="attribute_verification", count=2)
+    unsigned_idp.verify_user_attribute(AccessToken=s["AccessToken"], AttributeName="email", Code=theirs)
+    assert _attrs(unsigned_idp, s)["email_verified"] == "true"
+
+
 def test_a_verification_code_can_be_asked_for_again(endpoint, unsigned_idp, account):
     s = account()
     out = unsigned_idp.get_user_attribute_verification_code(AccessToken=s["AccessToken"], AttributeName="email")
