@@ -692,6 +692,26 @@ macro_rules! sql_store {
                 self.save_user(user, take_aliases, false, None).await
             }
 
+            async fn disable_user(&self, user: &User, now: Millis) -> StoreResult<bool> {
+                within(self.deadline, async {
+                let mut tx = self.pool.begin_with($begin).await.map_err(unavailable)?;
+                let found = Self::write_user(&mut *tx, user, false).await?;
+                sqlx::query(
+                    "UPDATE refresh_tokens SET revoked_ms = $3 WHERE pool_id = $1 AND sub = $2 AND revoked_ms IS NULL",
+                )
+                .bind(&user.pool_id)
+                .bind(&user.sub)
+                .bind(now)
+                .execute(&mut *tx)
+                .await
+                .map_err(unavailable)?;
+                tx.commit().await.map_err(unavailable)?;
+                self.recent.forget_user(&user.pool_id, &user.sub);
+                self.recent.families.clear();
+                Ok(found)
+                            }, unavailable).await
+            }
+
             async fn delete_user(&self, pool_id: &str, sub: &str) -> StoreResult<bool> {
                 within(self.deadline, async {
                 let mut tx = self.pool.begin_with($begin).await.map_err(unavailable)?;

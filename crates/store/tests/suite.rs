@@ -1380,28 +1380,27 @@ async fn refresh_tokens_rotate_once_and_the_previous_one_is_found(e: Env) {
     );
 }
 
-/// A sign-up stores its user and the user's confirmation code together or not at all: here the
-/// database refuses every new code (a trigger), and the sign-up leaves no user behind — before,
-/// a failure between its two writes left an unconfirmed user nobody had been sent a code for.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sqlite_a_sign_up_whose_code_cannot_be_stored_leaves_no_user() {
+/// Runs `case` on each engine whose database refuses every `op` (INSERT, UPDATE) on `table`,
+/// through a trigger: a write of several statements that fails half way must leave nothing.
+async fn with_refusing<F, Fut>(table: &str, op: &str, case: F)
+where
+    F: Fn(Env) -> Fut,
+    Fut: Future<Output = ()>,
+{
     use sqlx::Connection;
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("t.db").display());
     let e = env(::store::connect(&url).await.unwrap());
     let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
-    sqlx::query(
-        "CREATE TRIGGER refuse_codes BEFORE INSERT ON codes BEGIN SELECT RAISE(ABORT, 'codes refused'); END",
-    )
-    .execute(&mut conn)
-    .await
-    .unwrap();
-    a_sign_up_whose_code_cannot_be_stored_leaves_no_user(e).await;
-}
+    let sql = format!(
+        "CREATE TRIGGER refuse BEFORE {op} ON {table} BEGIN SELECT RAISE(ABORT, 'refused'); END"
+    );
+    sqlx::query(sqlx::AssertSqlSafe(sql))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    case(e).await;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn postgres_a_sign_up_whose_code_cannot_be_stored_leaves_no_user() {
-    use sqlx::Connection;
     let Some((store, schema)) = postgres_store().await else {
         return;
     };
@@ -1410,12 +1409,12 @@ async fn postgres_a_sign_up_whose_code_cannot_be_stored_leaves_no_user() {
     let mut conn = sqlx::PgConnection::connect(&base).await.unwrap();
     for sql in [
         format!(
-            "CREATE FUNCTION {schema}.refuse_codes() RETURNS trigger LANGUAGE plpgsql AS \
-             $$ BEGIN RAISE EXCEPTION 'codes refused'; END $$"
+            "CREATE FUNCTION {schema}.refuse() RETURNS trigger LANGUAGE plpgsql AS \
+             $$ BEGIN RAISE EXCEPTION 'refused'; END $$"
         ),
         format!(
-            "CREATE TRIGGER refuse_codes BEFORE INSERT ON {schema}.codes \
-             FOR EACH ROW EXECUTE FUNCTION {schema}.refuse_codes()"
+            "CREATE TRIGGER refuse BEFORE {op} ON {schema}.{table} \
+             FOR EACH ROW EXECUTE FUNCTION {schema}.refuse()"
         ),
     ] {
         sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
@@ -1423,8 +1422,74 @@ async fn postgres_a_sign_up_whose_code_cannot_be_stored_leaves_no_user() {
             .await
             .unwrap();
     }
-    a_sign_up_whose_code_cannot_be_stored_leaves_no_user(env(store)).await;
+    case(env(store)).await;
     drop_schema(&schema).await;
+}
+
+/// A sign-up stores its user and the user's confirmation code together or not at all: here the
+/// database refuses every new code, and the sign-up leaves no user behind — before, a failure
+/// between its two writes left an unconfirmed user nobody had been sent a code for.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sign_up_whose_code_cannot_be_stored_leaves_no_user_on_either_engine() {
+    with_refusing(
+        "codes",
+        "INSERT",
+        a_sign_up_whose_code_cannot_be_stored_leaves_no_user,
+    )
+    .await;
+}
+
+/// AdminDisableUser disables the user and revokes their sessions together or not at all: here
+/// the database refuses the revocation, and the user stays enabled — before, the user was left
+/// disabled with live refresh tokens, which AdminEnableUser would have brought back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_disable_whose_revocation_fails_leaves_the_user_enabled_on_either_engine() {
+    with_refusing(
+        "refresh_tokens",
+        "UPDATE",
+        a_disable_whose_revocation_fails_leaves_the_user_enabled,
+    )
+    .await;
+}
+
+async fn a_disable_whose_revocation_fails_leaves_the_user_enabled(e: Env) {
+    let (pool, client) = make_pool(&e, pool_input("whole-disables")).await;
+    let outcome = e
+        .dir
+        .sign_up(sign_up(&client, "dora", "dora@example.com"))
+        .await
+        .unwrap();
+    let family = RefreshToken {
+        token_hash: b"dora-token".to_vec(),
+        origin_jti: "jti-dora".into(),
+        pool_id: pool.id.clone(),
+        client_id: client.client_id.clone(),
+        sub: outcome.sub.clone(),
+        auth_time: 0,
+        created: T0,
+        expires: T0 + 60_000,
+        revoked: None,
+        previous_hash: None,
+        previous_until: None,
+    };
+    e.store.insert_refresh_token(&family).await.unwrap();
+    let refused = e
+        .dir
+        .admin_set_user_enabled(&e.grant, &pool.id, "dora", false)
+        .await;
+    assert!(refused.is_err(), "the revocation was written after all");
+    let user = e
+        .store
+        .find_user(&pool.id, UserKey::Sub(&outcome.sub))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        user.enabled,
+        "the user was disabled without their sessions revoked"
+    );
+    let token = e.store.refresh_family("jti-dora").await.unwrap().unwrap();
+    assert_eq!(token.revoked, None);
 }
 
 async fn a_sign_up_whose_code_cannot_be_stored_leaves_no_user(e: Env) {

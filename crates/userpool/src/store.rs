@@ -228,6 +228,9 @@ pub trait Store: Send + Sync + 'static {
     async fn find_user_recent(&self, pool_id: &str, sub: &str) -> StoreResult<Option<User>>;
     /// Replaces the user found by `sub`; aliases may conflict (see `insert_user`).
     async fn update_user(&self, user: &User, take_aliases: bool) -> StoreResult<bool>;
+    /// Replaces the user found by `sub` (a disabled one) and revokes every refresh-token family
+    /// of theirs at `now`, in one transaction.
+    async fn disable_user(&self, user: &User, now: Millis) -> StoreResult<bool>;
     /// Deletes the user with its codes and group memberships.
     async fn delete_user(&self, pool_id: &str, sub: &str) -> StoreResult<bool>;
     /// Users ordered by username key, after `after`.

@@ -748,15 +748,14 @@ impl Directory {
         let mut user = self.user(&pool, username).await?;
         user.enabled = enabled;
         user.modified = self.now();
-        self.store.update_user(&user, false).await?;
-        if !enabled {
+        if enabled {
+            self.store.update_user(&user, false).await?;
+        } else {
             // AWS: AdminDisableUser "revokes all access tokens for the user", so enabling the
-            // user again does not bring them back (security checklist A11). Revoked after the
-            // user is disabled, so that only a sign-in already past its checks can still add a
-            // token; if this fails, the call fails and its retry revokes again.
-            self.store
-                .revoke_refresh_tokens(&pool.id, &user.sub, self.now())
-                .await?;
+            // user again does not bring them back (security checklist A11): the user and the
+            // revocation are one write, so no failure between them leaves a disabled user whose
+            // sessions come back with AdminEnableUser.
+            self.store.disable_user(&user, self.now()).await?;
         }
         Ok(())
     }
