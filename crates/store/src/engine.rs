@@ -429,6 +429,36 @@ macro_rules! sql_store {
                 })
             }
 
+            /// Stores a fresh code (replacing an older one of its purpose) unless the send limit is
+            /// reached; whether it was stored.
+            async fn put_code_in<'e, E>(ex: E, code: &NewCode<'_>, limit: SendLimit) -> StoreResult<bool>
+            where
+                E: sqlx::Executor<'e, Database = <$pool as PoolDb>::Db>,
+            {
+                let row = sqlx::query(
+                    "INSERT INTO codes (sub, purpose, pool_id, code_hash, expires_ms, attempts, sends, window_start_ms) \
+                     VALUES ($1, $2, $3, $4, $5, 0, 1, $6) \
+                     ON CONFLICT (sub, purpose) DO UPDATE SET \
+                       code_hash = excluded.code_hash, expires_ms = excluded.expires_ms, attempts = 0, \
+                       sends = CASE WHEN codes.window_start_ms > $7 THEN codes.sends + 1 ELSE 1 END, \
+                       window_start_ms = CASE WHEN codes.window_start_ms > $7 THEN codes.window_start_ms ELSE $6 END \
+                     WHERE codes.window_start_ms <= $7 OR codes.sends < $8 \
+                     RETURNING sends",
+                )
+                .bind(code.sub)
+                .bind(code.purpose.as_str())
+                .bind(code.pool_id)
+                .bind(code.hash)
+                .bind(code.expires)
+                .bind(limit.now)
+                .bind(limit.now - limit.window)
+                .bind(i64::from(limit.max_sends))
+                .fetch_optional(ex)
+                .await
+                .map_err(unavailable)?;
+                Ok(row.is_some())
+            }
+
             /// Writes `user` (and `code`, the first code of a user inserted) in one transaction
             /// when there is more than one statement to run.
             async fn save_user(
@@ -767,28 +797,27 @@ macro_rules! sql_store {
             }
 
             async fn put_code(&self, code: &NewCode<'_>, limit: SendLimit) -> StoreResult<bool> {
-                let row = sqlx::query(
-                    "INSERT INTO codes (sub, purpose, pool_id, code_hash, expires_ms, attempts, sends, window_start_ms) \
-                     VALUES ($1, $2, $3, $4, $5, 0, 1, $6) \
-                     ON CONFLICT (sub, purpose) DO UPDATE SET \
-                       code_hash = excluded.code_hash, expires_ms = excluded.expires_ms, attempts = 0, \
-                       sends = CASE WHEN codes.window_start_ms > $7 THEN codes.sends + 1 ELSE 1 END, \
-                       window_start_ms = CASE WHEN codes.window_start_ms > $7 THEN codes.window_start_ms ELSE $6 END \
-                     WHERE codes.window_start_ms <= $7 OR codes.sends < $8 \
-                     RETURNING sends",
-                )
-                .bind(code.sub)
-                .bind(code.purpose.as_str())
-                .bind(code.pool_id)
-                .bind(code.hash)
-                .bind(code.expires)
-                .bind(limit.now)
-                .bind(limit.now - limit.window)
-                .bind(i64::from(limit.max_sends))
-                .fetch_optional(&self.leased)
-                .await
-                .map_err(unavailable)?;
-                Ok(row.is_some())
+                Self::put_code_in(&self.leased, code, limit).await
+            }
+
+            async fn update_user_with_code(
+                &self,
+                user: &User,
+                code: &NewCode<'_>,
+                limit: SendLimit,
+            ) -> StoreResult<bool> {
+                within(self.deadline, async {
+                let mut tx = self.pool.begin_with($begin).await.map_err(unavailable)?;
+                Self::write_user(&mut *tx, user, false).await?;
+                if !Self::put_code_in(&mut *tx, code, limit).await? {
+                    // The send limit is reached: the user stays as it was.
+                    tx.rollback().await.map_err(unavailable)?;
+                    return Ok(false);
+                }
+                tx.commit().await.map_err(unavailable)?;
+                self.recent.forget_user(&user.pool_id, &user.sub);
+                Ok(true)
+                            }, unavailable).await
             }
 
             async fn redeem_code(&self, a: &CodeAttempt<'_>) -> StoreResult<Redeem> {

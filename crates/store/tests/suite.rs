@@ -1452,6 +1452,70 @@ async fn a_disable_whose_revocation_fails_leaves_the_user_enabled_on_either_engi
     .await;
 }
 
+/// A change that sends a code (a new e-mail in a pool that verifies it; AdminResetUserPassword)
+/// writes the change and the code together or not at all: here the database refuses every
+/// code, and the user stays as they were — before, the e-mail changed (or the password was
+/// marked for reset) with no code stored for it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changes_whose_code_cannot_be_stored_leave_the_user_as_they_were_on_either_engine() {
+    with_refusing(
+        "codes",
+        "INSERT",
+        changes_whose_code_cannot_be_stored_leave_the_user_as_they_were,
+    )
+    .await;
+}
+
+async fn changes_whose_code_cannot_be_stored_leave_the_user_as_they_were(e: Env) {
+    let input = PoolInput {
+        auto_verified_attributes: vec!["email".into()],
+        ..pool_input("whole-changes")
+    };
+    let (pool, _) = make_pool(&e, input).await;
+    let created = e
+        .dir
+        .admin_create_user(
+            &e.grant,
+            AdminCreateUser {
+                pool_id: pool.id.clone(),
+                username: "erin".into(),
+                attributes: vec![
+                    ("email".into(), "erin@example.com".into()),
+                    ("email_verified".into(), "true".into()),
+                ],
+                temporary_password: Some("Passw0rd!".into()),
+                message_action: Some("SUPPRESS".into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let changed = e
+        .dir
+        .admin_update_user_attributes(
+            &e.grant,
+            &pool.id,
+            "erin",
+            vec![("email".into(), "erin@elsewhere.example".into())],
+        )
+        .await;
+    assert!(changed.is_err(), "the code was stored after all");
+    let reset = e
+        .dir
+        .admin_reset_user_password(&e.grant, &pool.id, "erin")
+        .await;
+    assert!(reset.is_err(), "the reset code was stored after all");
+    let user = e
+        .store
+        .find_user(&pool.id, UserKey::Sub(&created.sub))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(user.attribute("email"), Some("erin@example.com"));
+    assert_eq!(user.attribute("email_verified"), Some("true"));
+    assert_eq!(user.status, created.status);
+}
+
 async fn a_disable_whose_revocation_fails_leaves_the_user_enabled(e: Env) {
     let (pool, client) = make_pool(&e, pool_input("whole-disables")).await;
     let outcome = e

@@ -205,20 +205,47 @@ impl Directory {
         let fresh = self.fresh_code(pool, user, &message);
         let stored = self
             .store
-            .put_code(
-                &fresh.row(pool, user, message.purpose),
-                SendLimit {
-                    now: self.now(),
-                    window: SEND_WINDOW_MS,
-                    max_sends: MAX_SENDS_PER_WINDOW,
-                },
-            )
+            .put_code(&fresh.row(pool, user, message.purpose), self.send_limit())
             .await?;
         if !stored {
             return Err(limit_exceeded());
         }
         self.deliver_code(pool, user, message, fresh, destination)
             .await
+    }
+
+    /// Writes `user` (the user changed) and a fresh code for them in one transaction, then
+    /// sends the code: when the send limit refuses the code, the change is not written either.
+    pub(crate) async fn update_and_send_code(
+        &self,
+        pool: &Pool,
+        user: &User,
+        message: CodeMessage,
+        destination: (Medium, String, &'static str),
+    ) -> Result<CodeDelivery> {
+        let fresh = self.fresh_code(pool, user, &message);
+        let stored = self
+            .store
+            .update_user_with_code(
+                user,
+                &fresh.row(pool, user, message.purpose),
+                self.send_limit(),
+            )
+            .await
+            .map_err(|e| self.conflict_error(pool, e))?;
+        if !stored {
+            return Err(limit_exceeded());
+        }
+        self.deliver_code(pool, user, message, fresh, destination)
+            .await
+    }
+
+    fn send_limit(&self) -> SendLimit {
+        SendLimit {
+            now: self.now(),
+            window: SEND_WINDOW_MS,
+            max_sends: MAX_SENDS_PER_WINDOW,
+        }
     }
 
     /// Sends a code already stored.

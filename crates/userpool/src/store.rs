@@ -245,6 +245,14 @@ pub trait Store: Send + Sync + 'static {
     /// Stores a fresh code (replacing an older one of the same purpose) unless the send limit
     /// is reached; returns whether it was stored.
     async fn put_code(&self, code: &NewCode<'_>, limit: SendLimit) -> StoreResult<bool>;
+    /// Replaces the user found by `sub` and stores a fresh code for them (as `put_code`), in one
+    /// transaction; when the send limit is reached, writes neither and returns false.
+    async fn update_user_with_code(
+        &self,
+        user: &User,
+        code: &NewCode<'_>,
+        limit: SendLimit,
+    ) -> StoreResult<bool>;
     async fn redeem_code(&self, attempt: &CodeAttempt<'_>) -> StoreResult<Redeem>;
     /// Makes every outstanding code of the user expired (a development hook).
     async fn expire_codes(&self, pool_id: &str, sub: &str, now: Millis) -> StoreResult<u64>;

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use crate::attributes::{self, Writer};
-use crate::codes::render;
+use crate::codes::{CodeMessage, render};
 use crate::error::{Error, Result};
 use crate::filter;
 use crate::model::*;
@@ -651,14 +651,37 @@ impl Directory {
         user.attributes.extend(writes);
         user.aliases = aliases_for(pool, &user.attributes);
         user.modified = self.now();
-        self.store
-            .update_user(&user, false)
-            .await
-            .map_err(|e| self.conflict_error(pool, e))?;
-        match to_verify {
-            Some(attr) => Ok(Some(self.send_verification(pool, &user, attr).await?)),
-            None => Ok(None),
-        }
+        let Some(attr) = to_verify else {
+            self.store
+                .update_user(&user, false)
+                .await
+                .map_err(|e| self.conflict_error(pool, e))?;
+            return Ok(None);
+        };
+        // The change and its code are one write: a code refused by the send limit leaves the
+        // attribute as it was.
+        let (message, destination) = Self::verification(pool, &user, attr);
+        let delivery = self
+            .update_and_send_code(pool, &user, message, destination)
+            .await?;
+        Ok(Some(delivery))
+    }
+
+    /// The message and destination of a code that verifies the user's `email` or
+    /// `phone_number`.
+    fn verification(
+        pool: &Pool,
+        user: &User,
+        attr: &str,
+    ) -> (CodeMessage, (Medium, String, &'static str)) {
+        let (medium, purpose, name) = match attr {
+            "email" => (Medium::Email, CodePurpose::VerifyEmail, "email"),
+            _ => (Medium::Sms, CodePurpose::VerifyPhone, "phone_number"),
+        };
+        let dest = user.attributes.get(attr).cloned().unwrap_or_default();
+        let message =
+            Self::verification_message(pool, purpose, MessageKind::AttributeVerification, medium);
+        (message, (medium, dest, name))
     }
 
     /// Sends a code that verifies the user's `email` or `phone_number`.
@@ -668,19 +691,8 @@ impl Directory {
         user: &User,
         attr: &str,
     ) -> Result<CodeDelivery> {
-        let (medium, purpose, name) = match attr {
-            "email" => (Medium::Email, CodePurpose::VerifyEmail, "email"),
-            _ => (Medium::Sms, CodePurpose::VerifyPhone, "phone_number"),
-        };
-        let dest = user.attributes.get(attr).cloned().unwrap_or_default();
-        self.send_code(
-            pool,
-            user,
-            purpose,
-            MessageKind::AttributeVerification,
-            (medium, dest, name),
-        )
-        .await
+        let (message, destination) = Self::verification(pool, user, attr);
+        self.send_code_in(pool, user, message, destination).await
     }
 
     pub async fn admin_delete_user_attributes(
@@ -819,15 +831,15 @@ impl Directory {
             user.status = UserStatus::ResetRequired;
         }
         user.modified = self.now();
-        self.store.update_user(&user, false).await?;
-        self.send_code(
+        // The reset and its code are one write: a user is never left to reset a password with
+        // no code sent.
+        let message = Self::verification_message(
             &pool,
-            &user,
             CodePurpose::ForgotPassword,
             MessageKind::ForgotPassword,
-            dest,
-        )
-        .await
+            dest.0,
+        );
+        self.update_and_send_code(&pool, &user, message, dest).await
     }
 
     /// Development outbox: messages sent in a pool, to one user if named (by any sign-in name).

@@ -101,6 +101,29 @@ def test_a_code_sent_to_the_old_address_does_not_verify_a_new_one(
     assert _attrs(unsigned_idp, s)["email_verified"] == "true"
 
 
+def test_a_change_whose_code_is_refused_is_not_made(unsigned_idp, account):
+    """In a pool that verifies e-mail, a new address and its code are one write: once the send
+    limit refuses more codes, UpdateUserAttributes fails with LimitExceededException and the
+    user keeps the verified address they had."""
+    s = account()
+    refused = None
+    for _ in range(30):
+        try:
+            unsigned_idp.get_user_attribute_verification_code(AccessToken=s["AccessToken"], AttributeName="email")
+        except ClientError as e:
+            refused = e
+            break
+    assert refused is not None and error_code(refused) == "LimitExceededException"
+    with pytest.raises(ClientError) as e:
+        unsigned_idp.update_user_attributes(
+            AccessToken=s["AccessToken"],
+            UserAttributes=[{"Name": "email", "Value": "elsewhere@example.com"}, {"Name": "given_name", "Value": "Bo"}])
+    assert error_code(e.value) == "LimitExceededException"
+    attrs = _attrs(unsigned_idp, s)
+    assert attrs["email"] == f"{s['username']}@example.com" and attrs["email_verified"] == "true"
+    assert attrs["given_name"] == "Ann"
+
+
 def test_a_verification_code_can_be_asked_for_again(endpoint, unsigned_idp, account):
     s = account()
     out = unsigned_idp.get_user_attribute_verification_code(AccessToken=s["AccessToken"], AttributeName="email")
