@@ -209,7 +209,7 @@ fn passes(filter: &UserFilter, user: &User) -> bool {
 }
 
 macro_rules! sql_store {
-    ($name:ident, $pool:ty, $row:ty, $begin:expr, $lock:expr, $maintain:ident) => {
+    ($name:ident, $pool:ty, $row:ty, $begin:expr, $lock:expr, $share:expr, $maintain:ident) => {
         impl $name {
             async fn migrate(&self, migrations: &[Migration]) -> Result<(), ConnectError> {
                 let err = |e: sqlx::Error| ConnectError::Migrate(e.to_string());
@@ -966,18 +966,39 @@ macro_rules! sql_store {
                             }, unavailable).await
             }
 
-            async fn add_member(&self, pool_id: &str, group: &str, sub: &str) -> StoreResult<()> {
-                sqlx::query(
-                    "INSERT INTO memberships (pool_id, group_name, sub) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+            async fn add_member(&self, pool_id: &str, group: &str, sub: &str) -> StoreResult<bool> {
+                // Only while the group exists: a DeleteGroup at the same moment either waits for
+                // this row (and deletes it with the group's memberships) or is seen to have
+                // removed the group (PostgreSQL holds the group row with FOR SHARE; SQLite runs
+                // one writer at a time).
+                let sql = format!(
+                    "INSERT INTO memberships (pool_id, group_name, sub) \
+                     SELECT $1, $2, $3 WHERE EXISTS \
+                       (SELECT 1 FROM user_groups WHERE pool_id = $1 AND name = $2{}) \
+                     ON CONFLICT DO NOTHING",
+                    $share
+                );
+                let added = sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(pool_id)
+                    .bind(group)
+                    .bind(sub)
+                    .execute(&self.leased)
+                    .await
+                    .map_err(unavailable)?;
+                self.recent.forget_groups(pool_id, sub);
+                if added.rows_affected() > 0 {
+                    return Ok(true);
+                }
+                let member = sqlx::query(
+                    "SELECT 1 FROM memberships WHERE pool_id = $1 AND group_name = $2 AND sub = $3",
                 )
                 .bind(pool_id)
                 .bind(group)
                 .bind(sub)
-                .execute(&self.leased)
+                .fetch_optional(&self.leased)
                 .await
                 .map_err(unavailable)?;
-                self.recent.forget_groups(pool_id, sub);
-                Ok(())
+                Ok(member.is_some())
             }
 
             async fn remove_member(&self, pool_id: &str, group: &str, sub: &str) -> StoreResult<()> {
@@ -1787,12 +1808,15 @@ fn split_schema(url: &str) -> (String, Option<String>) {
     (url, schema)
 }
 
+// Each engine's store: how a write transaction begins, the lock its migrations take, and the
+// clause that holds a row read in a write (SQLite runs one writer at a time and needs none).
 sql_store!(
     SqliteStore,
     SqlitePool,
     SqliteRow,
     "BEGIN IMMEDIATE",
     None::<&'static str>,
+    "",
     optimize
 );
 sql_store!(
@@ -1801,6 +1825,7 @@ sql_store!(
     PgRow,
     "BEGIN",
     Some("SELECT pg_advisory_xact_lock(7294001)"),
+    " FOR SHARE",
     analyze
 );
 

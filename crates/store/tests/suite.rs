@@ -660,6 +660,31 @@ async fn groups_and_memberships(e: Env) {
             .items
             .is_empty()
     );
+    // A membership of a group deleted since it was read is not written: the group made again
+    // under that name starts empty.
+    let gus = e
+        .dir
+        .admin_get_user(&e.grant, &pool.id, "gus")
+        .await
+        .unwrap();
+    assert!(
+        !e.store
+            .add_member(&pool.id, "Users", &gus.sub)
+            .await
+            .unwrap()
+    );
+    e.dir
+        .create_group(&e.grant, &pool.id, "Users", GroupInput::default())
+        .await
+        .unwrap();
+    assert!(
+        e.dir
+            .users_in_group(&e.grant, &pool.id, "Users", 10, None)
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
     e.dir
         .admin_delete_user(&e.grant, &pool.id, "gus")
         .await
@@ -1586,4 +1611,63 @@ async fn a_sign_up_whose_code_cannot_be_stored_leaves_no_user(e: Env) {
         .await
         .unwrap();
     assert_eq!(e.store.count_users(&quiet.id).await.unwrap(), 1);
+}
+
+/// AdminAddUserToGroup racing DeleteGroup on PostgreSQL: the group is deleted (with its
+/// memberships) by a transaction still open when the membership is written. The write waits for
+/// it and then finds no group, instead of leaving a membership that a group made again under the
+/// name would inherit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_membership_racing_its_groups_deletion_is_not_left_behind() {
+    use sqlx::Connection;
+    let Some((store, schema)) = postgres_store().await else {
+        return;
+    };
+    let e = env(store);
+    let (pool, client) = make_pool(&e, pool_input("race")).await;
+    let hal = e
+        .dir
+        .sign_up(sign_up(&client, "hal", "hal@example.com"))
+        .await
+        .unwrap();
+    e.dir
+        .create_group(&e.grant, &pool.id, "Crew", GroupInput::default())
+        .await
+        .unwrap();
+    let base = std::env::var("COGNATE_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    let mut conn = sqlx::PgConnection::connect(&base).await.unwrap();
+    let mut deleting = conn.begin().await.unwrap();
+    for sql in [
+        format!("DELETE FROM {schema}.user_groups WHERE pool_id = $1 AND name = 'Crew'"),
+        format!("DELETE FROM {schema}.memberships WHERE pool_id = $1 AND group_name = 'Crew'"),
+    ] {
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(&pool.id)
+            .execute(&mut *deleting)
+            .await
+            .unwrap();
+    }
+    let adding = {
+        let store = e.store.clone();
+        let (pool_id, sub) = (pool.id.clone(), hal.sub.clone());
+        tokio::spawn(async move { store.add_member(&pool_id, "Crew", &sub).await })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    deleting.commit().await.unwrap();
+    assert!(!adding.await.unwrap().unwrap(), "added to a deleted group");
+    e.dir
+        .create_group(&e.grant, &pool.id, "Crew", GroupInput::default())
+        .await
+        .unwrap();
+    let members = e
+        .dir
+        .users_in_group(&e.grant, &pool.id, "Crew", 10, None)
+        .await
+        .unwrap();
+    assert!(
+        members.items.is_empty(),
+        "the new group inherited a membership"
+    );
+    drop_schema(&schema).await;
 }

@@ -118,7 +118,10 @@ impl Directory {
         let pool = self.admin_pool(grant, pool_id).await?;
         let user = self.user(&pool, username).await?;
         self.group(pool_id, group).await?;
-        self.store.add_member(pool_id, group, &user.sub).await?;
+        if !self.store.add_member(pool_id, group, &user.sub).await? {
+            // The group was deleted after it was read.
+            return Err(group_not_found());
+        }
         Ok(())
     }
 

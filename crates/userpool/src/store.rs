@@ -267,8 +267,9 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Vec<Group>>;
     async fn update_group(&self, group: &Group) -> StoreResult<bool>;
     async fn delete_group(&self, pool_id: &str, name: &str) -> StoreResult<bool>;
-    /// Idempotent.
-    async fn add_member(&self, pool_id: &str, group: &str, sub: &str) -> StoreResult<()>;
+    /// Idempotent. Adds nothing when the group does not exist (one deleted since it was read),
+    /// so a group deleted and made again starts empty; returns whether the user is a member.
+    async fn add_member(&self, pool_id: &str, group: &str, sub: &str) -> StoreResult<bool>;
     async fn remove_member(&self, pool_id: &str, group: &str, sub: &str) -> StoreResult<()>;
     /// The user's groups ordered by name, after `after`.
     async fn groups_of_user(
