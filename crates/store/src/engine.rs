@@ -20,7 +20,7 @@ use userpool::{
 };
 
 use crate::ConnectError;
-use crate::leased::{Leased, within};
+use crate::leased::{Leased, PATIENT, within};
 use crate::migrate::{self, Migration};
 
 const USER_COLS: &str = "pool_id, username_key, username, sub, status, enabled, created_ms, modified_ms, \
@@ -214,8 +214,8 @@ macro_rules! sql_store {
             async fn migrate(&self, migrations: &[Migration]) -> Result<(), ConnectError> {
                 let err = |e: sqlx::Error| ConnectError::Migrate(e.to_string());
                 let mut tx = self.pool.begin_with($begin).await.map_err(err)?;
-                if let Some(lock) = $lock {
-                    sqlx::query(lock).execute(&mut *tx).await.map_err(err)?;
+                for statement in $lock {
+                    sqlx::query(*statement).execute(&mut *tx).await.map_err(err)?;
                 }
                 sqlx::query(migrate::CREATE_TABLE).execute(&mut *tx).await.map_err(err)?;
                 let done: Vec<i64> = sqlx::query("SELECT version FROM schema_migrations")
@@ -468,12 +468,10 @@ macro_rules! sql_store {
                 insert: bool,
                 code: Option<&NewCode<'_>>,
             ) -> StoreResult<bool> {
-                within(self.deadline, async {
+                let done = within(self.deadline, async {
                 if !take_aliases && code.is_none() {
                     // One statement is atomic on its own: no transaction round trips needed.
-                    let done = Self::write_user(&self.leased, user, insert).await;
-                    self.recent.forget_user(&user.pool_id, &user.sub);
-                    return done;
+                    return Self::write_user(&self.leased, user, insert).await;
                 }
                 let mut tx = self.pool.begin_with($begin).await.map_err(unavailable)?;
                 if take_aliases {
@@ -497,14 +495,16 @@ macro_rules! sql_store {
                     .map_err(unavailable)?;
                 }
                 tx.commit().await.map_err(unavailable)?;
+                Ok(done)
+                            }, unavailable).await;
+                // Whatever came of it: a write cut short may still have landed.
                 if take_aliases {
                     // Other users lost their aliases too.
                     self.recent.users.clear();
                 } else {
                     self.recent.forget_user(&user.pool_id, &user.sub);
                 }
-                Ok(done)
-                            }, unavailable).await
+                done
             }
 
             async fn delete_where(&self, sql: &'static str, binds: &[&str]) -> StoreResult<bool> {
@@ -723,7 +723,7 @@ macro_rules! sql_store {
             }
 
             async fn disable_user(&self, user: &User, now: Millis) -> StoreResult<bool> {
-                within(self.deadline, async {
+                let done = within(self.deadline, async {
                 let mut tx = self.pool.begin_with($begin).await.map_err(unavailable)?;
                 let found = Self::write_user(&mut *tx, user, false).await?;
                 sqlx::query(
@@ -736,10 +736,12 @@ macro_rules! sql_store {
                 .await
                 .map_err(unavailable)?;
                 tx.commit().await.map_err(unavailable)?;
+                Ok(found)
+                            }, unavailable).await;
+                // Whatever came of it: a commit cut short may still have landed.
                 self.recent.forget_user(&user.pool_id, &user.sub);
                 self.recent.families.clear();
-                Ok(found)
-                            }, unavailable).await
+                done
             }
 
             async fn delete_user(&self, pool_id: &str, sub: &str) -> StoreResult<bool> {
@@ -805,19 +807,25 @@ macro_rules! sql_store {
                 user: &User,
                 code: &NewCode<'_>,
                 limit: SendLimit,
-            ) -> StoreResult<bool> {
-                within(self.deadline, async {
+            ) -> StoreResult<CodedUpdate> {
+                let done = within(self.deadline, async {
                 let mut tx = self.pool.begin_with($begin).await.map_err(unavailable)?;
-                Self::write_user(&mut *tx, user, false).await?;
+                // The code row first, as a redemption locks it (then the user): one order, no
+                // deadlock between a change and a code being redeemed.
                 if !Self::put_code_in(&mut *tx, code, limit).await? {
-                    // The send limit is reached: the user stays as it was.
                     tx.rollback().await.map_err(unavailable)?;
-                    return Ok(false);
+                    return Ok(CodedUpdate::LimitReached);
+                }
+                if !Self::write_user(&mut *tx, user, false).await? {
+                    tx.rollback().await.map_err(unavailable)?;
+                    return Ok(CodedUpdate::NoUser);
                 }
                 tx.commit().await.map_err(unavailable)?;
+                Ok(CodedUpdate::Written)
+                            }, unavailable).await;
+                // Whatever came of it: a commit cut short may still have landed.
                 self.recent.forget_user(&user.pool_id, &user.sub);
-                Ok(true)
-                            }, unavailable).await
+                done
             }
 
             async fn redeem_code(&self, a: &CodeAttempt<'_>) -> StoreResult<Redeem> {
@@ -969,7 +977,7 @@ macro_rules! sql_store {
             async fn add_member(&self, pool_id: &str, group: &str, sub: &str) -> StoreResult<bool> {
                 // Only while the group exists: a DeleteGroup at the same moment either waits for
                 // this row (and deletes it with the group's memberships) or is seen to have
-                // removed the group (PostgreSQL holds the group row with FOR SHARE; SQLite runs
+                // removed the group (PostgreSQL holds the group row with FOR KEY SHARE; SQLite runs
                 // one writer at a time).
                 let sql = format!(
                     "INSERT INTO memberships (pool_id, group_name, sub) \
@@ -1715,11 +1723,19 @@ pub struct PostgresStore {
 /// means the database or the link to it is gone or overwhelmed.
 pub const DEADLINE: Duration = Duration::from_secs(1);
 
+/// How long PostgreSQL lets a statement wait for a lock before ending it: past the deadline of
+/// any request, which has failed by then; a few seconds, so that a patient write (a failure count
+/// written after its answer) still outwaits a burst of others on the same row.
+const SERVER_LOCK_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// sqlx's pool tests a connection given back to it (a round trip that also completes a rollback
 /// still under way), with no time limit: on a link gone silent for good (a failover that drops
 /// its packets) the connection would keep its place in the pool until the operating system's
 /// TCP timeout, and a pool full of them fails every transaction until then. Tested here first
-/// within [`DEADLINE`], such a connection is closed instead and its place taken by a new one.
+/// within [`DEADLINE`], such a connection is closed instead and its place taken by a new one
+/// (so is one whose transaction was cut short while its statement still waits on the database;
+/// PostgreSQL ends that statement by `lock_timeout` or `statement_timeout`). The price: sqlx's
+/// own test still follows, a second round trip per transaction, off the request's path.
 async fn test_given_back(conn: &mut sqlx::PgConnection) -> Result<bool, sqlx::Error> {
     use sqlx::Connection as _;
     match tokio::time::timeout(DEADLINE, conn.ping()).await {
@@ -1749,6 +1765,16 @@ impl PostgresStore {
             }
             options = options.options([("search_path", schema.as_str())]);
         }
+        // A statement the store gave up on (past its deadline) is not left running on the
+        // database: PostgreSQL ends it too, once it waited that long for a lock or ran as long
+        // as the most patient store call may.
+        options = options.options([
+            (
+                "lock_timeout",
+                format!("{}ms", SERVER_LOCK_TIMEOUT.as_millis()),
+            ),
+            ("statement_timeout", format!("{}ms", PATIENT.as_millis())),
+        ]);
         // With `LEASED` more for single statements: at most 16 to the database per node.
         let pool = PgPoolOptions::new()
             .max_connections(16 - LEASED as u32)
@@ -1808,14 +1834,14 @@ fn split_schema(url: &str) -> (String, Option<String>) {
     (url, schema)
 }
 
-// Each engine's store: how a write transaction begins, the lock its migrations take, and the
-// clause that holds a row read in a write (SQLite runs one writer at a time and needs none).
+// Each engine's store: how a write transaction begins, what its migrations run first (a lock),
+// and the clause that holds a row read in a write (SQLite runs one writer at a time).
 sql_store!(
     SqliteStore,
     SqlitePool,
     SqliteRow,
     "BEGIN IMMEDIATE",
-    None::<&'static str>,
+    &[] as &[&'static str],
     "",
     optimize
 );
@@ -1824,8 +1850,13 @@ sql_store!(
     PgPool,
     PgRow,
     "BEGIN",
-    Some("SELECT pg_advisory_xact_lock(7294001)"),
-    " FOR SHARE",
+    // Migrations may rightly wait and run long (another node migrating first, an index built).
+    &[
+        "SET LOCAL lock_timeout = 0",
+        "SET LOCAL statement_timeout = 0",
+        "SELECT pg_advisory_xact_lock(7294001)",
+    ],
+    " FOR KEY SHARE",
     analyze
 );
 
@@ -1847,5 +1878,32 @@ mod tests {
             split_schema("postgres://h/db"),
             ("postgres://h/db".into(), None)
         );
+    }
+
+    /// Every PostgreSQL connection of the store ends a statement the store gave up on.
+    #[tokio::test]
+    async fn postgres_connections_carry_the_servers_time_limits() {
+        let base = std::env::var("COGNATE_TEST_POSTGRES_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+        let schema = format!("cognate_limits_{}", std::process::id());
+        let sep = if base.contains('?') { '&' } else { '?' };
+        let store = match PostgresStore::open(&format!("{base}{sep}schema={schema}")).await {
+            Ok(store) => store,
+            Err(e) if std::env::var_os("CI").is_some() => {
+                panic!("PostgreSQL is required in CI: {e}")
+            }
+            Err(e) => return eprintln!("SKIPPED: {e}"),
+        };
+        for (name, want) in [("lock_timeout", "5s"), ("statement_timeout", "30s")] {
+            let got: String = sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SHOW {name}")))
+                .fetch_one(&store.pool)
+                .await
+                .unwrap();
+            assert_eq!(got, want, "{name}");
+        }
+        sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
+            .execute(&store.pool)
+            .await
+            .unwrap();
     }
 }

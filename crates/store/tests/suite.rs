@@ -162,6 +162,7 @@ both!(
     sign_in_failures_count_lock_and_are_forgotten,
     a_sign_in_finds_the_user_or_the_unknown_names_failures_in_one_read,
     refresh_tokens_rotate_once_and_the_previous_one_is_found,
+    a_sign_up_code_does_not_verify_an_address_changed_since_it_was_sent,
 );
 
 fn pool_input(name: &str) -> PoolInput {
@@ -1654,6 +1655,10 @@ async fn postgres_a_membership_racing_its_groups_deletion_is_not_left_behind() {
         tokio::spawn(async move { store.add_member(&pool_id, "Crew", &sub).await })
     };
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert!(
+        !adding.is_finished(),
+        "the membership did not wait for the group's deletion"
+    );
     deleting.commit().await.unwrap();
     assert!(!adding.await.unwrap().unwrap(), "added to a deleted group");
     e.dir
@@ -1670,4 +1675,57 @@ async fn postgres_a_membership_racing_its_groups_deletion_is_not_left_behind() {
         "the new group inherited a membership"
     );
     drop_schema(&schema).await;
+}
+
+/// A sign-up code confirms the address it was sent to, not one an administrator put in its place
+/// since (confirming marks the address verified): the old code is refused, and a code resent to
+/// the new address confirms it.
+async fn a_sign_up_code_does_not_verify_an_address_changed_since_it_was_sent(e: Env) {
+    let input = PoolInput {
+        auto_verified_attributes: vec!["email".into()],
+        ..pool_input("bound-codes")
+    };
+    let (pool, client) = make_pool(&e, input).await;
+    e.dir
+        .sign_up(sign_up(&client, "fay", "fay@example.com"))
+        .await
+        .unwrap();
+    let code = latest_code(&e, &pool.id, "fay").await;
+    e.dir
+        .admin_update_user_attributes(
+            &e.grant,
+            &pool.id,
+            "fay",
+            vec![("email".into(), "fay@elsewhere.example".into())],
+        )
+        .await
+        .unwrap();
+    let r = e
+        .dir
+        .confirm_sign_up(&client.client_id, None, "fay", &code, false)
+        .await;
+    assert!(matches!(r, Err(Error::CodeMismatch)), "{r:?}");
+    let user = e
+        .dir
+        .admin_get_user(&e.grant, &pool.id, "fay")
+        .await
+        .unwrap();
+    assert_eq!(user.status, UserStatus::Unconfirmed);
+    assert_ne!(user.attribute("email_verified"), Some("true"));
+    e.dir
+        .resend_confirmation_code(&client.client_id, None, "fay")
+        .await
+        .unwrap();
+    let code = latest_code(&e, &pool.id, "fay").await;
+    e.dir
+        .confirm_sign_up(&client.client_id, None, "fay", &code, false)
+        .await
+        .unwrap();
+    let user = e
+        .dir
+        .admin_get_user(&e.grant, &pool.id, "fay")
+        .await
+        .unwrap();
+    assert_eq!(user.attribute("email"), Some("fay@elsewhere.example"));
+    assert_eq!(user.attribute("email_verified"), Some("true"));
 }

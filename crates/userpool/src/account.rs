@@ -70,7 +70,7 @@ impl Directory {
         check_user_writes(&h.pool, &client, &names)?;
         let writes = attributes::check_writes(&h.pool.config, &changes, Writer::Admin)?;
         Ok(self
-            .write_attributes(&h.pool, h.user, writes)
+            .write_attributes(&h.pool, h.user, writes, crate::codes::Sender::User)
             .await?
             .into_iter()
             .collect())

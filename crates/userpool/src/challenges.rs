@@ -150,19 +150,6 @@ impl Directory {
         Ok(())
     }
 
-    /// Opens a session for `challenge` on `client`, and uses it up.
-    async fn take_session(
-        &self,
-        session: &str,
-        client: &Client,
-        challenge: &str,
-    ) -> Result<String> {
-        let state = self.open_session(session, challenge)?;
-        self.check_session_client(&state, client)?;
-        self.spend_session(&state).await?;
-        Ok(state.sub)
-    }
-
     /// NEW_PASSWORD_REQUIRED for a user signing in with a temporary password.
     pub(crate) fn new_password_challenge(
         &self,
@@ -227,15 +214,20 @@ impl Directory {
         match a.challenge.as_str() {
             "NEW_PASSWORD_REQUIRED" => {
                 let session = a.session.as_deref().ok_or_else(invalid_session)?;
-                // A password the policy refuses does not use the session up.
-                if let Some(p) = a.responses.get("NEW_PASSWORD") {
-                    crate::password::check_policy(&pool.config.password_policy, p)?;
-                }
-                let sub = self
-                    .take_session(session, &client, "NEW_PASSWORD_REQUIRED")
+                let state = self
+                    .open_unused_session(session, "NEW_PASSWORD_REQUIRED")
                     .await?;
-                self.set_new_password(&pool, &client, &sub, &a.responses)
-                    .await
+                self.check_session_client(&state, &client)?;
+                // Whatever the answer can be refused for is checked, and the password hashed,
+                // before the session is used up: a mistake (a password the policy refuses, an
+                // attribute the user may not write) or a busy hashing queue lets the user
+                // answer again.
+                let user = self
+                    .with_new_password(&pool, &state.sub, &a.responses)
+                    .await?;
+                self.spend_session(&state).await?;
+                self.store.update_user(&user, false).await?;
+                self.second_factor(&pool, &client, &user).await
             }
             "PASSWORD_VERIFIER" => self.srp_verify(&pool, &client, &a.responses).await,
             "SMS_MFA" | "SOFTWARE_TOKEN_MFA" | "EMAIL_OTP" | "SELECT_MFA_TYPE" => {
@@ -263,16 +255,18 @@ impl Directory {
         }
     }
 
-    async fn set_new_password(
+    /// The user `sub` as the NEW_PASSWORD_REQUIRED answer `responses` makes them (not yet
+    /// written): the new password in place, the attributes given written, confirmed.
+    async fn with_new_password(
         &self,
         pool: &Pool,
-        client: &Client,
         sub: &str,
         responses: &BTreeMap<String, String>,
-    ) -> Result<AuthOutcome> {
+    ) -> Result<User> {
         let password = responses
             .get("NEW_PASSWORD")
             .ok_or_else(|| Error::invalid("Missing required parameter NEW_PASSWORD"))?;
+        crate::password::check_policy(&pool.config.password_policy, password)?;
         let mut user = self
             .store
             .find_user(&pool.id, UserKey::Sub(sub))
@@ -281,7 +275,6 @@ impl Directory {
         if user.status != UserStatus::ForceChangePassword {
             return Err(Error::not_authorized("Invalid session for the user."));
         }
-        crate::password::check_policy(&pool.config.password_policy, password)?;
         let given: Vec<(String, String)> = responses
             .iter()
             .filter_map(|(k, v)| {
@@ -295,7 +288,6 @@ impl Directory {
         user.password = Some(self.credential(pool, &user, password, None).await?);
         user.status = UserStatus::Confirmed;
         user.modified = self.now();
-        self.store.update_user(&user, false).await?;
-        self.second_factor(pool, client, &user).await
+        Ok(user)
     }
 }

@@ -4,7 +4,7 @@
 
 use crate::error::{Error, Result};
 use crate::model::*;
-use crate::store::{CodeAttempt, NewCode, Redeem, SendLimit};
+use crate::store::{CodeAttempt, CodedUpdate, NewCode, Redeem, SendLimit};
 use crate::{Directory, SendError};
 
 pub(crate) const CODE_TTL_MS: Millis = 24 * 3600 * 1000;
@@ -28,6 +28,15 @@ pub(crate) struct CodeMessage {
     pub subject: Option<String>,
     /// With `{####}` for the code.
     pub template: String,
+}
+
+/// Who asks for a code: a user's own requests are held to the send limit; an administrator's
+/// (signed) are not, so that nobody can stop an AdminResetUserPassword or an
+/// AdminUpdateUserAttributes by using up the limit with ForgotPassword calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Sender {
+    User,
+    Admin,
 }
 
 /// A code drawn but not yet stored: its hash goes to the store, the code itself only into the
@@ -54,6 +63,26 @@ impl FreshCode {
             expires: self.expires,
         }
     }
+}
+
+/// The attribute and address a code of `purpose` is bound to, for the codes whose answer
+/// vouches for an address: a verification code, a sign-in code (a right SMS answer verifies the
+/// number) and a sign-up code (confirming verifies where it went). Once the attribute changes,
+/// a code sent to the old address is refused, so nobody can mark an address verified with a
+/// code that reached another. A password-reset code vouches for no address.
+pub(crate) fn code_address<'u>(
+    pool: &Pool,
+    user: &'u User,
+    purpose: CodePurpose,
+) -> Option<(&'static str, &'u str)> {
+    let attribute = match purpose {
+        CodePurpose::VerifyEmail | CodePurpose::SignInEmail => "email",
+        CodePurpose::VerifyPhone | CodePurpose::SignInSms => "phone_number",
+        CodePurpose::SignUp => Directory::code_destination(pool, user)?.2,
+        CodePurpose::ForgotPassword => return None,
+    };
+    user.attribute(attribute)
+        .map(|address| (attribute, address))
 }
 
 /// Masks a destination as Cognito does in CodeDeliveryDetails: `a***@e***`, `+*******4567`.
@@ -96,27 +125,20 @@ impl Directory {
         }
     }
 
-    /// The keyed hash a code is stored and checked as. It binds the code to its pool, user and
-    /// purpose, and a verification code to the address it was sent to: once the attribute
-    /// changes, a code sent to the old address cannot verify the new one.
+    /// The keyed hash a code is stored and checked as: bound to its pool, user and purpose, and
+    /// to the address it was sent to (`code_address`).
     pub(crate) fn code_hash(
         &self,
-        pool_id: &str,
+        pool: &Pool,
         user: &User,
         purpose: CodePurpose,
         code: &str,
     ) -> Vec<u8> {
         let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, &self.code_key);
-        let mut msg = format!("{pool_id}\n{}\n{}\n{code}", user.sub, purpose.as_str());
-        let address = match purpose {
-            CodePurpose::VerifyEmail => user.attribute("email"),
-            CodePurpose::VerifyPhone => user.attribute("phone_number"),
-            _ => None,
-        };
-        if let Some(address) = address {
-            // After the fixed-length code, so no two (code, address) pairs read alike.
-            msg.push('\n');
-            msg.push_str(address);
+        let mut msg = format!("{}\n{}\n{}\n{code}", pool.id, user.sub, purpose.as_str());
+        if let Some((attribute, address)) = code_address(pool, user, purpose) {
+            // After the fixed-length code, and the address last, so no two inputs read alike.
+            msg.push_str(&format!("\n{attribute}\n{address}"));
         }
         aws_lc_rs::hmac::sign(&key, msg.as_bytes())
             .as_ref()
@@ -186,7 +208,7 @@ impl Directory {
     /// A new code for `user`, not yet stored or sent.
     pub(crate) fn fresh_code(&self, pool: &Pool, user: &User, message: &CodeMessage) -> FreshCode {
         let code = self.new_code();
-        let hash = self.code_hash(&pool.id, user, message.purpose, &code);
+        let hash = self.code_hash(pool, user, message.purpose, &code);
         FreshCode {
             code,
             hash,
@@ -222,19 +244,25 @@ impl Directory {
         user: &User,
         message: CodeMessage,
         destination: (Medium, String, &'static str),
+        sender: Sender,
     ) -> Result<CodeDelivery> {
         let fresh = self.fresh_code(pool, user, &message);
-        let stored = self
+        let limit = match sender {
+            Sender::User => self.send_limit(),
+            Sender::Admin => SendLimit {
+                max_sends: u32::MAX,
+                ..self.send_limit()
+            },
+        };
+        let written = self
             .store
-            .update_user_with_code(
-                user,
-                &fresh.row(pool, user, message.purpose),
-                self.send_limit(),
-            )
+            .update_user_with_code(user, &fresh.row(pool, user, message.purpose), limit)
             .await
             .map_err(|e| self.conflict_error(pool, e))?;
-        if !stored {
-            return Err(limit_exceeded());
+        match written {
+            CodedUpdate::Written => {}
+            CodedUpdate::LimitReached => return Err(limit_exceeded()),
+            CodedUpdate::NoUser => return Err(Error::UserNotFound),
         }
         self.deliver_code(pool, user, message, fresh, destination)
             .await
@@ -291,7 +319,7 @@ impl Directory {
         then_store: Option<&User>,
         take_aliases: bool,
     ) -> Result<()> {
-        let candidate = self.code_hash(&pool.id, user, purpose, code);
+        let candidate = self.code_hash(pool, user, purpose, code);
         let attempt = CodeAttempt {
             sub: &user.sub,
             purpose,

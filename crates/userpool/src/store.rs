@@ -113,6 +113,16 @@ pub struct NewCode<'a> {
     pub expires: Millis,
 }
 
+/// What [`Store::update_user_with_code`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CodedUpdate {
+    Written,
+    /// Nothing written: the send limit refused the code.
+    LimitReached,
+    /// Nothing written: no user has the `sub`.
+    NoUser,
+}
+
 /// At most `max_sends` codes of one purpose to one user per window.
 #[derive(Debug, Clone, Copy)]
 pub struct SendLimit {
@@ -245,14 +255,14 @@ pub trait Store: Send + Sync + 'static {
     /// Stores a fresh code (replacing an older one of the same purpose) unless the send limit
     /// is reached; returns whether it was stored.
     async fn put_code(&self, code: &NewCode<'_>, limit: SendLimit) -> StoreResult<bool>;
-    /// Replaces the user found by `sub` and stores a fresh code for them (as `put_code`), in one
-    /// transaction; when the send limit is reached, writes neither and returns false.
+    /// Stores a fresh code for the user (as `put_code`) and replaces the user found by `sub`, in
+    /// one transaction; writes neither when the send limit is reached or the user is gone.
     async fn update_user_with_code(
         &self,
         user: &User,
         code: &NewCode<'_>,
         limit: SendLimit,
-    ) -> StoreResult<bool>;
+    ) -> StoreResult<CodedUpdate>;
     async fn redeem_code(&self, attempt: &CodeAttempt<'_>) -> StoreResult<Redeem>;
     /// Makes every outstanding code of the user expired (a development hook).
     async fn expire_codes(&self, pool_id: &str, sub: &str, now: Millis) -> StoreResult<u64>;

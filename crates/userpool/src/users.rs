@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use crate::attributes::{self, Writer};
-use crate::codes::{CodeMessage, render};
+use crate::codes::{CodeMessage, Sender, render};
 use crate::error::{Error, Result};
 use crate::filter;
 use crate::model::*;
@@ -616,7 +616,8 @@ impl Directory {
         let pool = self.admin_pool(grant, pool_id).await?;
         let user = self.user(&pool, username).await?;
         let writes = attributes::check_writes(&pool.config, &changes, Writer::Admin)?;
-        self.write_attributes(&pool, user, writes).await?;
+        self.write_attributes(&pool, user, writes, Sender::Admin)
+            .await?;
         Ok(())
     }
 
@@ -628,6 +629,7 @@ impl Directory {
         pool: &Pool,
         mut user: User,
         writes: BTreeMap<String, String>,
+        sender: Sender,
     ) -> Result<Option<CodeDelivery>> {
         let mut to_verify = None;
         for attr in ["email", "phone_number"] {
@@ -658,11 +660,11 @@ impl Directory {
                 .map_err(|e| self.conflict_error(pool, e))?;
             return Ok(None);
         };
-        // The change and its code are one write: a code refused by the send limit leaves the
-        // attribute as it was.
+        // The change and its code are one write: a code refused by the send limit (a user's own
+        // change) leaves the attribute as it was.
         let (message, destination) = Self::verification(pool, &user, attr);
         let delivery = self
-            .update_and_send_code(pool, &user, message, destination)
+            .update_and_send_code(pool, &user, message, destination, sender)
             .await?;
         Ok(Some(delivery))
     }
@@ -767,7 +769,9 @@ impl Directory {
             // user again does not bring them back (security checklist A11): the user and the
             // revocation are one write, so no failure between them leaves a disabled user whose
             // sessions come back with AdminEnableUser.
-            self.store.disable_user(&user, self.now()).await?;
+            if !self.store.disable_user(&user, self.now()).await? {
+                return Err(Error::UserNotFound);
+            }
         }
         Ok(())
     }
@@ -839,7 +843,8 @@ impl Directory {
             MessageKind::ForgotPassword,
             dest.0,
         );
-        self.update_and_send_code(&pool, &user, message, dest).await
+        self.update_and_send_code(&pool, &user, message, dest, Sender::Admin)
+            .await
     }
 
     /// Development outbox: messages sent in a pool, to one user if named (by any sign-in name).

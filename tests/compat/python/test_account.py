@@ -124,6 +124,26 @@ def test_a_change_whose_code_is_refused_is_not_made(unsigned_idp, account):
     assert attrs["given_name"] == "Ann"
 
 
+def test_an_administrators_reset_is_not_stopped_by_the_send_limit(idp, unsigned_idp, account):
+    """ForgotPassword needs no sign-in, and its sends are limited; an administrator's
+    AdminResetUserPassword is not held to that limit, so nobody who knows a user name can keep a
+    password the administrator meant to end."""
+    s = account()
+    refused = None
+    for _ in range(30):
+        try:
+            unsigned_idp.forgot_password(ClientId=s["client_id"], Username=s["username"])
+        except ClientError as e:
+            refused = e
+            break
+    assert refused is not None and error_code(refused) == "LimitExceededException"
+    idp.admin_reset_user_password(UserPoolId=s["pool_id"], Username=s["username"])
+    assert idp.admin_get_user(UserPoolId=s["pool_id"], Username=s["username"])["UserStatus"] == "RESET_REQUIRED"
+    with pytest.raises(ClientError) as e:
+        _sign_in(unsigned_idp, s)
+    assert error_code(e.value) == "PasswordResetRequiredException"
+
+
 def test_a_verification_code_can_be_asked_for_again(endpoint, unsigned_idp, account):
     s = account()
     out = unsigned_idp.get_user_attribute_verification_code(AccessToken=s["AccessToken"], AttributeName="email")

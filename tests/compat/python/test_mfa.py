@@ -214,6 +214,28 @@ def test_sms_mfa_sends_a_code_that_works_once_and_verifies_the_phone(endpoint, i
     assert error_code(e.value) == "CodeMismatchException"
 
 
+def test_an_sms_code_does_not_verify_a_number_changed_after_it_was_sent(endpoint, idp, unsigned_idp, mfa_pool):
+    """A right SMS_MFA answer marks the number verified, so the code is for the number it went
+    to: changed in between (with the tokens of an earlier sign-in), the answer is refused and the
+    new number stays unverified."""
+    s = mfa_pool("OPTIONAL", phone="+15555550123",
+                 SmsMfaConfiguration={"SmsAuthenticationMessage": "Sign-in code {####}"})
+    idp.admin_set_user_mfa_preference(UserPoolId=s["pool_id"], Username=s["username"],
+                                      SMSMfaSettings={"Enabled": True, "PreferredMfa": True})
+    first = _sign_in(unsigned_idp, s)
+    code = latest_code(endpoint, s["pool_id"], s["username"], kind="mfa")
+    access = _answer(unsigned_idp, s, "SMS_MFA", first["Session"], SMS_MFA_CODE=code)["AuthenticationResult"]["AccessToken"]
+    second = _sign_in(unsigned_idp, s)
+    mine = latest_code(endpoint, s["pool_id"], s["username"], kind="mfa", count=2)
+    unsigned_idp.update_user_attributes(
+        AccessToken=access, UserAttributes=[{"Name": "phone_number", "Value": "+15555550999"}])
+    with pytest.raises(ClientError) as e:
+        _answer(unsigned_idp, s, "SMS_MFA", second["Session"], SMS_MFA_CODE=mine)
+    assert error_code(e.value) == "CodeMismatchException"
+    attrs = attrs_to_dict(idp.admin_get_user(UserPoolId=s["pool_id"], Username=s["username"])["UserAttributes"])
+    assert attrs["phone_number"] == "+15555550999" and attrs.get("phone_number_verified") != "true"
+
+
 def test_email_otp_as_a_second_factor(endpoint, idp, unsigned_idp, mfa_pool):
     s = mfa_pool("OPTIONAL", EmailMfaConfiguration={"Message": "Your code is {####}", "Subject": "Sign-in"})
     idp.admin_set_user_mfa_preference(UserPoolId=s["pool_id"], Username=s["username"],

@@ -344,6 +344,12 @@ def test_temporary_password_asks_for_a_new_one(endpoint, unsigned_idp, idp, temp
             ClientId=temp_user["client_id"], ChallengeName="NEW_PASSWORD_REQUIRED", Session=res["Session"],
             ChallengeResponses={"USERNAME": "newbie", "NEW_PASSWORD": "short"})
     assert error_code(e.value) == "InvalidPasswordException"
+    # So does an attribute the user may not write.
+    with pytest.raises(ClientError) as e:
+        unsigned_idp.respond_to_auth_challenge(
+            ClientId=temp_user["client_id"], ChallengeName="NEW_PASSWORD_REQUIRED", Session=res["Session"],
+            ChallengeResponses={"USERNAME": "newbie", "NEW_PASSWORD": GOOD_PASSWORD, "userAttributes.sub": "mine"})
+    assert error_code(e.value) == "InvalidParameterException"
     done = unsigned_idp.respond_to_auth_challenge(
         ClientId=temp_user["client_id"], ChallengeName="NEW_PASSWORD_REQUIRED", Session=res["Session"],
         ChallengeResponses={"USERNAME": "newbie", "NEW_PASSWORD": GOOD_PASSWORD, "userAttributes.name": "Newbie"})
