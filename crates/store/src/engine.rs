@@ -1163,33 +1163,35 @@ macro_rules! sql_store {
                     .collect()
             }
 
-            async fn rotate_signing_key(&self, key: &StoredKey) -> StoreResult<()> {
+            async fn rotate_signing_keys(&self, keys: &[StoredKey]) -> StoreResult<()> {
                 within(self.deadline, async {
                 let mut tx = self.pool.begin_with($begin).await.map_err(unavailable)?;
-                sqlx::query(
-                    "UPDATE signing_keys SET retired_ms = $3 \
-                     WHERE pool_id = $1 AND key_use = $2 AND retired_ms IS NULL",
-                )
-                .bind(&key.pool_id)
-                .bind(&key.key_use)
-                .bind(key.signs_from)
-                .execute(&mut *tx)
-                .await
-                .map_err(unavailable)?;
-                sqlx::query(
-                    "INSERT INTO signing_keys (pool_id, kid, key_use, private_sealed, jwk, created_ms, signs_from_ms, retired_ms) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, NULL)",
-                )
-                .bind(&key.pool_id)
-                .bind(&key.kid)
-                .bind(&key.key_use)
-                .bind(&key.private_sealed)
-                .bind(&key.jwk)
-                .bind(key.created)
-                .bind(key.signs_from)
-                .execute(&mut *tx)
-                .await
-                .map_err(unavailable)?;
+                for key in keys {
+                    sqlx::query(
+                        "UPDATE signing_keys SET retired_ms = $3 \
+                         WHERE pool_id = $1 AND key_use = $2 AND retired_ms IS NULL",
+                    )
+                    .bind(&key.pool_id)
+                    .bind(&key.key_use)
+                    .bind(key.signs_from)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(unavailable)?;
+                    sqlx::query(
+                        "INSERT INTO signing_keys (pool_id, kid, key_use, private_sealed, jwk, created_ms, signs_from_ms, retired_ms) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, NULL)",
+                    )
+                    .bind(&key.pool_id)
+                    .bind(&key.kid)
+                    .bind(&key.key_use)
+                    .bind(&key.private_sealed)
+                    .bind(&key.jwk)
+                    .bind(key.created)
+                    .bind(key.signs_from)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(unavailable)?;
+                }
                 tx.commit().await.map_err(unavailable)
                             }, unavailable).await
             }

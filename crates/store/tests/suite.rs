@@ -1413,13 +1413,23 @@ where
     F: Fn(Env) -> Fut,
     Fut: Future<Output = ()>,
 {
+    with_refusing_rows(table, op, "TRUE", case).await;
+}
+
+/// [`with_refusing`], refusing only the rows for which `when` (SQL over `NEW`) holds.
+async fn with_refusing_rows<F, Fut>(table: &str, op: &str, when: &str, case: F)
+where
+    F: Fn(Env) -> Fut,
+    Fut: Future<Output = ()>,
+{
     use sqlx::Connection;
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("t.db").display());
     let e = env(::store::connect(&url).await.unwrap());
     let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
     let sql = format!(
-        "CREATE TRIGGER refuse BEFORE {op} ON {table} BEGIN SELECT RAISE(ABORT, 'refused'); END"
+        "CREATE TRIGGER refuse BEFORE {op} ON {table} WHEN {when} \
+         BEGIN SELECT RAISE(ABORT, 'refused'); END"
     );
     sqlx::query(sqlx::AssertSqlSafe(sql))
         .execute(&mut conn)
@@ -1440,7 +1450,7 @@ where
         ),
         format!(
             "CREATE TRIGGER refuse BEFORE {op} ON {schema}.{table} \
-             FOR EACH ROW EXECUTE FUNCTION {schema}.refuse()"
+             FOR EACH ROW WHEN ({when}) EXECUTE FUNCTION {schema}.refuse()"
         ),
     ] {
         sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
@@ -1540,6 +1550,29 @@ async fn changes_whose_code_cannot_be_stored_leave_the_user_as_they_were(e: Env)
     assert_eq!(user.attribute("email"), Some("erin@example.com"));
     assert_eq!(user.attribute("email_verified"), Some("true"));
     assert_eq!(user.status, created.status);
+}
+
+/// A rotation adds both new keys (ID and access) and retires both old ones together or not at
+/// all: here the database refuses the new access key (a key signing later than it was made),
+/// and the pool keeps its two keys as they were — before, the ID key was rotated alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotation_that_fails_half_way_changes_no_key_on_either_engine() {
+    with_refusing_rows(
+        "signing_keys",
+        "INSERT",
+        "NEW.key_use = 'access' AND NEW.signs_from_ms > NEW.created_ms",
+        a_rotation_that_fails_half_way_changes_no_key,
+    )
+    .await;
+}
+
+async fn a_rotation_that_fails_half_way_changes_no_key(e: Env) {
+    let (pool, _) = make_pool(&e, pool_input("whole-rotations")).await;
+    e.dir.jwks(&pool.id).await.unwrap();
+    let before = e.store.signing_keys(&pool.id).await.unwrap();
+    assert_eq!(before.len(), 2);
+    assert!(e.dir.rotate_keys(&pool.id, 60_000).await.is_err());
+    assert_eq!(e.store.signing_keys(&pool.id).await.unwrap(), before);
 }
 
 async fn a_disable_whose_revocation_fails_leaves_the_user_enabled(e: Env) {

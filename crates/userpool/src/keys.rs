@@ -107,17 +107,14 @@ impl KeyRing {
         // Something must sign until the new keys do.
         self.keys(pool_id).await?;
         let from = self.clock.now() + lead;
-        for key_use in [KeyUse::Id, KeyUse::Access] {
-            self.add(pool_id, key_use, from).await?;
-        }
-        Ok(())
-    }
-
-    async fn add(&self, pool_id: &str, key_use: KeyUse, signs_from: Millis) -> Result<()> {
-        let key = self.new_key(pool_id, key_use, signs_from).await?;
-        self.store.rotate_signing_key(&key).await?;
+        let keys = [
+            self.new_key(pool_id, KeyUse::Id, from).await?,
+            self.new_key(pool_id, KeyUse::Access, from).await?,
+        ];
+        // Both or neither: a rotation done because a key leaked must not stop half way.
+        let done = self.store.rotate_signing_keys(&keys).await;
         self.forget(pool_id);
-        Ok(())
+        Ok(done?)
     }
 
     async fn new_key(

@@ -415,9 +415,9 @@ pub trait Store: Send + Sync + 'static {
     async fn use_totp_step(&self, pool_id: &str, sub: &str, step: i64) -> StoreResult<bool>;
 
     // Signing keys
-    /// Adds `key` and retires, at `key.signs_from`, every other unretired key of its pool and
-    /// use, in one transaction.
-    async fn rotate_signing_key(&self, key: &StoredKey) -> StoreResult<()>;
+    /// Adds each of `keys` and retires, at its `signs_from`, every other unretired key of its
+    /// pool and use, all in one transaction (a rotation is never left half done).
+    async fn rotate_signing_keys(&self, keys: &[StoredKey]) -> StoreResult<()>;
     /// Adds `key` unless its pool already has an unretired key of that use; whether it did.
     async fn add_first_signing_key(&self, key: &StoredKey) -> StoreResult<bool>;
     /// Every key of the pool not yet deleted, oldest first.
