@@ -20,7 +20,7 @@ use userpool::{
 };
 
 use crate::ConnectError;
-use crate::leased::{Leased, PATIENT, within};
+use crate::leased::{Leased, within};
 use crate::migrate::{self, Migration};
 
 const USER_COLS: &str = "pool_id, username_key, username, sub, status, enabled, created_ms, modified_ms, \
@@ -380,11 +380,14 @@ macro_rules! sql_store {
                      password_hash, srp_salt, srp_verifier, password_expires_ms, mfa) \
                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)"
                 } else {
-                    "UPDATE users SET username_key = $2, username = $3, status = $5, enabled = $6, \
+                    // `enabled` ($6) is not written here but by `set_user_enabled` alone, so a
+                    // change made from an older read cannot undo an AdminDisableUser; $6 is
+                    // still compared to itself so both statements take the same parameters.
+                    "UPDATE users SET username_key = $2, username = $3, status = $5, \
                      created_ms = $7, modified_ms = $8, attributes = $9, email = $10, phone_number = $11, \
                      email_alias = $12, phone_alias = $13, preferred_alias = $14, password_hash = $15, \
                      srp_salt = $16, srp_verifier = $17, password_expires_ms = $18, mfa = $19 \
-                     WHERE pool_id = $1 AND sub = $4"
+                     WHERE pool_id = $1 AND sub = $4 AND $6 = $6"
                 };
                 let done = sqlx::query(sql)
                     .bind(&user.pool_id)
@@ -722,45 +725,67 @@ macro_rules! sql_store {
                 self.save_user(user, take_aliases, false, None).await
             }
 
-            async fn disable_user(&self, user: &User, now: Millis) -> StoreResult<bool> {
+            async fn set_user_enabled(
+                &self,
+                pool_id: &str,
+                sub: &str,
+                enabled: bool,
+                now: Millis,
+            ) -> StoreResult<bool> {
                 let done = within(self.deadline, async {
                 let mut tx = self.pool.begin_with($begin).await.map_err(unavailable)?;
-                let found = Self::write_user(&mut *tx, user, false).await?;
-                sqlx::query(
-                    "UPDATE refresh_tokens SET revoked_ms = $3 WHERE pool_id = $1 AND sub = $2 AND revoked_ms IS NULL",
+                let found = sqlx::query(
+                    "UPDATE users SET enabled = $3, modified_ms = $4 WHERE pool_id = $1 AND sub = $2",
                 )
-                .bind(&user.pool_id)
-                .bind(&user.sub)
+                .bind(pool_id)
+                .bind(sub)
+                .bind(enabled)
                 .bind(now)
                 .execute(&mut *tx)
                 .await
-                .map_err(unavailable)?;
+                .map_err(unavailable)?
+                .rows_affected()
+                    > 0;
+                if !enabled {
+                    sqlx::query(
+                        "UPDATE refresh_tokens SET revoked_ms = $3 WHERE pool_id = $1 AND sub = $2 AND revoked_ms IS NULL",
+                    )
+                    .bind(pool_id)
+                    .bind(sub)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(unavailable)?;
+                }
                 tx.commit().await.map_err(unavailable)?;
                 Ok(found)
                             }, unavailable).await;
                 // Whatever came of it: a commit cut short may still have landed.
-                self.recent.forget_user(&user.pool_id, &user.sub);
+                self.recent.forget_user(pool_id, sub);
                 self.recent.families.clear();
                 done
             }
 
             async fn delete_user(&self, pool_id: &str, sub: &str) -> StoreResult<bool> {
-                within(self.deadline, async {
+                let done = within(self.deadline, async {
                 let mut tx = self.pool.begin_with($begin).await.map_err(unavailable)?;
+                // Codes before the user: the order a redemption locks them in.
+                for sql in ["DELETE FROM codes WHERE pool_id = $1 AND sub = $2", "DELETE FROM memberships WHERE pool_id = $1 AND sub = $2"] {
+                    sqlx::query(sql).bind(pool_id).bind(sub).execute(&mut *tx).await.map_err(unavailable)?;
+                }
                 let done = sqlx::query("DELETE FROM users WHERE pool_id = $1 AND sub = $2")
                     .bind(pool_id)
                     .bind(sub)
                     .execute(&mut *tx)
                     .await
                     .map_err(unavailable)?;
-                for sql in ["DELETE FROM codes WHERE pool_id = $1 AND sub = $2", "DELETE FROM memberships WHERE pool_id = $1 AND sub = $2"] {
-                    sqlx::query(sql).bind(pool_id).bind(sub).execute(&mut *tx).await.map_err(unavailable)?;
-                }
                 tx.commit().await.map_err(unavailable)?;
+                Ok(done.rows_affected() > 0)
+                            }, unavailable).await;
+                // Whatever came of it: a commit cut short may still have landed.
                 self.recent.forget_user(pool_id, sub);
                 self.recent.forget_groups(pool_id, sub);
-                Ok(done.rows_affected() > 0)
-                            }, unavailable).await
+                done
             }
 
             async fn list_users(
@@ -829,7 +854,7 @@ macro_rules! sql_store {
             }
 
             async fn redeem_code(&self, a: &CodeAttempt<'_>) -> StoreResult<Redeem> {
-                within(self.deadline, async {
+                let done = within(self.deadline, async {
                 let mut tx = self.pool.begin_with($begin).await.map_err(unavailable)?;
                 // Counting the attempt first makes this transaction a writer from its first
                 // statement, so concurrent attempts serialise on the row.
@@ -873,14 +898,16 @@ macro_rules! sql_store {
                     }
                 }
                 tx.commit().await.map_err(unavailable)?;
+                Ok(outcome)
+                            }, unavailable).await;
+                // Whatever came of it: a commit cut short may still have landed.
                 if let Some(user) = a.then_store {
                     if a.take_aliases {
                         self.recent.users.clear();
                     }
                     self.recent.forget_user(&user.pool_id, &user.sub);
                 }
-                Ok(outcome)
-                            }, unavailable).await
+                done
             }
 
             async fn expire_codes(&self, pool_id: &str, sub: &str, now: Millis) -> StoreResult<u64> {
@@ -954,7 +981,7 @@ macro_rules! sql_store {
             }
 
             async fn delete_group(&self, pool_id: &str, name: &str) -> StoreResult<bool> {
-                within(self.deadline, async {
+                let done = within(self.deadline, async {
                 let mut tx = self.pool.begin_with($begin).await.map_err(unavailable)?;
                 let done = sqlx::query("DELETE FROM user_groups WHERE pool_id = $1 AND name = $2")
                     .bind(pool_id)
@@ -969,9 +996,11 @@ macro_rules! sql_store {
                     .await
                     .map_err(unavailable)?;
                 tx.commit().await.map_err(unavailable)?;
-                self.recent.groups.clear();
                 Ok(done.rows_affected() > 0)
-                            }, unavailable).await
+                            }, unavailable).await;
+                // Whatever came of it: a commit cut short may still have landed.
+                self.recent.groups.clear();
+                done
             }
 
             async fn add_member(&self, pool_id: &str, group: &str, sub: &str) -> StoreResult<bool> {
@@ -1728,15 +1757,15 @@ pub const DEADLINE: Duration = Duration::from_secs(1);
 /// How long PostgreSQL lets a statement wait for a lock before ending it: past the deadline of
 /// any request, which has failed by then; a few seconds, so that a patient write (a failure count
 /// written after its answer) still outwaits a burst of others on the same row.
-const SERVER_LOCK_TIMEOUT: Duration = Duration::from_secs(5);
+const SET_LOCK_TIMEOUT: &str = "SET lock_timeout = '5s'";
 
 /// sqlx's pool tests a connection given back to it (a round trip that also completes a rollback
 /// still under way), with no time limit: on a link gone silent for good (a failover that drops
 /// its packets) the connection would keep its place in the pool until the operating system's
 /// TCP timeout, and a pool full of them fails every transaction until then. Tested here first
 /// within [`DEADLINE`], such a connection is closed instead and its place taken by a new one
-/// (so is one whose transaction was cut short while its statement still waits on the database;
-/// PostgreSQL ends that statement by `lock_timeout` or `statement_timeout`). The price: sqlx's
+/// (so is one whose transaction was cut short while its statement still waits on the database
+/// for a lock; PostgreSQL ends that statement by `lock_timeout`). The price: sqlx's
 /// own test still follows, a second round trip per transaction, off the request's path.
 async fn test_given_back(conn: &mut sqlx::PgConnection) -> Result<bool, sqlx::Error> {
     use sqlx::Connection as _;
@@ -1767,16 +1796,6 @@ impl PostgresStore {
             }
             options = options.options([("search_path", schema.as_str())]);
         }
-        // A statement the store gave up on (past its deadline) is not left running on the
-        // database: PostgreSQL ends it too, once it waited that long for a lock or ran as long
-        // as the most patient store call may.
-        options = options.options([
-            (
-                "lock_timeout",
-                format!("{}ms", SERVER_LOCK_TIMEOUT.as_millis()),
-            ),
-            ("statement_timeout", format!("{}ms", PATIENT.as_millis())),
-        ]);
         // With `LEASED` more for single statements: at most 16 to the database per node.
         let pool = PgPoolOptions::new()
             .max_connections(16 - LEASED as u32)
@@ -1784,6 +1803,19 @@ impl PostgresStore {
             // is still starting; a request's statements are held to `DEADLINE`.
             .acquire_timeout(Duration::from_secs(5))
             .after_release(|conn, _| Box::pin(test_given_back(conn)))
+            // A statement the store gave up on (past its deadline) while it waits for a lock is
+            // not left waiting on the database: PostgreSQL ends it too. Set once a connection is
+            // open (not as a startup option, which PgBouncer and hosted poolers refuse). No
+            // statement_timeout: a large delete (a pool, expired rows) must finish even when
+            // nobody waits for it.
+            .after_connect(|conn, _| {
+                Box::pin(async move {
+                    sqlx::raw_sql(SET_LOCK_TIMEOUT)
+                        .execute(conn)
+                        .await
+                        .map(|_| ())
+                })
+            })
             .connect_with(options)
             .await
             .map_err(|e| ConnectError::Open(e.to_string()))?;
@@ -1855,7 +1887,6 @@ sql_store!(
     // Migrations may rightly wait and run long (another node migrating first, an index built).
     &[
         "SET LOCAL lock_timeout = 0",
-        "SET LOCAL statement_timeout = 0",
         "SELECT pg_advisory_xact_lock(7294001)",
     ],
     " FOR KEY SHARE",
@@ -1882,7 +1913,8 @@ mod tests {
         );
     }
 
-    /// Every PostgreSQL connection of the store ends a statement the store gave up on.
+    /// Every PostgreSQL connection of the store ends a lock wait the store gave up on, and lets
+    /// a long statement (a large delete) run.
     #[tokio::test]
     async fn postgres_connections_carry_the_servers_time_limits() {
         let base = std::env::var("COGNATE_TEST_POSTGRES_URL")
@@ -1896,7 +1928,7 @@ mod tests {
             }
             Err(e) => return eprintln!("SKIPPED: {e}"),
         };
-        for (name, want) in [("lock_timeout", "5s"), ("statement_timeout", "30s")] {
+        for (name, want) in [("lock_timeout", "5s"), ("statement_timeout", "0")] {
             let got: String = sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SHOW {name}")))
                 .fetch_one(&store.pool)
                 .await

@@ -163,6 +163,7 @@ both!(
     a_sign_in_finds_the_user_or_the_unknown_names_failures_in_one_read,
     refresh_tokens_rotate_once_and_the_previous_one_is_found,
     a_sign_up_code_does_not_verify_an_address_changed_since_it_was_sent,
+    a_change_from_an_older_read_does_not_undo_a_disable,
 );
 
 fn pool_input(name: &str) -> PoolInput {
@@ -1761,4 +1762,48 @@ async fn a_sign_up_code_does_not_verify_an_address_changed_since_it_was_sent(e: 
         .unwrap();
     assert_eq!(user.attribute("email"), Some("fay@elsewhere.example"));
     assert_eq!(user.attribute("email_verified"), Some("true"));
+}
+
+/// A user's other changes are written from a read of the whole user (a password change hashing
+/// for tens of milliseconds, say); an AdminDisableUser landing meanwhile is not undone by them.
+async fn a_change_from_an_older_read_does_not_undo_a_disable(e: Env) {
+    let (pool, client) = make_pool(&e, pool_input("stale-writes")).await;
+    let out = e
+        .dir
+        .sign_up(sign_up(&client, "gil", "gil@example.com"))
+        .await
+        .unwrap();
+    let mut read_before = e
+        .store
+        .find_user(&pool.id, UserKey::Sub(&out.sub))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(read_before.enabled);
+    e.dir
+        .admin_set_user_enabled(&e.grant, &pool.id, "gil", false)
+        .await
+        .unwrap();
+    read_before
+        .attributes
+        .insert("given_name".into(), "Gil".into());
+    assert!(e.store.update_user(&read_before, false).await.unwrap());
+    let now = e
+        .store
+        .find_user(&pool.id, UserKey::Sub(&out.sub))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!now.enabled, "the older read enabled the user again");
+    assert_eq!(now.attribute("given_name"), Some("Gil"));
+    e.dir
+        .admin_set_user_enabled(&e.grant, &pool.id, "gil", true)
+        .await
+        .unwrap();
+    let again = e
+        .dir
+        .admin_get_user(&e.grant, &pool.id, "gil")
+        .await
+        .unwrap();
+    assert!(again.enabled);
 }

@@ -65,24 +65,19 @@ impl FreshCode {
     }
 }
 
-/// The attribute and address a code of `purpose` is bound to, for the codes whose answer
-/// vouches for an address: a verification code, a sign-in code (a right SMS answer verifies the
-/// number) and a sign-up code (confirming verifies where it went). Once the attribute changes,
-/// a code sent to the old address is refused, so nobody can mark an address verified with a
-/// code that reached another. A password-reset code vouches for no address.
-pub(crate) fn code_address<'u>(
-    pool: &Pool,
-    user: &'u User,
-    purpose: CodePurpose,
-) -> Option<(&'static str, &'u str)> {
-    let attribute = match purpose {
-        CodePurpose::VerifyEmail | CodePurpose::SignInEmail => "email",
-        CodePurpose::VerifyPhone | CodePurpose::SignInSms => "phone_number",
-        CodePurpose::SignUp => Directory::code_destination(pool, user)?.2,
-        CodePurpose::ForgotPassword => return None,
-    };
-    user.attribute(attribute)
-        .map(|address| (attribute, address))
+/// The attributes whose values a code of `purpose` is bound to: those of the codes whose answer
+/// vouches for an address — a verification code, a sign-in code (a right SMS answer verifies the
+/// number) and a sign-up code (confirming verifies where it went; bound to both addresses, as
+/// the pool's settings choose which and may change). Once such an attribute changes, a code sent
+/// before is refused, so nobody can mark an address verified with a code that reached another.
+/// A password-reset code vouches for no address.
+pub(crate) fn code_addresses(purpose: CodePurpose) -> &'static [&'static str] {
+    match purpose {
+        CodePurpose::VerifyEmail | CodePurpose::SignInEmail => &["email"],
+        CodePurpose::VerifyPhone | CodePurpose::SignInSms => &["phone_number"],
+        CodePurpose::SignUp => &["email", "phone_number"],
+        CodePurpose::ForgotPassword => &[],
+    }
 }
 
 /// Masks a destination as Cognito does in CodeDeliveryDetails: `a***@e***`, `+*******4567`.
@@ -126,7 +121,7 @@ impl Directory {
     }
 
     /// The keyed hash a code is stored and checked as: bound to its pool, user and purpose, and
-    /// to the address it was sent to (`code_address`).
+    /// to the addresses it vouches for (`code_addresses`).
     pub(crate) fn code_hash(
         &self,
         pool: &Pool,
@@ -136,9 +131,11 @@ impl Directory {
     ) -> Vec<u8> {
         let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, &self.code_key);
         let mut msg = format!("{}\n{}\n{}\n{code}", pool.id, user.sub, purpose.as_str());
-        if let Some((attribute, address)) = code_address(pool, user, purpose) {
-            // After the fixed-length code, and the address last, so no two inputs read alike.
-            msg.push_str(&format!("\n{attribute}\n{address}"));
+        for attribute in code_addresses(purpose) {
+            if let Some(address) = user.attribute(attribute) {
+                // Each with its length, so no two inputs read alike.
+                msg.push_str(&format!("\n{attribute}\n{}\n{address}", address.len()));
+            }
         }
         aws_lc_rs::hmac::sign(&key, msg.as_bytes())
             .as_ref()

@@ -236,11 +236,20 @@ pub trait Store: Send + Sync + 'static {
     /// The user by sub as it was at most [`RECENT_TTL`] ago (a per-node cache; this node's own
     /// writes show at once). For reads nothing is written from, such as GetUser.
     async fn find_user_recent(&self, pool_id: &str, sub: &str) -> StoreResult<Option<User>>;
-    /// Replaces the user found by `sub`; aliases may conflict (see `insert_user`).
+    /// Replaces the user found by `sub`, all but `enabled` (see [`Store::set_user_enabled`]);
+    /// aliases may conflict (see `insert_user`).
     async fn update_user(&self, user: &User, take_aliases: bool) -> StoreResult<bool>;
-    /// Replaces the user found by `sub` (a disabled one) and revokes every refresh-token family
-    /// of theirs at `now`, in one transaction.
-    async fn disable_user(&self, user: &User, now: Millis) -> StoreResult<bool>;
+    /// Enables or disables the user `sub` at `now`; disabling also revokes every refresh-token
+    /// family of theirs, in the same transaction. Whether the user exists. The only write of
+    /// `enabled` after a user's creation ([`Store::update_user`] leaves it as it is), so a change
+    /// made from an older read of the user cannot undo an AdminDisableUser.
+    async fn set_user_enabled(
+        &self,
+        pool_id: &str,
+        sub: &str,
+        enabled: bool,
+        now: Millis,
+    ) -> StoreResult<bool>;
     /// Deletes the user with its codes and group memberships.
     async fn delete_user(&self, pool_id: &str, sub: &str) -> StoreResult<bool>;
     /// Users ordered by username key, after `after`.

@@ -759,19 +759,17 @@ impl Directory {
         enabled: bool,
     ) -> Result<()> {
         let pool = self.admin_pool(grant, pool_id).await?;
-        let mut user = self.user(&pool, username).await?;
-        user.enabled = enabled;
-        user.modified = self.now();
-        if enabled {
-            self.store.update_user(&user, false).await?;
-        } else {
-            // AWS: AdminDisableUser "revokes all access tokens for the user", so enabling the
-            // user again does not bring them back (security checklist A11): the user and the
-            // revocation are one write, so no failure between them leaves a disabled user whose
-            // sessions come back with AdminEnableUser.
-            if !self.store.disable_user(&user, self.now()).await? {
-                return Err(Error::UserNotFound);
-            }
+        let user = self.user(&pool, username).await?;
+        // AWS: AdminDisableUser "revokes all access tokens for the user", so enabling the user
+        // again does not bring them back (security checklist A11): the flag and the revocation
+        // are one write, so no failure between them leaves a disabled user whose sessions come
+        // back with AdminEnableUser.
+        if !self
+            .store
+            .set_user_enabled(&pool.id, &user.sub, enabled, self.now())
+            .await?
+        {
+            return Err(Error::UserNotFound);
         }
         Ok(())
     }
