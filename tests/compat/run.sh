@@ -34,6 +34,14 @@ if ! command -v openssl >/dev/null 2>&1; then
     || { $sudo apt-get update -q >/dev/null && $sudo apt-get install -y -q openssl >/dev/null; }
 fi
 
+# --- nginx: the load balancer in front of two nodes in the chaos test -------------------
+if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then
+  echo "[compat] installing nginx"
+  sudo=""; [ "$(id -u)" -ne 0 ] && sudo="sudo"
+  $sudo apt-get install -y -q nginx >/dev/null 2>&1 \
+    || { $sudo apt-get update -q >/dev/null && $sudo apt-get install -y -q nginx >/dev/null; }
+fi
+
 # --- Node client ----------------------------------------------------------------------
 echo "[compat] installing Node dependencies"
 if [ -f "$here/node/package-lock.json" ]; then
