@@ -190,6 +190,15 @@ async fn make_pool(e: &Env, input: PoolInput) -> (Pool, Client) {
     (pool, client)
 }
 
+/// A pool that verifies e-mail addresses (sending codes), with its client.
+async fn verifying_pool(e: &Env, name: &str) -> (Pool, Client) {
+    let input = PoolInput {
+        auto_verified_attributes: vec!["email".into()],
+        ..pool_input(name)
+    };
+    make_pool(e, input).await
+}
+
 fn sign_up(client: &Client, username: &str, email: &str) -> SignUp {
     SignUp {
         client_id: client.client_id.clone(),
@@ -201,11 +210,7 @@ fn sign_up(client: &Client, username: &str, email: &str) -> SignUp {
 }
 
 async fn pools_round_trip_and_delete_everything_inside(e: Env) {
-    let input = PoolInput {
-        auto_verified_attributes: vec!["email".into()],
-        ..pool_input("p1")
-    };
-    let (pool, client) = make_pool(&e, input).await;
+    let (pool, client) = verifying_pool(&e, "p1").await;
     assert!(pool.id.starts_with("us-east-1_"));
     let (back, count) = e.dir.describe_pool(&e.grant, &pool.id).await.unwrap();
     assert_eq!(back, pool);
@@ -443,12 +448,28 @@ async fn latest_code(e: &Env, pool: &str, user: &str) -> String {
     list.last().unwrap().message.secret.clone()
 }
 
+/// Resends `name`'s confirmation code and confirms the sign-up with it: the user as it is then,
+/// and the code.
+async fn resend_and_confirm(e: &Env, pool: &Pool, client: &Client, name: &str) -> (User, String) {
+    e.dir
+        .resend_confirmation_code(&client.client_id, None, name)
+        .await
+        .unwrap();
+    let code = latest_code(e, &pool.id, name).await;
+    e.dir
+        .confirm_sign_up(&client.client_id, None, name, &code, false)
+        .await
+        .unwrap();
+    let user = e
+        .dir
+        .admin_get_user(&e.grant, &pool.id, name)
+        .await
+        .unwrap();
+    (user, code)
+}
+
 async fn codes_are_single_use_limited_and_expire(e: Env) {
-    let input = PoolInput {
-        auto_verified_attributes: vec!["email".into()],
-        ..pool_input("codes")
-    };
-    let (pool, client) = make_pool(&e, input).await;
+    let (pool, client) = verifying_pool(&e, "codes").await;
     let out = e
         .dir
         .sign_up(sign_up(&client, "dan", "dan@example.com"))
@@ -468,20 +489,7 @@ async fn codes_are_single_use_limited_and_expire(e: Env) {
     assert!(matches!(r, Err(Error::ExpiredCode)), "{r:?}");
 
     // A resend gives a fresh code that works once.
-    e.dir
-        .resend_confirmation_code(&client.client_id, None, "dan")
-        .await
-        .unwrap();
-    let code = latest_code(&e, &pool.id, "dan").await;
-    e.dir
-        .confirm_sign_up(&client.client_id, None, "dan", &code, false)
-        .await
-        .unwrap();
-    let user = e
-        .dir
-        .admin_get_user(&e.grant, &pool.id, "dan")
-        .await
-        .unwrap();
+    let (user, code) = resend_and_confirm(&e, &pool, &client, "dan").await;
     assert_eq!(user.status, UserStatus::Confirmed);
     assert_eq!(user.attribute("email_verified"), Some("true"));
     let again = e
@@ -520,11 +528,7 @@ async fn codes_are_single_use_limited_and_expire(e: Env) {
 }
 
 async fn wrong_codes_are_limited_even_in_parallel(e: Env) {
-    let input = PoolInput {
-        auto_verified_attributes: vec!["email".into()],
-        ..pool_input("attempts")
-    };
-    let (pool, client) = make_pool(&e, input).await;
+    let (pool, client) = verifying_pool(&e, "attempts").await;
     e.dir
         .sign_up(sign_up(&client, "fay", "fay@example.com"))
         .await
@@ -1504,11 +1508,7 @@ async fn changes_whose_code_cannot_be_stored_leave_the_user_as_they_were_on_eith
 }
 
 async fn changes_whose_code_cannot_be_stored_leave_the_user_as_they_were(e: Env) {
-    let input = PoolInput {
-        auto_verified_attributes: vec!["email".into()],
-        ..pool_input("whole-changes")
-    };
-    let (pool, _) = make_pool(&e, input).await;
+    let (pool, _) = verifying_pool(&e, "whole-changes").await;
     let created = e
         .dir
         .admin_create_user(
@@ -1617,11 +1617,7 @@ async fn a_disable_whose_revocation_fails_leaves_the_user_enabled(e: Env) {
 }
 
 async fn a_sign_up_whose_code_cannot_be_stored_leaves_no_user(e: Env) {
-    let input = PoolInput {
-        auto_verified_attributes: vec!["email".into()],
-        ..pool_input("whole-sign-ups")
-    };
-    let (pool, client) = make_pool(&e, input).await;
+    let (pool, client) = verifying_pool(&e, "whole-sign-ups").await;
     let refused = e
         .dir
         .sign_up(sign_up(&client, "half", "half@example.com"))
@@ -1715,11 +1711,7 @@ async fn postgres_a_membership_racing_its_groups_deletion_is_not_left_behind() {
 /// since (confirming marks the address verified): the old code is refused, and a code resent to
 /// the new address confirms it.
 async fn a_sign_up_code_does_not_verify_an_address_changed_since_it_was_sent(e: Env) {
-    let input = PoolInput {
-        auto_verified_attributes: vec!["email".into()],
-        ..pool_input("bound-codes")
-    };
-    let (pool, client) = make_pool(&e, input).await;
+    let (pool, client) = verifying_pool(&e, "bound-codes").await;
     e.dir
         .sign_up(sign_up(&client, "fay", "fay@example.com"))
         .await
@@ -1746,20 +1738,7 @@ async fn a_sign_up_code_does_not_verify_an_address_changed_since_it_was_sent(e: 
         .unwrap();
     assert_eq!(user.status, UserStatus::Unconfirmed);
     assert_ne!(user.attribute("email_verified"), Some("true"));
-    e.dir
-        .resend_confirmation_code(&client.client_id, None, "fay")
-        .await
-        .unwrap();
-    let code = latest_code(&e, &pool.id, "fay").await;
-    e.dir
-        .confirm_sign_up(&client.client_id, None, "fay", &code, false)
-        .await
-        .unwrap();
-    let user = e
-        .dir
-        .admin_get_user(&e.grant, &pool.id, "fay")
-        .await
-        .unwrap();
+    let (user, _) = resend_and_confirm(&e, &pool, &client, "fay").await;
     assert_eq!(user.attribute("email"), Some("fay@elsewhere.example"));
     assert_eq!(user.attribute("email_verified"), Some("true"));
 }

@@ -164,67 +164,23 @@ def test_every_fault_is_a_short_error_window_and_the_node_recovers(tmp_path):
     node = Node(str(tmp_path), schema_url(schema, relay), str(config))
     try:
         admin, public = admin_and_public(node.endpoint, FAST)
-        pool_id = admin.create_user_pool(PoolName=unique("chaos"))["UserPool"]["Id"]
-        client_id = admin.create_user_pool_client(
-            UserPoolId=pool_id, ClientName="c", ExplicitAuthFlows=["ALLOW_USER_PASSWORD_AUTH"],
-        )["UserPoolClient"]["ClientId"]
-        admin.admin_create_user(UserPoolId=pool_id, Username="cara", MessageAction="SUPPRESS")
-        admin.admin_set_user_password(UserPoolId=pool_id, Username="cara", Password=GOOD_PASSWORD, Permanent=True)
-
-        def sign_in():
-            return public.initiate_auth(ClientId=client_id, AuthFlow="USER_PASSWORD_AUTH", AuthParameters={
-                "USERNAME": "cara", "PASSWORD": GOOD_PASSWORD})["AuthenticationResult"]
-
-        tokens = sign_in()
+        pool_id, client_id = _pool_with_user(admin)
         gateway_url = apply_mock_api(node.endpoint, config, pool_id)
-
-        def get_user():
-            if public.get_user(AccessToken=tokens["AccessToken"])["Username"] != "cara":
-                raise WrongAnswer("GetUser named someone else")
-
-        def through_gateway():
-            status = requests.get(gateway_url, headers={"Authorization": tokens["IdToken"]}, timeout=(1, 5)).status_code
-            if status >= 500:
-                raise GatewayError(f"gateway {status}")
-            if status != 200:
-                raise WrongAnswer(f"gateway {status}")
-
         faults = {
-            "kill -9, restart": lambda: _away(node.restart(signal.SIGKILL)),
-            "SIGTERM, restart": lambda: _away(node.restart(signal.SIGTERM)),
+            "kill -9, restart": lambda: node.restart(signal.SIGKILL),
+            "SIGTERM, restart": lambda: node.restart(signal.SIGTERM),
             f"database restart ({STORE_DOWN_S:.0f} s)": lambda: _database_restart(relay),
             f"database silent ({PARTITION_S:.0f} s)": lambda: _partition(relay),
         }
         names = list(faults)
-        report = []
-        with Load({"sign-in": sign_in, "GetUser": get_user, "gateway": through_gateway}) as load:
+        with Load(_workload(public, client_id, gateway_url)) as load:
             time.sleep(1.0)
-            for i in range(rounds):
-                name = names[i % len(names)]
-                fault_at = time.monotonic()
-                away = faults[name]()
-                time.sleep(SETTLE_S)
-                deadline = time.monotonic() + RECOVER_S
-                while not load.recovered_since(fault_at) and time.monotonic() < deadline:
-                    time.sleep(0.1)
-                until = time.monotonic()
-                row = {"round": i + 1, "fault": name, "node away s": away}
-                for kind, entries in load.log.items():
-                    window, failed, what = _window(entries, fault_at, until)
-                    row[kind] = {"window s": window, "failed": failed, "errors": what}
-                report.append(row)
-                print(_line(row))
+            report = [_fault_round(load, i, names[i % len(names)], faults[names[i % len(names)]])
+                      for i in range(rounds)]
         _summarise(report)
-        if os.environ.get("COGNATE_CHAOS_REPORT"):
-            with open(os.environ["COGNATE_CHAOS_REPORT"], "w") as f:
-                json.dump(report, f, indent=1)
-
+        _save(report, "")
+        _check_recovered_and_retryable(report, load)
         for row in report:
-            for kind in load.log:
-                r = row[kind]
-                assert r["window s"] != float("inf"), f"{kind} did not recover after {row['fault']}: {row}"
-                wrong = [e for e in r["errors"] if not e.startswith(RETRYABLE)]
-                assert not wrong, f"{kind} got answers no fault explains after {row['fault']}: {wrong}"
             if row["fault"].startswith("database"):
                 assert row["gateway"]["failed"] == 0, f"the gateway failed while the database was away: {row}"
         # The load ran between faults (otherwise nothing was shown).
@@ -237,24 +193,91 @@ def test_every_fault_is_a_short_error_window_and_the_node_recovers(tmp_path):
         drop_schema(schema)
 
 
-def _away(gone_and_back):
-    gone, back = gone_and_back
-    return back - gone
+def _pool_with_user(admin):
+    """A pool, a client with the password flow and the user `cara`; (pool id, client id)."""
+    pool_id = admin.create_user_pool(PoolName=unique("chaos"))["UserPool"]["Id"]
+    client_id = admin.create_user_pool_client(
+        UserPoolId=pool_id, ClientName="c", ExplicitAuthFlows=["ALLOW_USER_PASSWORD_AUTH"],
+    )["UserPoolClient"]["ClientId"]
+    admin.admin_create_user(UserPoolId=pool_id, Username="cara", MessageAction="SUPPRESS")
+    admin.admin_set_user_password(UserPoolId=pool_id, Username="cara", Password=GOOD_PASSWORD, Permanent=True)
+    return pool_id, client_id
+
+
+def _workload(public, client_id, gateway_url):
+    """The load's kinds of request: a sign-in, GetUser and an authorized GET through the gateway
+    (the last two with the tokens of a first sign-in)."""
+
+    def sign_in():
+        return public.initiate_auth(ClientId=client_id, AuthFlow="USER_PASSWORD_AUTH", AuthParameters={
+            "USERNAME": "cara", "PASSWORD": GOOD_PASSWORD})["AuthenticationResult"]
+
+    tokens = sign_in()
+
+    def get_user():
+        if public.get_user(AccessToken=tokens["AccessToken"])["Username"] != "cara":
+            raise WrongAnswer("GetUser named someone else")
+
+    def through_gateway():
+        status = requests.get(gateway_url, headers={"Authorization": tokens["IdToken"]}, timeout=(1, 5)).status_code
+        if status >= 500:
+            raise GatewayError(f"gateway {status}")
+        if status != 200:
+            raise WrongAnswer(f"gateway {status}")
+
+    return {"sign-in": sign_in, "GetUser": get_user, "gateway": through_gateway}
+
+
+def _fault_round(load, i, name, inject):
+    """Round `i`: injects the fault (which returns when what it took away was gone and back),
+    waits for every kind to recover, and reports each kind's error window, failures and the
+    requests that succeeded while the fault lasted."""
+    fault_at = time.monotonic()
+    gone, back = inject()
+    time.sleep(SETTLE_S)
+    deadline = time.monotonic() + RECOVER_S
+    while not load.recovered_since(fault_at) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    until = time.monotonic()
+    row = {"round": i + 1, "fault": name, "node away s": back - gone}
+    for kind, entries in load.log.items():
+        window, failed, what = _window(entries, fault_at, until)
+        served = sum(1 for e in entries if e[2] and gone + 0.5 <= e[0] and e[1] <= back)
+        row[kind] = {"window s": window, "failed": failed, "errors": what, "served while away": served}
+    print(_line(row))
+    return row
+
+
+def _check_recovered_and_retryable(report, load):
+    for row in report:
+        for kind in load.log:
+            r = row[kind]
+            assert r["window s"] != float("inf"), f"{kind} did not recover after {row['fault']}: {row}"
+            wrong = [e for e in r["errors"] if not e.startswith(RETRYABLE)]
+            assert not wrong, f"{kind} got answers no fault explains after {row['fault']}: {wrong}"
+
+
+def _save(report, suffix):
+    if os.environ.get("COGNATE_CHAOS_REPORT"):
+        with open(os.environ["COGNATE_CHAOS_REPORT"] + suffix, "w") as f:
+            json.dump(report, f, indent=1)
 
 
 def _database_restart(relay):
+    gone = time.monotonic()
     relay.refusing.set()
     relay.cut()
     time.sleep(STORE_DOWN_S)
     relay.refusing.clear()
-    return STORE_DOWN_S
+    return gone, time.monotonic()
 
 
 def _partition(relay):
+    gone = time.monotonic()
     relay.quiet.set()
     time.sleep(PARTITION_S)
     relay.quiet.clear()
-    return PARTITION_S
+    return gone, time.monotonic()
 
 
 def _line(row):
@@ -369,67 +392,24 @@ def test_behind_a_balancer_a_node_killed_leaves_the_other_serving(tmp_path):
             nodes.append(Node(str(tmp_path / f"node{i}"), schema_url(schema), str(config), env, port))
         balancer.wait_healthy()
         admin, public = admin_and_public(balancer.endpoint, FAST)
-        pool_id = admin.create_user_pool(PoolName=unique("chaos2"))["UserPool"]["Id"]
-        client_id = admin.create_user_pool_client(
-            UserPoolId=pool_id, ClientName="c", ExplicitAuthFlows=["ALLOW_USER_PASSWORD_AUTH"],
-        )["UserPoolClient"]["ClientId"]
-        admin.admin_create_user(UserPoolId=pool_id, Username="cara", MessageAction="SUPPRESS")
-        admin.admin_set_user_password(UserPoolId=pool_id, Username="cara", Password=GOOD_PASSWORD, Permanent=True)
+        pool_id, client_id = _pool_with_user(admin)
         # Each node is given the API (and keeps it in the shared file for its restarts).
         apply_mock_api(nodes[0].endpoint, config, pool_id)
         applied = apply_file(nodes[1].endpoint, config)
         assert applied.returncode == 0, applied.stderr
-        gateway_url = f"{balancer.endpoint}/api/prod/items"
-
-        def sign_in():
-            return public.initiate_auth(ClientId=client_id, AuthFlow="USER_PASSWORD_AUTH", AuthParameters={
-                "USERNAME": "cara", "PASSWORD": GOOD_PASSWORD})["AuthenticationResult"]
-
-        tokens = sign_in()
-
-        def get_user():
-            if public.get_user(AccessToken=tokens["AccessToken"])["Username"] != "cara":
-                raise WrongAnswer("GetUser named someone else")
-
-        def through_gateway():
-            status = requests.get(gateway_url, headers={"Authorization": tokens["IdToken"]}, timeout=(1, 5)).status_code
-            if status >= 500:
-                raise GatewayError(f"gateway {status}")
-            if status != 200:
-                raise WrongAnswer(f"gateway {status}")
-
-        report = []
-        with Load({"sign-in": sign_in, "GetUser": get_user, "gateway": through_gateway}) as load:
+        with Load(_workload(public, client_id, f"{balancer.endpoint}/api/prod/items")) as load:
             time.sleep(1.0)
+            report = []
             for i in range(rounds):
                 which, sig = i % 2, (signal.SIGKILL, signal.SIGTERM)[(i // 2) % 2]
                 name = f"node {which} {'kill -9' if sig == signal.SIGKILL else 'SIGTERM'}"
-                fault_at = time.monotonic()
-                gone, back = nodes[which].restart(sig, NODE_DOWN_S)
-                time.sleep(SETTLE_S)
-                deadline = time.monotonic() + RECOVER_S
-                while not load.recovered_since(fault_at) and time.monotonic() < deadline:
-                    time.sleep(0.1)
-                until = time.monotonic()
-                row = {"round": i + 1, "fault": name, "node away s": back - gone}
-                for kind, entries in load.log.items():
-                    window, failed, what = _window(entries, fault_at, until)
-                    served = sum(1 for e in entries if e[2] and gone + 0.5 <= e[0] and e[1] <= back)
-                    row[kind] = {"window s": window, "failed": failed, "errors": what, "served while down": served}
-                report.append(row)
-                print(_line(row))
+                report.append(_fault_round(load, i, name, lambda: nodes[which].restart(sig, NODE_DOWN_S)))
         _summarise(report)
-        if os.environ.get("COGNATE_CHAOS_REPORT"):
-            with open(os.environ["COGNATE_CHAOS_REPORT"] + ".two-nodes", "w") as f:
-                json.dump(report, f, indent=1)
-
+        _save(report, ".two-nodes")
+        _check_recovered_and_retryable(report, load)
         for row in report:
             for kind in load.log:
-                r = row[kind]
-                assert r["window s"] != float("inf"), f"{kind} did not recover after {row['fault']}: {row}"
-                wrong = [e for e in r["errors"] if not e.startswith(RETRYABLE)]
-                assert not wrong, f"{kind} got answers no fault explains after {row['fault']}: {wrong}"
-                assert r["served while down"] > 0, f"no {kind} succeeded while {row['fault']} was down: {row}"
+                assert row[kind]["served while away"] > 0, f"no {kind} succeeded while {row['fault']}: {row}"
     finally:
         for node in nodes:
             node.server.stop()
