@@ -462,6 +462,23 @@ macro_rules! sql_store {
                 Ok(row.is_some())
             }
 
+            /// Revokes every refresh-token family of the user at `now`; how many.
+            async fn revoke_user_tokens_in<'e, E>(ex: E, pool_id: &str, sub: &str, now: Millis) -> StoreResult<u64>
+            where
+                E: sqlx::Executor<'e, Database = <$pool as PoolDb>::Db>,
+            {
+                let done = sqlx::query(
+                    "UPDATE refresh_tokens SET revoked_ms = $3 WHERE pool_id = $1 AND sub = $2 AND revoked_ms IS NULL",
+                )
+                .bind(pool_id)
+                .bind(sub)
+                .bind(now)
+                .execute(ex)
+                .await
+                .map_err(unavailable)?;
+                Ok(done.rows_affected())
+            }
+
             /// Writes `user` (and `code`, the first code of a user inserted) in one transaction
             /// when there is more than one statement to run.
             async fn save_user(
@@ -482,20 +499,10 @@ macro_rules! sql_store {
                 }
                 let done = Self::write_user(&mut *tx, user, insert).await?;
                 if let Some(code) = code {
-                    // A new user's first code: its send window opens as the user is created.
-                    sqlx::query(
-                        "INSERT INTO codes (sub, purpose, pool_id, code_hash, expires_ms, attempts, sends, window_start_ms) \
-                         VALUES ($1, $2, $3, $4, $5, 0, 1, $6)",
-                    )
-                    .bind(code.sub)
-                    .bind(code.purpose.as_str())
-                    .bind(code.pool_id)
-                    .bind(code.hash)
-                    .bind(code.expires)
-                    .bind(user.created)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(unavailable)?;
+                    // A new user's first code: no earlier send to limit it; its send window
+                    // opens as the user is created.
+                    let first = SendLimit { now: user.created, window: 0, max_sends: u32::MAX };
+                    Self::put_code_in(&mut *tx, code, first).await?;
                 }
                 tx.commit().await.map_err(unavailable)?;
                 Ok(done)
@@ -747,15 +754,7 @@ macro_rules! sql_store {
                 .rows_affected()
                     > 0;
                 if !enabled {
-                    sqlx::query(
-                        "UPDATE refresh_tokens SET revoked_ms = $3 WHERE pool_id = $1 AND sub = $2 AND revoked_ms IS NULL",
-                    )
-                    .bind(pool_id)
-                    .bind(sub)
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(unavailable)?;
+                    Self::revoke_user_tokens_in(&mut *tx, pool_id, sub, now).await?;
                 }
                 tx.commit().await.map_err(unavailable)?;
                 Ok(found)
@@ -1291,17 +1290,9 @@ macro_rules! sql_store {
             }
 
             async fn revoke_refresh_tokens(&self, pool_id: &str, sub: &str, now: Millis) -> StoreResult<u64> {
-                let done = sqlx::query(
-                    "UPDATE refresh_tokens SET revoked_ms = $3 WHERE pool_id = $1 AND sub = $2 AND revoked_ms IS NULL",
-                )
-                .bind(pool_id)
-                .bind(sub)
-                .bind(now)
-                .execute(&self.leased)
-                .await
-                .map_err(unavailable)?;
+                let done = Self::revoke_user_tokens_in(&self.leased, pool_id, sub, now).await;
                 self.recent.families.clear();
-                Ok(done.rows_affected())
+                done
             }
 
             async fn revoke_refresh_family(&self, origin_jti: &str, now: Millis) -> StoreResult<bool> {

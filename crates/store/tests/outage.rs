@@ -111,6 +111,32 @@ fn through(url: &str, addr: &str) -> (String, String) {
     (format!("{scheme}://{user}{addr}/{tail}"), host)
 }
 
+/// Tries a read and a transaction every 100 ms until both succeed; how long that took. Fails
+/// the test when they still fail after `bound`.
+async fn both_work_within<R, RF, RT, T, TF, TT>(
+    read: R,
+    transaction: T,
+    bound: Duration,
+) -> Duration
+where
+    R: Fn() -> RF,
+    RF: std::future::Future<Output = Result<RT, StoreError>>,
+    T: Fn() -> TF,
+    TF: std::future::Future<Output = Result<TT, StoreError>>,
+{
+    let start = Instant::now();
+    loop {
+        if read().await.is_ok() && transaction().await.is_ok() {
+            return start.elapsed();
+        }
+        assert!(
+            start.elapsed() < bound,
+            "the store still fails {bound:?} on"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// The test database's URL, or `None` (after saying so) when it is unreachable outside CI.
 async fn reachable_postgres() -> Option<String> {
     let base = std::env::var("COGNATE_TEST_POSTGRES_URL")
@@ -171,21 +197,8 @@ async fn a_silent_database_fails_calls_within_the_deadline_and_they_recover_afte
     assert!(took < bound, "three calls took {took:?}");
 
     silent.store(false, Ordering::SeqCst);
-    let back = Instant::now();
-    loop {
-        if read().await.is_ok() && transaction().await.is_ok() {
-            break;
-        }
-        assert!(
-            back.elapsed() < Duration::from_secs(5),
-            "not recovered after 5 s"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    eprintln!(
-        "working again {:?} after the database answered",
-        back.elapsed()
-    );
+    let back = both_work_within(read, transaction, Duration::from_secs(5)).await;
+    eprintln!("working again {back:?} after the database answered");
 
     let pg = sqlx::PgPool::connect(&base).await.unwrap();
     sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
@@ -243,21 +256,9 @@ async fn connections_cut_for_good_are_given_up_and_calls_go_on_over_new_ones() {
     }
     blocker.rollback().await.unwrap();
 
-    let after = Instant::now();
-    loop {
-        if read().await.is_ok() && transaction().await.is_ok() {
-            break;
-        }
-        assert!(
-            after.elapsed() < Duration::from_secs(10),
-            "the store still fails 10 s after its links were cut: their connections are held"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    eprintln!(
-        "working again {:?} after the links were cut",
-        after.elapsed()
-    );
+    // Still failing 10 s on would mean the cut connections are held.
+    let after = both_work_within(read, transaction, Duration::from_secs(10)).await;
+    eprintln!("working again {after:?} after the links were cut");
     // The cut connections' transactions are still open on the database (the relay keeps their
     // sockets): they are ended before the schema they hold locks in is dropped.
     sqlx::query(
