@@ -43,22 +43,18 @@ pub(crate) enum Sender {
 /// message.
 pub(crate) struct FreshCode {
     code: String,
+    purpose: CodePurpose,
     hash: Vec<u8>,
     expires: Millis,
 }
 
 impl FreshCode {
     /// The row that stores this code for `user`.
-    pub(crate) fn row<'a>(
-        &'a self,
-        pool: &'a Pool,
-        user: &'a User,
-        purpose: CodePurpose,
-    ) -> NewCode<'a> {
+    pub(crate) fn row<'a>(&'a self, pool: &'a Pool, user: &'a User) -> NewCode<'a> {
         NewCode {
             pool_id: &pool.id,
             sub: &user.sub,
-            purpose,
+            purpose: self.purpose,
             hash: &self.hash,
             expires: self.expires,
         }
@@ -208,6 +204,7 @@ impl Directory {
         let hash = self.code_hash(pool, user, message.purpose, &code);
         FreshCode {
             code,
+            purpose: message.purpose,
             hash,
             expires: self.now() + message.ttl,
         }
@@ -224,7 +221,7 @@ impl Directory {
         let fresh = self.fresh_code(pool, user, &message);
         let stored = self
             .store
-            .put_code(&fresh.row(pool, user, message.purpose), self.send_limit())
+            .put_code(&fresh.row(pool, user), self.send_limit())
             .await?;
         if !stored {
             return Err(limit_exceeded());
@@ -253,7 +250,7 @@ impl Directory {
         };
         let written = self
             .store
-            .update_user_with_code(user, &fresh.row(pool, user, message.purpose), limit)
+            .update_user_with_code(user, &fresh.row(pool, user), limit)
             .await
             .map_err(|e| self.conflict_error(pool, e))?;
         match written {

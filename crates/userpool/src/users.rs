@@ -345,9 +345,7 @@ impl Directory {
             let fresh = self.fresh_code(&pool, &user, &message);
             (message, fresh)
         });
-        let row = code
-            .as_ref()
-            .map(|(message, fresh)| fresh.row(&pool, &user, message.purpose));
+        let row = code.as_ref().map(|(_, fresh)| fresh.row(&pool, &user));
         self.store
             .insert_user(&user, false, row.as_ref())
             .await
