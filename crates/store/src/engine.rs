@@ -20,12 +20,12 @@ use userpool::{
 };
 
 use crate::ConnectError;
-use crate::leased::{Leased, within};
+use crate::leased::{Leased, PATIENT, within};
 use crate::migrate::{self, Migration};
 
 const USER_COLS: &str = "pool_id, username_key, username, sub, status, enabled, created_ms, modified_ms, \
      attributes, email, phone_number, email_alias, phone_alias, preferred_alias, password_hash, srp_salt, \
-     srp_verifier, password_expires_ms, mfa, failed_sign_ins, locked_until_ms";
+     srp_verifier, password_expires_ms, mfa, failed_sign_ins, locked_until_ms, revision";
 const GROUP_COLS: &str =
     "pool_id, name, description, role_arn, precedence, created_ms, modified_ms";
 
@@ -311,6 +311,7 @@ macro_rules! sql_store {
                         count: u32::try_from(row.try_get::<i64, _>("failed_sign_ins").map_err(g)?).unwrap_or(u32::MAX),
                         locked_until: row.try_get("locked_until_ms").map_err(g)?,
                     },
+                    revision: row.try_get("revision").map_err(g)?,
                 })
             }
 
@@ -350,7 +351,8 @@ macro_rules! sql_store {
                 ] {
                     if let Some(v) = value {
                         let sql = format!(
-                            "UPDATE users SET {column} = NULL WHERE pool_id = $1 AND {column} = $2 AND sub <> $3"
+                            "UPDATE users SET {column} = NULL, revision = revision + 1 \
+                             WHERE pool_id = $1 AND {column} = $2 AND sub <> $3"
                         );
                         sqlx::query(sqlx::AssertSqlSafe(sql))
                             .bind(&user.pool_id)
@@ -377,17 +379,20 @@ macro_rules! sql_store {
                 let sql = if insert {
                     "INSERT INTO users (pool_id, username_key, username, sub, status, enabled, created_ms, \
                      modified_ms, attributes, email, phone_number, email_alias, phone_alias, preferred_alias, \
-                     password_hash, srp_salt, srp_verifier, password_expires_ms, mfa) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)"
+                     password_hash, srp_salt, srp_verifier, password_expires_ms, mfa, revision) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)"
                 } else {
-                    // `enabled` ($6) is not written here but by `set_user_enabled` alone, so a
-                    // change made from an older read cannot undo an AdminDisableUser; $6 is
-                    // still compared to itself so both statements take the same parameters.
+                    // Written only if nobody wrote the row since `user` was read ($20, its
+                    // revision): no lost update. `enabled` ($6) is not written here but by
+                    // `set_user_enabled` alone, so a change made from an older read cannot undo
+                    // an AdminDisableUser; $6 is still compared to itself so both statements
+                    // take the same parameters.
                     "UPDATE users SET username_key = $2, username = $3, status = $5, \
                      created_ms = $7, modified_ms = $8, attributes = $9, email = $10, phone_number = $11, \
                      email_alias = $12, phone_alias = $13, preferred_alias = $14, password_hash = $15, \
-                     srp_salt = $16, srp_verifier = $17, password_expires_ms = $18, mfa = $19 \
-                     WHERE pool_id = $1 AND sub = $4 AND $6 = $6"
+                     srp_salt = $16, srp_verifier = $17, password_expires_ms = $18, mfa = $19, \
+                     revision = revision + 1 \
+                     WHERE pool_id = $1 AND sub = $4 AND revision = $20 AND $6 = $6"
                 };
                 let done = sqlx::query(sql)
                     .bind(&user.pool_id)
@@ -409,6 +414,7 @@ macro_rules! sql_store {
                     .bind(pw.map(|p| p.srp_verifier_sealed.clone()))
                     .bind(pw.and_then(|p| p.expires))
                     .bind(mfa)
+                    .bind(user.revision)
                     .execute(ex)
                     .await
                     .map_err(|e| classify(e, UniqueKey::Username))?;
@@ -497,7 +503,11 @@ macro_rules! sql_store {
                 if take_aliases {
                     Self::release_aliases(&mut tx, user).await?;
                 }
-                let done = Self::write_user(&mut *tx, user, insert).await?;
+                if !Self::write_user(&mut *tx, user, insert).await? {
+                    // Stale: the aliases taken from others go back too.
+                    tx.rollback().await.map_err(unavailable)?;
+                    return Ok(false);
+                }
                 if let Some(code) = code {
                     // A new user's first code: no earlier send to limit it; its send window
                     // opens as the user is created.
@@ -505,7 +515,7 @@ macro_rules! sql_store {
                     Self::put_code_in(&mut *tx, code, first).await?;
                 }
                 tx.commit().await.map_err(unavailable)?;
-                Ok(done)
+                Ok(true)
                             }, unavailable).await;
                 // Whatever came of it: a write cut short may still have landed.
                 if take_aliases {
@@ -515,6 +525,47 @@ macro_rules! sql_store {
                     self.recent.forget_user(&user.pool_id, &user.sub);
                 }
                 done
+            }
+
+            /// Counts a failed sign-in with `count` (binds: pool, key, now, forget before;
+            /// returns the count as its one column, or no row for no such user) and writes the
+            /// lockout the count calls for with `lock` (pool, key, until), in one transaction:
+            /// no count is left without its lockout. Written after the answer, so patiently.
+            async fn count_failure(
+                &self,
+                count: &'static str,
+                lock: &'static str,
+                (pool_id, key): (&str, &str),
+                failure: Failure,
+            ) -> StoreResult<u32> {
+                within(self.deadline.map(|_| PATIENT), async {
+                let mut tx = self.pool.begin_with($begin).await.map_err(unavailable)?;
+                let row = sqlx::query(count)
+                    .bind(pool_id)
+                    .bind(key)
+                    .bind(failure.now)
+                    .bind(failure.forget_before)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(unavailable)?;
+                let Some(row) = row else {
+                    tx.rollback().await.map_err(unavailable)?;
+                    return Ok(0);
+                };
+                let n: i64 = row.try_get(0).map_err(|e| corrupt("failure count", e))?;
+                let n = u32::try_from(n).unwrap_or(u32::MAX);
+                if let Some(ms) = (failure.lock_for)(n) {
+                    sqlx::query(lock)
+                        .bind(pool_id)
+                        .bind(key)
+                        .bind(failure.now + ms)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(unavailable)?;
+                }
+                tx.commit().await.map_err(unavailable)?;
+                Ok(n)
+                            }, unavailable).await
             }
 
             async fn delete_where(&self, sql: &'static str, binds: &[&str]) -> StoreResult<bool> {
@@ -765,7 +816,7 @@ macro_rules! sql_store {
                 done
             }
 
-            async fn delete_user(&self, pool_id: &str, sub: &str) -> StoreResult<bool> {
+            async fn delete_user(&self, pool_id: &str, sub: &str, now: Millis) -> StoreResult<bool> {
                 let done = within(self.deadline, async {
                 let mut tx = self.pool.begin_with($begin).await.map_err(unavailable)?;
                 // Codes before the user: the order a redemption locks them in.
@@ -778,12 +829,15 @@ macro_rules! sql_store {
                     .execute(&mut *tx)
                     .await
                     .map_err(unavailable)?;
+                // After the user, as AdminDisableUser locks them: one order, no deadlock.
+                Self::revoke_user_tokens_in(&mut *tx, pool_id, sub, now).await?;
                 tx.commit().await.map_err(unavailable)?;
                 Ok(done.rows_affected() > 0)
                             }, unavailable).await;
                 // Whatever came of it: a commit cut short may still have landed.
                 self.recent.forget_user(pool_id, sub);
                 self.recent.forget_groups(pool_id, sub);
+                self.recent.families.clear();
                 done
             }
 
@@ -842,7 +896,7 @@ macro_rules! sql_store {
                 }
                 if !Self::write_user(&mut *tx, user, false).await? {
                     tx.rollback().await.map_err(unavailable)?;
-                    return Ok(CodedUpdate::NoUser);
+                    return Ok(CodedUpdate::Stale);
                 }
                 tx.commit().await.map_err(unavailable)?;
                 Ok(CodedUpdate::Written)
@@ -893,7 +947,11 @@ macro_rules! sql_store {
                         if a.take_aliases {
                             Self::release_aliases(&mut tx, user).await?;
                         }
-                        Self::write_user(&mut *tx, user, false).await?;
+                        if !Self::write_user(&mut *tx, user, false).await? {
+                            // Not as read: the code stays, and so does its attempt count.
+                            tx.rollback().await.map_err(unavailable)?;
+                            return Ok(Redeem::Stale);
+                        }
                     }
                 }
                 tx.commit().await.map_err(unavailable)?;
@@ -1361,45 +1419,18 @@ macro_rules! sql_store {
                 Ok(done.rows_affected() > 0)
             }
 
-            async fn count_sign_in_failure(
-                &self,
-                pool_id: &str,
-                sub: &str,
-                now: Millis,
-                forget_before: Millis,
-            ) -> StoreResult<u32> {
-                let row = sqlx::query(
+            async fn count_sign_in_failure(&self, pool_id: &str, sub: &str, failure: Failure) -> StoreResult<u32> {
+                let done = self.count_failure(
                     "UPDATE users SET failed_sign_ins = CASE WHEN last_failed_sign_in_ms IS NULL \
                      OR last_failed_sign_in_ms < $4 THEN 1 ELSE failed_sign_ins + 1 END, \
                      last_failed_sign_in_ms = $3 WHERE pool_id = $1 AND sub = $2 RETURNING failed_sign_ins",
-                )
-                .bind(pool_id)
-                .bind(sub)
-                .bind(now)
-                .bind(forget_before)
-                .fetch_optional(self.leased.patiently())
-                .await
-                .map_err(unavailable)?;
+                    "UPDATE users SET locked_until_ms = $3 WHERE pool_id = $1 AND sub = $2",
+                    (pool_id, sub),
+                    failure,
+                ).await;
+                // Whatever came of it: a commit cut short may still have landed.
                 self.recent.forget_user(pool_id, sub);
-                match row {
-                    Some(r) => {
-                        let n: i64 = r.try_get("failed_sign_ins").map_err(|e| corrupt("user", e))?;
-                        Ok(u32::try_from(n).unwrap_or(u32::MAX))
-                    }
-                    None => Ok(0),
-                }
-            }
-
-            async fn lock_sign_ins(&self, pool_id: &str, sub: &str, until: Millis) -> StoreResult<()> {
-                sqlx::query("UPDATE users SET locked_until_ms = $3 WHERE pool_id = $1 AND sub = $2")
-                    .bind(pool_id)
-                    .bind(sub)
-                    .bind(until)
-                    .execute(self.leased.patiently())
-                    .await
-                    .map_err(unavailable)?;
-                self.recent.forget_user(pool_id, sub);
-                Ok(())
+                done
             }
 
             async fn clear_sign_in_failures(&self, pool_id: &str, sub: &str) -> StoreResult<()> {
@@ -1446,39 +1477,16 @@ macro_rules! sql_store {
                 }))
             }
 
-            async fn count_nobody_failure(
-                &self,
-                pool_id: &str,
-                nobody: &str,
-                now: Millis,
-                forget_before: Millis,
-            ) -> StoreResult<u32> {
-                let row = sqlx::query(
+            async fn count_nobody_failure(&self, pool_id: &str, nobody: &str, failure: Failure) -> StoreResult<u32> {
+                self.count_failure(
                     "INSERT INTO unknown_names (pool_id, name_key, failures, last_failure_ms) \
                      VALUES ($1, $2, 1, $3) ON CONFLICT (pool_id, name_key) DO UPDATE SET \
                      failures = CASE WHEN unknown_names.last_failure_ms < $4 THEN 1 \
                      ELSE unknown_names.failures + 1 END, last_failure_ms = $3 RETURNING failures",
-                )
-                .bind(pool_id)
-                .bind(nobody)
-                .bind(now)
-                .bind(forget_before)
-                .fetch_one(self.leased.patiently())
-                .await
-                .map_err(unavailable)?;
-                let n: i64 = row.try_get("failures").map_err(|e| corrupt("unknown name", e))?;
-                Ok(u32::try_from(n).unwrap_or(u32::MAX))
-            }
-
-            async fn lock_nobody(&self, pool_id: &str, nobody: &str, until: Millis) -> StoreResult<()> {
-                sqlx::query("UPDATE unknown_names SET locked_until_ms = $3 WHERE pool_id = $1 AND name_key = $2")
-                    .bind(pool_id)
-                    .bind(nobody)
-                    .bind(until)
-                    .execute(self.leased.patiently())
-                    .await
-                    .map_err(unavailable)?;
-                Ok(())
+                    "UPDATE unknown_names SET locked_until_ms = $3 WHERE pool_id = $1 AND name_key = $2",
+                    (pool_id, nobody),
+                    failure,
+                ).await
             }
 
             async fn session_used(&self, id: &[u8]) -> StoreResult<bool> {

@@ -165,7 +165,7 @@ async fn a_silent_database_fails_calls_within_the_deadline_and_they_recover_afte
         .await
         .unwrap();
     let read = || store.find_user("pool", UserKey::Sub("someone"));
-    let transaction = || store.delete_user("pool", "someone");
+    let transaction = || store.delete_user("pool", "someone", 0);
     assert!(read().await.unwrap().is_none());
     assert!(!transaction().await.unwrap());
 
@@ -227,7 +227,7 @@ async fn connections_cut_for_good_are_given_up_and_calls_go_on_over_new_ones() {
     .await
     .unwrap();
     let read = || store.find_user("pool", UserKey::Sub("someone"));
-    let transaction = || store.delete_user("pool", "someone");
+    let transaction = || store.delete_user("pool", "someone", 0);
     assert!(!transaction().await.unwrap());
 
     // More transactions than the store has connections for them, each inside its transaction

@@ -164,6 +164,9 @@ both!(
     refresh_tokens_rotate_once_and_the_previous_one_is_found,
     a_sign_up_code_does_not_verify_an_address_changed_since_it_was_sent,
     a_change_from_an_older_read_does_not_undo_a_disable,
+    a_change_from_a_stale_read_is_not_written,
+    concurrent_changes_to_one_user_all_land,
+    a_deleted_users_sessions_are_revoked,
 );
 
 fn pool_input(name: &str) -> PoolInput {
@@ -1132,6 +1135,70 @@ async fn user_mfa_settings_round_trip_and_totp_steps_are_used_once(e: Env) {
     );
 }
 
+/// A failure counted at `now`, forgetting those before `forget_before`, locking nobody out.
+fn failure(now: Millis, forget_before: Millis) -> Failure {
+    Failure {
+        now,
+        forget_before,
+        lock_for: |_| None,
+    }
+}
+
+/// A failed sign-in's count and the lockout it calls for are one write: here the database
+/// refuses every lockout, and the failure that called for one is not counted either (before,
+/// the count stayed and that lockout was skipped).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_count_whose_lockout_fails_is_not_kept_on_either_engine() {
+    for table in ["users", "unknown_names"] {
+        with_refusing_rows(
+            table,
+            "UPDATE",
+            "NEW.locked_until_ms IS NOT NULL",
+            |e| async move {
+                let (pool, client) = make_pool(&e, pool_input("whole-lockouts")).await;
+                let outcome = e.dir.sign_up(sign_up(&client, "mia", "mia@example.com"));
+                let sub = outcome.await.unwrap().sub;
+                let (store, pool_id, sub) = (&e.store, pool.id.as_str(), sub.as_str());
+                let count = |n: Millis| {
+                    let counted = Failure {
+                        lock_for: |n| (n == 5).then_some(1_000),
+                        ..failure(T0 + n, T0 - 60_000)
+                    };
+                    async move {
+                        match table {
+                            "users" => store.count_sign_in_failure(pool_id, sub, counted).await,
+                            _ => store.count_nobody_failure(pool_id, "k", counted).await,
+                        }
+                    }
+                };
+                for n in 1..=4 {
+                    assert_eq!(count(n).await.unwrap(), n as u32);
+                }
+                assert!(count(5).await.is_err(), "the lockout was written after all");
+                let failures = if table == "users" {
+                    let user = e.store.find_user(&pool.id, UserKey::Sub(sub)).await;
+                    user.unwrap().unwrap().failures
+                } else {
+                    let nemo = UserKey::Username("nemo");
+                    match e.store.find_signing_in(&pool.id, nemo, None, "k").await {
+                        Ok(SigningIn::Nobody(failures)) => failures,
+                        other => panic!("{other:?}"),
+                    }
+                };
+                let four = SignInFailures {
+                    count: 4,
+                    locked_until: None,
+                };
+                assert_eq!(
+                    failures, four,
+                    "{table}: a count was kept without its lockout"
+                );
+            },
+        )
+        .await;
+    }
+}
+
 async fn sign_in_failures_count_lock_and_are_forgotten(e: Env) {
     let (pool, client) = make_pool(&e, pool_input("lockout")).await;
     e.dir
@@ -1144,31 +1211,39 @@ async fn sign_in_failures_count_lock_and_are_forgotten(e: Env) {
     for expected in 1..=3 {
         let n = e
             .store
-            .count_sign_in_failure(&pool.id, &sub, T0 + expected, T0 - 15 * minute)
+            .count_sign_in_failure(&pool.id, &sub, failure(T0 + expected, T0 - 15 * minute))
             .await
             .unwrap();
         assert_eq!(n, expected as u32);
+        let user = find().await.unwrap().unwrap();
+        assert_eq!(
+            user.failures.locked_until, None,
+            "the count called for no lockout"
+        );
     }
-    e.store
-        .lock_sign_ins(&pool.id, &sub, T0 + 1_000)
-        .await
-        .unwrap();
+    // The count that calls for a lockout writes it too.
+    let locking = Failure {
+        lock_for: |n| (n == 4).then_some(1_000),
+        ..failure(T0 + 4, T0 - 15 * minute)
+    };
+    let n = e.store.count_sign_in_failure(&pool.id, &sub, locking);
+    assert_eq!(n.await.unwrap(), 4);
     let user = find().await.unwrap().unwrap();
     assert_eq!(
         user.failures,
         SignInFailures {
-            count: 3,
-            locked_until: Some(T0 + 1_000)
+            count: 4,
+            locked_until: Some(T0 + 4 + 1_000)
         }
     );
     // A user write (say, an attribute change) leaves the counter alone.
     assert!(e.store.update_user(&user, false).await.unwrap());
-    assert_eq!(find().await.unwrap().unwrap().failures.count, 3);
+    assert_eq!(find().await.unwrap().unwrap().failures.count, 4);
     // A failure after the last one is forgotten starts the count again.
     let later = T0 + 20 * minute;
     let n = e
         .store
-        .count_sign_in_failure(&pool.id, &sub, later, later - 15 * minute)
+        .count_sign_in_failure(&pool.id, &sub, failure(later, later - 15 * minute))
         .await
         .unwrap();
     assert_eq!(n, 1);
@@ -1183,7 +1258,7 @@ async fn sign_in_failures_count_lock_and_are_forgotten(e: Env) {
     // Parallel failures are all counted.
     let tries = (0..6).map(|_| {
         e.store
-            .count_sign_in_failure(&pool.id, &sub, later, later - 15 * minute)
+            .count_sign_in_failure(&pool.id, &sub, failure(later, later - 15 * minute))
     });
     futures::future::join_all(tries)
         .await
@@ -1195,7 +1270,7 @@ async fn sign_in_failures_count_lock_and_are_forgotten(e: Env) {
     // Unknown users count nothing.
     assert_eq!(
         e.store
-            .count_sign_in_failure(&pool.id, "nobody", later, 0)
+            .count_sign_in_failure(&pool.id, "nobody", failure(later, 0))
             .await
             .unwrap(),
         0
@@ -1258,20 +1333,16 @@ async fn a_sign_in_finds_the_user_or_the_unknown_names_failures_in_one_read(e: E
 
     let minute = 60_000;
     for expected in 1..=5 {
-        let n = e
-            .store
-            .count_nobody_failure(&pool.id, "k1", T0 + expected, T0 - 15 * minute)
-            .await
-            .unwrap();
-        assert_eq!(n, expected as u32);
+        let counted = Failure {
+            lock_for: |n| (n == 5).then_some(1_000),
+            ..failure(T0 + expected, T0 - 15 * minute)
+        };
+        let n = e.store.count_nobody_failure(&pool.id, "k1", counted);
+        assert_eq!(n.await.unwrap(), expected as u32);
     }
-    e.store
-        .lock_nobody(&pool.id, "k1", T0 + 1_000)
-        .await
-        .unwrap();
     let locked = SigningIn::Nobody(SignInFailures {
         count: 5,
-        locked_until: Some(T0 + 1_000),
+        locked_until: Some(T0 + 5 + 1_000),
     });
     assert_eq!(find(UserKey::Username("erin"), None, "k1").await, locked);
     assert_eq!(find(UserKey::Sub("k1"), None, "k1").await, locked);
@@ -1289,7 +1360,7 @@ async fn a_sign_in_finds_the_user_or_the_unknown_names_failures_in_one_read(e: E
     let later = T0 + 20 * minute;
     let tries = (0..6).map(|_| {
         e.store
-            .count_nobody_failure(&other.id, "k1", T0, T0 - 15 * minute)
+            .count_nobody_failure(&other.id, "k1", failure(T0, T0 - 15 * minute))
     });
     futures::future::join_all(tries)
         .await
@@ -1299,13 +1370,13 @@ async fn a_sign_in_finds_the_user_or_the_unknown_names_failures_in_one_read(e: E
         });
     let n = e
         .store
-        .count_nobody_failure(&other.id, "k1", T0 + 1, T0 - 15 * minute)
+        .count_nobody_failure(&other.id, "k1", failure(T0 + 1, T0 - 15 * minute))
         .await
         .unwrap();
     assert_eq!(n, 7);
     let n = e
         .store
-        .count_nobody_failure(&pool.id, "k1", later, later - 15 * minute)
+        .count_nobody_failure(&pool.id, "k1", failure(later, later - 15 * minute))
         .await
         .unwrap();
     assert_eq!(n, 1);
@@ -1322,7 +1393,7 @@ async fn a_sign_in_finds_the_user_or_the_unknown_names_failures_in_one_read(e: E
     // They go with their pool.
     e.dir.delete_pool(&e.grant, &pool.id).await.unwrap();
     e.store
-        .count_nobody_failure(&other.id, "k9", later, 0)
+        .count_nobody_failure(&other.id, "k9", failure(later, 0))
         .await
         .unwrap();
     assert_eq!(e.store.purge_expired(later, 0, later + 1).await.unwrap(), 1);
@@ -1576,19 +1647,14 @@ async fn a_rotation_that_fails_half_way_changes_no_key(e: Env) {
     assert_eq!(e.store.signing_keys(&pool.id).await.unwrap(), before);
 }
 
-async fn a_disable_whose_revocation_fails_leaves_the_user_enabled(e: Env) {
-    let (pool, client) = make_pool(&e, pool_input("whole-disables")).await;
-    let outcome = e
-        .dir
-        .sign_up(sign_up(&client, "dora", "dora@example.com"))
-        .await
-        .unwrap();
+/// Stores a refresh-token family `jti` for the user `sub` of `client`.
+async fn insert_family(e: &Env, client: &Client, sub: &str, jti: &str) {
     let family = RefreshToken {
-        token_hash: b"dora-token".to_vec(),
-        origin_jti: "jti-dora".into(),
-        pool_id: pool.id.clone(),
+        token_hash: format!("{jti}-token").into_bytes(),
+        origin_jti: jti.into(),
+        pool_id: client.pool_id.clone(),
         client_id: client.client_id.clone(),
-        sub: outcome.sub.clone(),
+        sub: sub.into(),
         auth_time: 0,
         created: T0,
         expires: T0 + 60_000,
@@ -1597,6 +1663,38 @@ async fn a_disable_whose_revocation_fails_leaves_the_user_enabled(e: Env) {
         previous_until: None,
     };
     e.store.insert_refresh_token(&family).await.unwrap();
+}
+
+/// A deleted user's sessions are revoked with the deletion, in one transaction: here the
+/// database refuses the revocation, and the user is still there — not deleted with live tokens.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delete_whose_revocation_fails_leaves_the_user_on_either_engine() {
+    with_refusing("refresh_tokens", "UPDATE", |e| async move {
+        let (pool, client) = make_pool(&e, pool_input("whole-deletes")).await;
+        let outcome = e
+            .dir
+            .sign_up(sign_up(&client, "eve", "eve@example.com"))
+            .await
+            .unwrap();
+        insert_family(&e, &client, &outcome.sub, "jti-eve").await;
+        let refused = e.dir.admin_delete_user(&e.grant, &pool.id, "eve").await;
+        assert!(refused.is_err(), "the revocation was written after all");
+        let user = e.store.find_user(&pool.id, UserKey::Sub(&outcome.sub));
+        assert!(user.await.unwrap().is_some(), "deleted, sessions left live");
+        let token = e.store.refresh_family("jti-eve").await.unwrap().unwrap();
+        assert_eq!(token.revoked, None);
+    })
+    .await;
+}
+
+async fn a_disable_whose_revocation_fails_leaves_the_user_enabled(e: Env) {
+    let (pool, client) = make_pool(&e, pool_input("whole-disables")).await;
+    let outcome = e
+        .dir
+        .sign_up(sign_up(&client, "dora", "dora@example.com"))
+        .await
+        .unwrap();
+    insert_family(&e, &client, &outcome.sub, "jti-dora").await;
     let refused = e
         .dir
         .admin_set_user_enabled(&e.grant, &pool.id, "dora", false)
@@ -1785,4 +1883,186 @@ async fn a_change_from_an_older_read_does_not_undo_a_disable(e: Env) {
         .await
         .unwrap();
     assert!(again.enabled);
+}
+
+/// Two changes made from one read of a user: the first is written, the second refused (the
+/// row moved on), in each way a user is written; a change made over a fresh read is written.
+async fn a_change_from_a_stale_read_is_not_written(e: Env) {
+    let (pool, client) = make_pool(&e, pool_input("stale-reads")).await;
+    let out = e
+        .dir
+        .sign_up(sign_up(&client, "hal", "hal@example.com"))
+        .await
+        .unwrap();
+    let read = || e.store.find_user(&pool.id, UserKey::Sub(&out.sub));
+    let (mut first, mut second) = (
+        read().await.unwrap().unwrap(),
+        read().await.unwrap().unwrap(),
+    );
+    first.attributes.insert("given_name".into(), "Hal".into());
+    second
+        .attributes
+        .insert("family_name".into(), "Lost".into());
+    assert!(e.store.update_user(&first, false).await.unwrap());
+    assert!(!e.store.update_user(&second, false).await.unwrap());
+    let mut now = read().await.unwrap().unwrap();
+    assert_eq!(now.attribute("given_name"), Some("Hal"));
+    assert_eq!(now.attribute("family_name"), None);
+
+    // With a code: neither the code nor the change is written.
+    let (hash, code) = ([9u8; 32], CodePurpose::VerifyEmail);
+    let new_code = NewCode {
+        pool_id: &pool.id,
+        sub: &out.sub,
+        purpose: code,
+        hash: &hash,
+        expires: T0 + 60_000,
+    };
+    let limit = SendLimit {
+        now: T0,
+        window: 3_600_000,
+        max_sends: 20,
+    };
+    second
+        .attributes
+        .insert("email".into(), "hal@elsewhere.example".into());
+    let coded = e.store.update_user_with_code(&second, &new_code, limit);
+    assert_eq!(coded.await.unwrap(), CodedUpdate::Stale);
+    let attempt = |then_store| CodeAttempt {
+        sub: &out.sub,
+        purpose: code,
+        candidate: &hash,
+        now: T0,
+        max_attempts: 5,
+        then_store,
+        take_aliases: false,
+    };
+    assert_eq!(
+        e.store.redeem_code(&attempt(None)).await.unwrap(),
+        Redeem::NoCode
+    );
+    assert_eq!(
+        read().await.unwrap().unwrap().attribute("email"),
+        Some("hal@example.com")
+    );
+
+    // A redemption storing a stale user: refused whole, the code still there to redeem.
+    assert!(e.store.put_code(&new_code, limit).await.unwrap());
+    let stale = attempt(Some(&second));
+    assert_eq!(e.store.redeem_code(&stale).await.unwrap(), Redeem::Stale);
+    now.attributes
+        .insert("email_verified".into(), "true".into());
+    let fresh = attempt(Some(&now));
+    assert_eq!(e.store.redeem_code(&fresh).await.unwrap(), Redeem::Redeemed);
+    let now = read().await.unwrap().unwrap();
+    assert_eq!(now.attribute("email_verified"), Some("true"));
+    assert_eq!(now.attribute("family_name"), None);
+
+    // Taking another user's alias (ForceAliasCreation) is a write of that user too: a change
+    // made from a read before it would otherwise give the alias back.
+    let (alias_pool, alias_client) = make_pool(
+        &e,
+        PoolInput {
+            alias_attributes: vec!["email".into()],
+            auto_verified_attributes: vec!["email".into()],
+            ..pool_input("stale-aliases")
+        },
+    )
+    .await;
+    for name in ["ivy", "jon"] {
+        e.dir
+            .sign_up(sign_up(&alias_client, name, "shared@example.com"))
+            .await
+            .unwrap();
+    }
+    resend_and_confirm(&e, &alias_pool, &alias_client, "ivy").await;
+    let find = |name: &'static str| e.store.find_user(&alias_pool.id, UserKey::Username(name));
+    let mut ivy = find("ivy").await.unwrap().unwrap();
+    assert_eq!(ivy.aliases.email.as_deref(), Some("shared@example.com"));
+    e.dir
+        .resend_confirmation_code(&alias_client.client_id, None, "jon")
+        .await
+        .unwrap();
+    let code = latest_code(&e, &alias_pool.id, "jon").await;
+    e.dir
+        .confirm_sign_up(&alias_client.client_id, None, "jon", &code, true)
+        .await
+        .unwrap();
+    ivy.attributes.insert("given_name".into(), "Ivy".into());
+    assert!(!e.store.update_user(&ivy, false).await.unwrap());
+    let ivy = find("ivy").await.unwrap().unwrap();
+    assert_eq!(ivy.aliases.email, None);
+    let jon = find("jon").await.unwrap().unwrap();
+    assert_eq!(jon.aliases.email.as_deref(), Some("shared@example.com"));
+}
+
+/// A password change hashes for a while between reading the user and writing them; attribute
+/// and MFA changes landing meanwhile are kept, and the new password too (before revisions,
+/// the password change wrote back the attributes it had read).
+async fn concurrent_changes_to_one_user_all_land(e: Env) {
+    let (pool, client) = make_pool(&e, pool_input("concurrent-changes")).await;
+    e.dir
+        .sign_up(sign_up(&client, "kim", "kim@example.com"))
+        .await
+        .unwrap();
+    let find = || e.store.find_user(&pool.id, UserKey::Username("kim"));
+    for round in 0..5 {
+        let before = find().await.unwrap().unwrap();
+        let password = format!("Round{round}-Passw0rd!");
+        let name = format!("Kim {round}");
+        let (a, b, c) = tokio::join!(
+            e.dir
+                .admin_set_user_password(&e.grant, &pool.id, "kim", &password, true),
+            e.dir.admin_update_user_attributes(
+                &e.grant,
+                &pool.id,
+                "kim",
+                vec![("given_name".into(), name.clone())],
+            ),
+            e.dir.admin_set_user_mfa_preference(
+                &e.grant,
+                &pool.id,
+                "kim",
+                MfaPreferences {
+                    email: Some(MfaPreference {
+                        enabled: Some(round % 2 == 0),
+                        preferred: None,
+                    }),
+                    ..Default::default()
+                },
+            ),
+        );
+        a.unwrap();
+        b.unwrap();
+        c.unwrap();
+        let after = find().await.unwrap().unwrap();
+        assert_eq!(
+            after.attribute("given_name"),
+            Some(name.as_str()),
+            "round {round}"
+        );
+        assert_ne!(after.password, before.password, "round {round}");
+        assert_eq!(
+            after.mfa.is_enabled(MfaMethod::Email),
+            round % 2 == 0,
+            "round {round}"
+        );
+        assert!(after.revision >= before.revision + 3, "round {round}");
+    }
+}
+
+async fn a_deleted_users_sessions_are_revoked(e: Env) {
+    let (pool, client) = make_pool(&e, pool_input("deleted-sessions")).await;
+    let outcome = e
+        .dir
+        .sign_up(sign_up(&client, "fox", "fox@example.com"))
+        .await
+        .unwrap();
+    insert_family(&e, &client, &outcome.sub, "jti-fox").await;
+    e.dir
+        .admin_delete_user(&e.grant, &pool.id, "fox")
+        .await
+        .unwrap();
+    let token = e.store.refresh_family("jti-fox").await.unwrap().unwrap();
+    assert_eq!(token.revoked, Some(T0));
 }

@@ -5,7 +5,7 @@
 use crate::attributes::{self, Writer};
 use crate::error::{Error, Result};
 use crate::users::{aliases_for, reset_destination};
-use crate::{Client, CodeDelivery, CodePurpose, Directory, Medium, MessageKind, Pool, User};
+use crate::{Client, CodeDelivery, CodePurpose, Directory, Medium, MessageKind, Pool};
 use crate::{UserStatus, codes};
 
 /// ConfirmForgotPassword.
@@ -92,10 +92,11 @@ impl Directory {
     /// with it.
     pub async fn delete_user(&self, access_token: &str) -> Result<()> {
         let (pool, user) = self.access_token_user(access_token).await?;
-        self.store
-            .revoke_refresh_tokens(&pool.id, &user.sub, self.now())
-            .await?;
-        if !self.store.delete_user(&pool.id, &user.sub).await? {
+        if !self
+            .store
+            .delete_user(&pool.id, &user.sub, self.now())
+            .await?
+        {
             return Err(Error::UserNotFound);
         }
         Ok(())
@@ -108,17 +109,26 @@ impl Directory {
         previous: &str,
         proposed: &str,
     ) -> Result<()> {
-        let (pool, mut user) = self.access_token_user(access_token).await?;
+        let (pool, user) = self.access_token_user(access_token).await?;
         crate::password::check_policy(&pool.config.password_policy, proposed)?;
-        let Some(current) = &user.password else {
-            return Err(Error::not_authorized("Incorrect username or password."));
+        let wrong = || Error::not_authorized("Incorrect username or password.");
+        let Some(current) = user.password.as_ref().map(|p| p.hash.clone()) else {
+            return Err(wrong());
         };
-        if !self.hasher.verify(previous, &current.hash).await? {
-            return Err(Error::not_authorized("Incorrect username or password."));
+        if !self.hasher.verify(previous, &current).await? {
+            return Err(wrong());
         }
-        user.password = Some(self.credential(&pool, &user, proposed, None).await?);
-        user.modified = self.now();
-        self.store.update_user(&user, false).await?;
+        let new = self.credential(&pool, &user, proposed, None).await?;
+        self.change_user(&pool, user, |user| {
+            // The password proven must still be the user's: of two changes from one password,
+            // one lands and the other is told the previous password is wrong.
+            if user.password.as_ref().map(|p| &p.hash) != Some(&current) {
+                return Err(wrong());
+            }
+            user.password = Some(new.clone());
+            Ok(())
+        })
+        .await?;
         Ok(())
     }
 
@@ -148,14 +158,14 @@ impl Directory {
     ) -> Result<()> {
         let (pool, user) = self.access_token_user(access_token).await?;
         let purpose = verification_purpose(attribute)?;
-        let mut verified = user.clone();
-        verified
-            .attributes
-            .insert(format!("{attribute}_verified"), "true".into());
-        verified.aliases = aliases_for(&pool, &verified.attributes);
-        verified.modified = self.now();
-        self.redeem(&pool, &user, (purpose, code), Some(&verified), false)
-            .await
+        self.redeem_and_change(&pool, user, (purpose, code), false, |user| {
+            user.attributes
+                .insert(format!("{attribute}_verified"), "true".into());
+            user.aliases = aliases_for(&pool, &user.attributes);
+            Ok(())
+        })
+        .await?;
+        Ok(())
     }
 
     /// ForgotPassword: a reset code to the verified e-mail (else phone). The password keeps
@@ -208,20 +218,17 @@ impl Directory {
                 },
             );
         };
-        let mut reset: User = user.clone();
-        reset.password = Some(self.credential(&pool, &user, &req.password, None).await?);
-        if user.status != UserStatus::Unconfirmed {
-            reset.status = UserStatus::Confirmed;
-        }
-        reset.modified = self.now();
-        self.redeem(
-            &pool,
-            &user,
-            (CodePurpose::ForgotPassword, &req.code),
-            Some(&reset),
-            false,
-        )
-        .await
+        let new = self.credential(&pool, &user, &req.password, None).await?;
+        let code = (CodePurpose::ForgotPassword, req.code.as_str());
+        self.redeem_and_change(&pool, user, code, false, |user| {
+            user.password = Some(new.clone());
+            if user.status != UserStatus::Unconfirmed {
+                user.status = UserStatus::Confirmed;
+            }
+            Ok(())
+        })
+        .await?;
+        Ok(())
     }
 }
 

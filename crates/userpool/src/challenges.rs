@@ -222,11 +222,13 @@ impl Directory {
                 // before the session is used up: a mistake (a password the policy refuses, an
                 // attribute the user may not write) or a busy hashing queue lets the user
                 // answer again.
-                let user = self
-                    .with_new_password(&pool, &state.sub, &a.responses)
+                let (user, answer) = self
+                    .new_password_answer(&pool, &state.sub, &a.responses)
                     .await?;
                 self.spend_session(&state).await?;
-                self.store.update_user(&user, false).await?;
+                let user = self
+                    .change_user(&pool, user, |user| answer.apply(&pool, user))
+                    .await?;
                 self.second_factor(&pool, &client, &user).await
             }
             "PASSWORD_VERIFIER" => self.srp_verify(&pool, &client, &a.responses).await,
@@ -255,26 +257,24 @@ impl Directory {
         }
     }
 
-    /// The user `sub` as the NEW_PASSWORD_REQUIRED answer `responses` makes them (not yet
-    /// written): the new password in place, the attributes given written, confirmed.
-    async fn with_new_password(
+    /// The user `sub` as read, and the NEW_PASSWORD_REQUIRED answer `responses` checked against
+    /// them and its password hashed: what is left is to apply it.
+    async fn new_password_answer(
         &self,
         pool: &Pool,
         sub: &str,
         responses: &BTreeMap<String, String>,
-    ) -> Result<User> {
+    ) -> Result<(User, NewPassword)> {
         let password = responses
             .get("NEW_PASSWORD")
             .ok_or_else(|| Error::invalid("Missing required parameter NEW_PASSWORD"))?;
         crate::password::check_policy(&pool.config.password_policy, password)?;
-        let mut user = self
+        let user = self
             .store
             .find_user(&pool.id, UserKey::Sub(sub))
             .await?
             .ok_or(Error::UserNotFound)?;
-        if user.status != UserStatus::ForceChangePassword {
-            return Err(Error::not_authorized("Invalid session for the user."));
-        }
+        NewPassword::check_status(&user)?;
         let given: Vec<(String, String)> = responses
             .iter()
             .filter_map(|(k, v)| {
@@ -283,11 +283,49 @@ impl Directory {
             })
             .collect();
         let changes = attributes::check_writes(&pool.config, &given, attributes::Writer::Admin)?;
-        user.attributes.extend(changes);
-        attributes::check_required(&pool.config, &user.attributes)?;
-        user.password = Some(self.credential(pool, &user, password, None).await?);
+        NewPassword::check(pool, &user, &changes)?;
+        let credential = self.credential(pool, &user, password, None).await?;
+        Ok((
+            user,
+            NewPassword {
+                changes,
+                credential,
+            },
+        ))
+    }
+}
+
+/// A NEW_PASSWORD_REQUIRED answer: the attributes it writes and the new password's credential.
+struct NewPassword {
+    changes: BTreeMap<String, String>,
+    credential: crate::PasswordCredential,
+}
+
+impl NewPassword {
+    /// Refuses the answer if `user` no longer needs a new password.
+    fn check_status(user: &User) -> Result<()> {
+        if user.status != UserStatus::ForceChangePassword {
+            return Err(Error::not_authorized("Invalid session for the user."));
+        }
+        Ok(())
+    }
+
+    /// [`NewPassword::check_status`], and refuses the answer if `user` would lack a required
+    /// attribute after `changes`.
+    fn check(pool: &Pool, user: &User, changes: &BTreeMap<String, String>) -> Result<()> {
+        Self::check_status(user)?;
+        let mut attributes = user.attributes.clone();
+        attributes.extend(changes.clone());
+        attributes::check_required(&pool.config, &attributes)
+    }
+
+    /// Makes `user` what the answer makes them: confirmed, with the new password and the
+    /// attributes given.
+    fn apply(&self, pool: &Pool, user: &mut User) -> Result<()> {
+        Self::check(pool, user, &self.changes)?;
+        user.attributes.extend(self.changes.clone());
+        user.password = Some(self.credential.clone());
         user.status = UserStatus::Confirmed;
-        user.modified = self.now();
-        Ok(user)
+        Ok(())
     }
 }

@@ -20,6 +20,9 @@ pub(crate) fn limit_exceeded() -> Error {
     Error::LimitExceeded("Attempt limit exceeded, please try after some time.".into())
 }
 
+/// Where a code goes: the medium, the address, and the attribute it is named by.
+pub(crate) type Destination = (Medium, String, &'static str);
+
 /// What a code is for, how long it lives, and the message that carries it.
 pub(crate) struct CodeMessage {
     pub purpose: CodePurpose,
@@ -139,10 +142,7 @@ impl Directory {
     }
 
     /// Where a user's codes go: the first auto-verified attribute the user has.
-    pub(crate) fn code_destination(
-        pool: &Pool,
-        user: &User,
-    ) -> Option<(Medium, String, &'static str)> {
+    pub(crate) fn code_destination(pool: &Pool, user: &User) -> Option<Destination> {
         let auto = &pool.config.auto_verified_attributes;
         if auto.iter().any(|a| a == "email")
             && let Some(e) = user.attribute("email")
@@ -165,7 +165,7 @@ impl Directory {
         user: &User,
         purpose: CodePurpose,
         kind: MessageKind,
-        destination: (Medium, String, &'static str),
+        destination: Destination,
     ) -> Result<CodeDelivery> {
         let message = Self::verification_message(pool, purpose, kind, destination.0);
         self.send_code_in(pool, user, message, destination).await
@@ -216,7 +216,7 @@ impl Directory {
         pool: &Pool,
         user: &User,
         message: CodeMessage,
-        destination: (Medium, String, &'static str),
+        destination: Destination,
     ) -> Result<CodeDelivery> {
         let fresh = self.fresh_code(pool, user, &message);
         let stored = self
@@ -230,17 +230,17 @@ impl Directory {
             .await
     }
 
-    /// Writes `user` (the user changed) and a fresh code for them in one transaction, then
-    /// sends the code: when the send limit refuses the code, the change is not written either.
-    pub(crate) async fn update_and_send_code(
+    /// Stores `user` (changed from its read) and a fresh code for them in one transaction:
+    /// when the send limit refuses the code, the change is not written either. The code, if
+    /// stored, is to be delivered; `None` when the user was stale (nothing written).
+    pub(crate) async fn store_with_code(
         &self,
         pool: &Pool,
         user: &User,
-        message: CodeMessage,
-        destination: (Medium, String, &'static str),
+        message: &CodeMessage,
         sender: Sender,
-    ) -> Result<CodeDelivery> {
-        let fresh = self.fresh_code(pool, user, &message);
+    ) -> Result<Option<FreshCode>> {
+        let fresh = self.fresh_code(pool, user, message);
         let limit = match sender {
             Sender::User => self.send_limit(),
             Sender::Admin => SendLimit {
@@ -254,12 +254,10 @@ impl Directory {
             .await
             .map_err(|e| self.conflict_error(pool, e))?;
         match written {
-            CodedUpdate::Written => {}
-            CodedUpdate::LimitReached => return Err(limit_exceeded()),
-            CodedUpdate::NoUser => return Err(Error::UserNotFound),
+            CodedUpdate::Written => Ok(Some(fresh)),
+            CodedUpdate::LimitReached => Err(limit_exceeded()),
+            CodedUpdate::Stale => Ok(None),
         }
-        self.deliver_code(pool, user, message, fresh, destination)
-            .await
     }
 
     fn send_limit(&self) -> SendLimit {
@@ -277,7 +275,7 @@ impl Directory {
         user: &User,
         message: CodeMessage,
         fresh: FreshCode,
-        (medium, destination, attribute): (Medium, String, &'static str),
+        (medium, destination, attribute): Destination,
     ) -> Result<CodeDelivery> {
         self.deliver(Message {
             pool_id: pool.id.clone(),
@@ -304,15 +302,61 @@ impl Directory {
         })
     }
 
-    /// Tries `user`'s code (as the user is now); on success writes `then_store` (if any) in the same transaction.
+    /// Tries `user`'s code (as the user is now), changing nothing else.
     pub(crate) async fn redeem(
+        &self,
+        pool: &Pool,
+        user: &User,
+        code: (CodePurpose, &str),
+    ) -> Result<()> {
+        // Nothing to store: never stale.
+        self.try_code(pool, user, code, None, false)
+            .await
+            .map(|_| ())
+    }
+
+    /// Tries `user`'s code and, if it matches, makes `change` to the user and stores it in the
+    /// same transaction; over fresh reads as [`Directory::change_user`], the code then bound
+    /// to the user as they are. With `take_aliases`, the user's aliases are first taken from
+    /// whoever else holds them (ForceAliasCreation). Returns the user as stored.
+    pub(crate) async fn redeem_and_change<F>(
+        &self,
+        pool: &Pool,
+        user: User,
+        (purpose, code): (CodePurpose, &str),
+        take_aliases: bool,
+        mut change: F,
+    ) -> Result<User>
+    where
+        F: FnMut(&mut User) -> Result<()>,
+    {
+        let now = self.now();
+        self.over_fresh_reads(user, |user| {
+            let mut changed = user.clone();
+            let made = change(&mut changed);
+            async move {
+                made?;
+                changed.modified = now;
+                let code = (purpose, code);
+                let stored = self
+                    .try_code(pool, &user, code, Some(&changed), take_aliases)
+                    .await?;
+                Ok(stored.then(|| crate::changes::as_stored(changed)))
+            }
+        })
+        .await
+    }
+
+    /// One attempt at `user`'s code, storing `then_store` with it; false when `then_store`
+    /// was not stored for being stale (nothing written then).
+    async fn try_code(
         &self,
         pool: &Pool,
         user: &User,
         (purpose, code): (CodePurpose, &str),
         then_store: Option<&User>,
         take_aliases: bool,
-    ) -> Result<()> {
+    ) -> Result<bool> {
         let candidate = self.code_hash(pool, user, purpose, code);
         let attempt = CodeAttempt {
             sub: &user.sub,
@@ -324,7 +368,8 @@ impl Directory {
             take_aliases,
         };
         match self.store.redeem_code(&attempt).await {
-            Ok(Redeem::Redeemed) => Ok(()),
+            Ok(Redeem::Redeemed) => Ok(true),
+            Ok(Redeem::Stale) => Ok(false),
             Ok(Redeem::Mismatch) => Err(Error::CodeMismatch),
             Ok(Redeem::Expired | Redeem::NoCode) => Err(Error::ExpiredCode),
             Ok(Redeem::TooManyAttempts) => Err(limit_exceeded()),

@@ -11,6 +11,7 @@ mod account;
 pub mod attributes;
 mod auth;
 mod challenges;
+mod changes;
 mod clients;
 mod codes;
 pub mod error;

@@ -26,6 +26,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crate::error::{Error, Result};
+use crate::store::Failure;
 use crate::{Directory, Millis, SignInFailures, Store, User};
 
 /// One turn per user at checking a credential on this node.
@@ -123,32 +124,18 @@ async fn count_failure(
     who: &Counted,
     now: Millis,
 ) -> Result<()> {
-    let forget_before = now - FORGET_AFTER_MS;
-    let written = async {
-        let failures = match who {
-            Counted::User(sub) => {
-                store
-                    .count_sign_in_failure(pool_id, sub, now, forget_before)
-                    .await?
-            }
-            Counted::Nobody(key) => {
-                store
-                    .count_nobody_failure(pool_id, key, now, forget_before)
-                    .await?
-            }
-        };
-        if let Some(ms) = lock_ms(failures) {
-            match who {
-                Counted::User(sub) => store.lock_sign_ins(pool_id, sub, now + ms).await?,
-                Counted::Nobody(key) => store.lock_nobody(pool_id, key, now + ms).await?,
-            }
-        }
-        Ok(())
-    }
-    .await;
+    let failure = Failure {
+        now,
+        forget_before: now - FORGET_AFTER_MS,
+        lock_for: lock_ms,
+    };
+    let written = match who {
+        Counted::User(sub) => store.count_sign_in_failure(pool_id, sub, failure).await,
+        Counted::Nobody(key) => store.count_nobody_failure(pool_id, key, failure).await,
+    };
     // Even after an error: the count may have been written, so the next attempt must read it.
     turns.changed();
-    written
+    written.map(|_| ()).map_err(Into::into)
 }
 
 const THRESHOLD: u32 = 5;

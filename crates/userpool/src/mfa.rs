@@ -208,8 +208,8 @@ impl Directory {
         access_token: &str,
         prefs: MfaPreferences,
     ) -> Result<()> {
-        let (_, user) = self.access_token_user(access_token).await?;
-        self.set_preferences(user, prefs).await
+        let (pool, user) = self.access_token_user(access_token).await?;
+        self.set_preferences(&pool, user, prefs).await
     }
 
     pub async fn admin_set_user_mfa_preference(
@@ -221,21 +221,23 @@ impl Directory {
     ) -> Result<()> {
         let pool = self.admin_pool(grant, pool_id).await?;
         let user = self.user(&pool, username).await?;
-        self.set_preferences(user, prefs).await
+        self.set_preferences(&pool, user, prefs).await
     }
 
-    async fn set_preferences(&self, mut user: User, p: MfaPreferences) -> Result<()> {
-        for (method, pref) in [
-            (MfaMethod::Sms, p.sms),
-            (MfaMethod::SoftwareToken, p.software_token),
-            (MfaMethod::Email, p.email),
-        ] {
-            if let Some(pref) = pref {
-                apply_preference(&mut user, method, pref)?;
+    async fn set_preferences(&self, pool: &Pool, user: User, p: MfaPreferences) -> Result<()> {
+        self.change_user(pool, user, |user| {
+            for (method, pref) in [
+                (MfaMethod::Sms, p.sms),
+                (MfaMethod::SoftwareToken, p.software_token),
+                (MfaMethod::Email, p.email),
+            ] {
+                if let Some(pref) = pref {
+                    apply_preference(user, method, pref)?;
+                }
             }
-        }
-        user.modified = self.now();
-        self.store.update_user(&user, false).await?;
+            Ok(())
+        })
+        .await?;
         Ok(())
     }
 
@@ -394,24 +396,25 @@ impl Directory {
                     CodePurpose::SignInEmail
                 };
                 // A code that reached the phone verifies the number (Cognito does the same).
-                let mut verified = user.clone();
-                let then_store = (method == MfaMethod::Sms
-                    && user.attribute("phone_number_verified") != Some("true"))
-                .then(|| {
-                    verified
-                        .attributes
-                        .insert("phone_number_verified".into(), "true".into());
-                    verified.modified = self.now();
-                    &verified
-                });
-                self.redeem(pool, &user, (purpose, code), then_store, false)
+                let verifies = method == MfaMethod::Sms
+                    && user.attribute("phone_number_verified") != Some("true");
+                let redeemed = if verifies {
+                    self.redeem_and_change(pool, user, (purpose, code), false, |user| {
+                        let verified = ("phone_number_verified".into(), "true".into());
+                        user.attributes.extend([verified]);
+                        Ok(())
+                    })
                     .await
-                    .map_err(|e| match e {
-                        Error::CodeMismatch | Error::ExpiredCode => mfa_mismatch(),
-                        other => other,
-                    })?;
+                } else {
+                    self.redeem(pool, &user, (purpose, code))
+                        .await
+                        .map(|()| user)
+                };
+                let user = redeemed.map_err(|e| match e {
+                    Error::CodeMismatch | Error::ExpiredCode => mfa_mismatch(),
+                    other => other,
+                })?;
                 self.spend_session(session).await?;
-                let user = then_store.cloned().unwrap_or(user);
                 Ok(AuthOutcome::Tokens(
                     self.mint(&pool.id, client, &user, None).await?,
                 ))
@@ -470,7 +473,7 @@ impl Directory {
         access_token: Option<&str>,
         session: Option<&str>,
     ) -> Result<(String, Option<String>)> {
-        let (pool, mut user, setup) = match (access_token, session) {
+        let (pool, user, setup) = match (access_token, session) {
             (Some(token), None) => {
                 let (pool, user) = self.access_token_user(token).await?;
                 (pool, user, None)
@@ -489,9 +492,13 @@ impl Directory {
             ));
         }
         let secret = self.random_bytes::<SECRET_BYTES>();
-        user.mfa.totp_pending = Some(self.seal_totp(&user, &secret)?);
-        user.modified = self.now();
-        self.store.update_user(&user, false).await?;
+        let sealed = self.seal_totp(&user, &secret)?;
+        let user = self
+            .change_user(&pool, user, |user| {
+                user.mfa.totp_pending = Some(sealed.clone());
+                Ok(())
+            })
+            .await?;
         let next = match setup {
             Some(state) => {
                 self.spend_session(&state).await?;
@@ -512,12 +519,16 @@ impl Directory {
         code: &str,
         friendly_name: Option<&str>,
     ) -> Result<Option<String>> {
-        let (mut user, setup) = match (access_token, session) {
-            (Some(token), None) => (self.access_token_user(token).await?.1, None),
+        let (pool, user, setup) = match (access_token, session) {
+            (Some(token), None) => {
+                let (pool, user) = self.access_token_user(token).await?;
+                (pool, user, None)
+            }
             (None, Some(session)) => {
                 let state = self.open_unused_session(session, SETUP_ASSOCIATED).await?;
                 let pool = self.pool(&state.pool).await?;
-                (self.session_user(&pool, &state).await?, Some(state))
+                let user = self.session_user(&pool, &state).await?;
+                (pool, user, Some(state))
             }
             _ => return Err(one_of_token_or_session()),
         };
@@ -527,22 +538,31 @@ impl Directory {
             ));
         };
         let secret = self.totp_secret(&user, Some(&pending))?;
+        let mismatch = || {
+            Error::EnableSoftwareTokenMfa("Code mismatch and fail enable Software Token MFA".into())
+        };
         self.use_totp(&user, &secret, code)
             .await
             .map_err(|e| match e {
-                Error::MfaCodeMismatch => Error::EnableSoftwareTokenMfa(
-                    "Code mismatch and fail enable Software Token MFA".into(),
-                ),
+                Error::MfaCodeMismatch => mismatch(),
                 other => other,
             })?;
-        user.mfa.totp_secret = Some(pending);
-        user.mfa.totp_pending = None;
-        user.mfa.totp_name = friendly_name.filter(|n| !n.is_empty()).map(str::to_string);
-        if setup.is_some() && !user.mfa.is_enabled(MfaMethod::SoftwareToken) {
-            user.mfa.enabled.push(MfaMethod::SoftwareToken);
-        }
-        user.modified = self.now();
-        self.store.update_user(&user, false).await?;
+        let user = self
+            .change_user(&pool, user, |user| {
+                // The code proves the authenticator associated when it was read: one associated
+                // since (another AssociateSoftwareToken) is not what the code came from.
+                if user.mfa.totp_pending.as_ref() != Some(&pending) {
+                    return Err(mismatch());
+                }
+                user.mfa.totp_secret = Some(pending.clone());
+                user.mfa.totp_pending = None;
+                user.mfa.totp_name = friendly_name.filter(|n| !n.is_empty()).map(str::to_string);
+                if setup.is_some() && !user.mfa.is_enabled(MfaMethod::SoftwareToken) {
+                    user.mfa.enabled.push(MfaMethod::SoftwareToken);
+                }
+                Ok(())
+            })
+            .await?;
         match setup {
             Some(state) => {
                 self.spend_session(&state).await?;
@@ -678,6 +698,7 @@ mod tests {
             password: None,
             mfa,
             failures: SignInFailures::default(),
+            revision: 0,
         }
     }
 

@@ -322,6 +322,9 @@ pub struct User {
     pub mfa: UserMfa,
     /// Read with the user; written only through the store's sign-in-failure methods.
     pub failures: SignInFailures,
+    /// How many times the row had been written when it was read (0 for a new user): a change
+    /// is stored only over the revision it was made from (see `Store::update_user`).
+    pub revision: i64,
 }
 
 /// Failed sign-ins counted towards the lockout.

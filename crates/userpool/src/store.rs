@@ -113,14 +113,24 @@ pub struct NewCode<'a> {
     pub expires: Millis,
 }
 
+/// A failed sign-in to count ([`Store::count_sign_in_failure`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Failure {
+    pub now: Millis,
+    /// A count whose last failure came before this starts again at one.
+    pub forget_before: Millis,
+    /// How long a count locks sign-ins out, from `now`, if at all.
+    pub lock_for: fn(u32) -> Option<Millis>,
+}
+
 /// What [`Store::update_user_with_code`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CodedUpdate {
     Written,
     /// Nothing written: the send limit refused the code.
     LimitReached,
-    /// Nothing written: no user has the `sub`.
-    NoUser,
+    /// Nothing written: no user has the `sub` at the user's revision (gone, or written since).
+    Stale,
 }
 
 /// At most `max_sends` codes of one purpose to one user per window.
@@ -135,6 +145,9 @@ pub struct SendLimit {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Redeem {
     Redeemed,
+    /// The code matched but `then_store` was not at its revision (the user was written since
+    /// it was read, or is gone): nothing written, the attempt not counted.
+    Stale,
     NoCode,
     Mismatch,
     Expired,
@@ -236,8 +249,10 @@ pub trait Store: Send + Sync + 'static {
     /// The user by sub as it was at most [`RECENT_TTL`] ago (a per-node cache; this node's own
     /// writes show at once). For reads nothing is written from, such as GetUser.
     async fn find_user_recent(&self, pool_id: &str, sub: &str) -> StoreResult<Option<User>>;
-    /// Replaces the user found by `sub`, all but `enabled` (see [`Store::set_user_enabled`]);
-    /// aliases may conflict (see `insert_user`).
+    /// Replaces the user found by `sub`, all but `enabled` (see [`Store::set_user_enabled`]),
+    /// if the row is still at `user.revision`; aliases may conflict (see `insert_user`). False
+    /// when nothing was written: no such user, or it was written since it was read (read it
+    /// again and make the change again — two changes made from one read never both land).
     async fn update_user(&self, user: &User, take_aliases: bool) -> StoreResult<bool>;
     /// Enables or disables the user `sub` at `now`; disabling also revokes every refresh-token
     /// family of theirs, in the same transaction. Whether the user exists. The only write of
@@ -250,8 +265,9 @@ pub trait Store: Send + Sync + 'static {
         enabled: bool,
         now: Millis,
     ) -> StoreResult<bool>;
-    /// Deletes the user with its codes and group memberships.
-    async fn delete_user(&self, pool_id: &str, sub: &str) -> StoreResult<bool>;
+    /// Deletes the user with its codes and group memberships and revokes its refresh tokens
+    /// at `now` (so its access tokens stop working too), in one transaction.
+    async fn delete_user(&self, pool_id: &str, sub: &str, now: Millis) -> StoreResult<bool>;
     /// Users ordered by username key, after `after`.
     async fn list_users(
         &self,
@@ -380,17 +396,14 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<u64>;
 
     // Lockout
-    /// Counts a failed sign-in of the user at `now` and returns the count, which starts again
-    /// at one when the previous failure was before `forget_before`.
+    /// Counts a failed sign-in of the user and returns the count; where the count calls for a
+    /// lockout, refuses the user's sign-ins until then, in the same transaction. 0: no such user.
     async fn count_sign_in_failure(
         &self,
         pool_id: &str,
         sub: &str,
-        now: Millis,
-        forget_before: Millis,
+        failure: Failure,
     ) -> StoreResult<u32>;
-    /// Refuses the user's sign-ins until `until`.
-    async fn lock_sign_ins(&self, pool_id: &str, sub: &str, until: Millis) -> StoreResult<()>;
     /// Forgets the user's failed sign-ins (after a complete sign-in).
     async fn clear_sign_in_failures(&self, pool_id: &str, sub: &str) -> StoreResult<()>;
     /// The user `first` finds, or else the one `then` finds, or else the failures counted
@@ -408,11 +421,8 @@ pub trait Store: Send + Sync + 'static {
         &self,
         pool_id: &str,
         nobody: &str,
-        now: Millis,
-        forget_before: Millis,
+        failure: Failure,
     ) -> StoreResult<u32>;
-    /// [`Store::lock_sign_ins`] for a name nobody has.
-    async fn lock_nobody(&self, pool_id: &str, nobody: &str, until: Millis) -> StoreResult<()>;
 
     // Challenge sessions
     /// Marks a session used; false when it already was (sessions are single use).

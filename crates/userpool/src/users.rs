@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use crate::attributes::{self, Writer};
-use crate::codes::{CodeMessage, Sender, render};
+use crate::codes::{CodeMessage, Destination, Sender, render};
 use crate::error::{Error, Result};
 use crate::filter;
 use crate::model::*;
@@ -106,7 +106,7 @@ pub(crate) fn username_key(pool: &Pool, username: &str) -> String {
 
 /// The unique sign-in keys a user's attributes give them in this pool.
 /// Where password-reset codes go: the verified e-mail, else the verified phone number.
-pub(crate) fn reset_destination(user: &User) -> Result<(Medium, String, &'static str)> {
+pub(crate) fn reset_destination(user: &User) -> Result<Destination> {
     let verified = |attr: &str| {
         flag(&user.attributes, &format!("{attr}_verified"))
             .then(|| user.attributes.get(attr).cloned())
@@ -306,6 +306,7 @@ impl Directory {
             password: None,
             mfa: UserMfa::default(),
             failures: SignInFailures::default(),
+            revision: 0,
         }
     }
 
@@ -373,7 +374,7 @@ impl Directory {
         force_alias_creation: bool,
     ) -> Result<()> {
         let (client, pool) = self.public_client(client_id, username, secret_hash).await?;
-        let Some(mut user) = self.find_user(&pool, username).await? else {
+        let Some(user) = self.find_user(&pool, username).await? else {
             return Err(
                 if client.config.prevent_user_existence_errors == "ENABLED" {
                     Error::CodeMismatch
@@ -382,28 +383,26 @@ impl Directory {
                 },
             );
         };
-        if user.status != UserStatus::Unconfirmed {
-            return Err(Error::not_authorized(format!(
-                "User cannot be confirmed. Current status is {}",
-                user.status.as_str()
-            )));
-        }
-        if let Some((_, _, attribute)) = Self::code_destination(&pool, &user) {
-            user.attributes
-                .insert(format!("{attribute}_verified"), "true".into());
-        }
-        user.status = UserStatus::Confirmed;
-        user.aliases = aliases_for(&pool, &user.attributes);
-        user.modified = self.now();
+        let confirm = |user: &mut User| {
+            if user.status != UserStatus::Unconfirmed {
+                return Err(Error::not_authorized(format!(
+                    "User cannot be confirmed. Current status is {}",
+                    user.status.as_str()
+                )));
+            }
+            if let Some((_, _, attribute)) = Self::code_destination(&pool, user) {
+                user.attributes
+                    .insert(format!("{attribute}_verified"), "true".into());
+            }
+            user.status = UserStatus::Confirmed;
+            user.aliases = aliases_for(&pool, &user.attributes);
+            Ok(())
+        };
         // ForceAliasCreation moves a verified alias from its current holder to this user.
-        self.redeem(
-            &pool,
-            &user,
-            (CodePurpose::SignUp, code),
-            Some(&user),
-            force_alias_creation,
-        )
-        .await
+        let code = (CodePurpose::SignUp, code);
+        self.redeem_and_change(&pool, user, code, force_alias_creation, confirm)
+            .await?;
+        Ok(())
     }
 
     pub async fn resend_confirmation_code(
@@ -458,17 +457,24 @@ impl Directory {
         let expires = self.now() + i64::from(days) * 86_400_000;
         let user = match req.message_action.as_deref() {
             Some("RESEND") => {
-                let mut user = self.user(&pool, &req.username).await?;
-                if user.status != UserStatus::ForceChangePassword {
-                    return Err(Error::UnsupportedUserState(format!(
-                        "Resend not possible. {} status is not FORCE_CHANGE_PASSWORD",
-                        req.username
-                    )));
-                }
-                user.password = Some(self.credential(&pool, &user, &temp, Some(expires)).await?);
-                user.modified = self.now();
-                self.store.update_user(&user, false).await?;
-                user
+                let user = self.user(&pool, &req.username).await?;
+                let resendable = |user: &User| {
+                    if user.status != UserStatus::ForceChangePassword {
+                        return Err(Error::UnsupportedUserState(format!(
+                            "Resend not possible. {} status is not FORCE_CHANGE_PASSWORD",
+                            req.username
+                        )));
+                    }
+                    Ok(())
+                };
+                resendable(&user)?;
+                let temporary = self.credential(&pool, &user, &temp, Some(expires)).await?;
+                self.change_user(&pool, user, |user| {
+                    resendable(user)?;
+                    user.password = Some(temporary.clone());
+                    Ok(())
+                })
+                .await?
             }
             _ => {
                 let mut attrs =
@@ -555,19 +561,18 @@ impl Directory {
         username: &str,
     ) -> Result<()> {
         let pool = self.admin_pool(grant, pool_id).await?;
-        let mut user = self.user(&pool, username).await?;
-        if user.status != UserStatus::Unconfirmed {
-            return Err(Error::not_authorized(format!(
-                "User cannot be confirmed. Current status is {}",
-                user.status.as_str()
-            )));
-        }
-        user.status = UserStatus::Confirmed;
-        user.modified = self.now();
-        self.store
-            .update_user(&user, false)
-            .await
-            .map_err(|e| self.conflict_error(&pool, e))?;
+        let user = self.user(&pool, username).await?;
+        self.change_user(&pool, user, |user| {
+            if user.status != UserStatus::Unconfirmed {
+                return Err(Error::not_authorized(format!(
+                    "User cannot be confirmed. Current status is {}",
+                    user.status.as_str()
+                )));
+            }
+            user.status = UserStatus::Confirmed;
+            Ok(())
+        })
+        .await?;
         Ok(())
     }
 
@@ -625,55 +630,42 @@ impl Directory {
     pub(crate) async fn write_attributes(
         &self,
         pool: &Pool,
-        mut user: User,
+        user: User,
         writes: BTreeMap<String, String>,
         sender: Sender,
     ) -> Result<Option<CodeDelivery>> {
-        let mut to_verify = None;
-        for attr in ["email", "phone_number"] {
-            let flag_name = format!("{attr}_verified");
-            if let Some(new) = writes.get(attr)
-                && user.attributes.get(attr) != Some(new)
-                && !writes.contains_key(&flag_name)
-            {
-                user.attributes.insert(flag_name, "false".into());
-                if pool
-                    .config
-                    .auto_verified_attributes
-                    .iter()
-                    .any(|a| a == attr)
-                    && to_verify.is_none()
-                {
-                    to_verify = Some(attr);
-                }
-            }
-        }
-        user.attributes.extend(writes);
-        user.aliases = aliases_for(pool, &user.attributes);
-        user.modified = self.now();
-        let Some(attr) = to_verify else {
-            self.store
-                .update_user(&user, false)
-                .await
-                .map_err(|e| self.conflict_error(pool, e))?;
-            return Ok(None);
-        };
         // The change and its code are one write: a code refused by the send limit (a user's own
         // change) leaves the attribute as it was.
-        let (message, destination) = Self::verification(pool, &user, attr);
-        let delivery = self
-            .update_and_send_code(pool, &user, message, destination, sender)
-            .await?;
-        Ok(Some(delivery))
+        let changed = self.change_user_with_code(pool, user, sender, |user| {
+            let mut to_verify = None;
+            for attr in ["email", "phone_number"] {
+                let flag_name = format!("{attr}_verified");
+                if let Some(new) = writes.get(attr)
+                    && user.attributes.get(attr) != Some(new)
+                    && !writes.contains_key(&flag_name)
+                {
+                    user.attributes.insert(flag_name, "false".into());
+                    if pool
+                        .config
+                        .auto_verified_attributes
+                        .iter()
+                        .any(|a| a == attr)
+                        && to_verify.is_none()
+                    {
+                        to_verify = Some(attr);
+                    }
+                }
+            }
+            user.attributes.extend(writes.clone());
+            user.aliases = aliases_for(pool, &user.attributes);
+            Ok(to_verify.map(|attr| Self::verification(pool, user, attr)))
+        });
+        Ok(changed.await?.1)
     }
 
     /// The message and destination of a code that verifies the user's `email` or
     /// `phone_number`.
-    fn verification(
-        pool: &Pool,
-        user: &User,
-        attr: &str,
-    ) -> (CodeMessage, (Medium, String, &'static str)) {
+    fn verification(pool: &Pool, user: &User, attr: &str) -> (CodeMessage, Destination) {
         let (medium, purpose, name) = match attr {
             "email" => (Medium::Email, CodePurpose::VerifyEmail, "email"),
             _ => (Medium::Sms, CodePurpose::VerifyPhone, "phone_number"),
@@ -711,9 +703,17 @@ impl Directory {
     pub(crate) async fn remove_attributes(
         &self,
         pool: &Pool,
-        mut user: User,
+        user: User,
         names: &[String],
     ) -> Result<()> {
+        self.change_user(pool, user, |user| {
+            Self::without_attributes(pool, user, names)
+        })
+        .await?;
+        Ok(())
+    }
+
+    fn without_attributes(pool: &Pool, user: &mut User, names: &[String]) -> Result<()> {
         for name in names {
             let Some(attr) = attributes::find(&pool.config, name) else {
                 return Err(Error::invalid(format!(
@@ -741,11 +741,6 @@ impl Directory {
             }
         }
         user.aliases = aliases_for(pool, &user.attributes);
-        user.modified = self.now();
-        self.store
-            .update_user(&user, false)
-            .await
-            .map_err(|e| self.conflict_error(pool, e))?;
         Ok(())
     }
 
@@ -780,7 +775,11 @@ impl Directory {
     ) -> Result<()> {
         let pool = self.admin_pool(grant, pool_id).await?;
         let user = self.user(&pool, username).await?;
-        if !self.store.delete_user(&pool.id, &user.sub).await? {
+        if !self
+            .store
+            .delete_user(&pool.id, &user.sub, self.now())
+            .await?
+        {
             return Err(Error::UserNotFound);
         }
         Ok(())
@@ -795,7 +794,7 @@ impl Directory {
         permanent: bool,
     ) -> Result<()> {
         let pool = self.admin_pool(grant, pool_id).await?;
-        let mut user = self.user(&pool, username).await?;
+        let user = self.user(&pool, username).await?;
         crate::password::check_policy(&pool.config.password_policy, password)?;
         let expires = (!permanent).then(|| {
             let days = i64::from(
@@ -806,14 +805,17 @@ impl Directory {
             );
             self.now() + days * 86_400_000
         });
-        user.password = Some(self.credential(&pool, &user, password, expires).await?);
-        user.status = if permanent {
-            UserStatus::Confirmed
-        } else {
-            UserStatus::ForceChangePassword
-        };
-        user.modified = self.now();
-        self.store.update_user(&user, false).await?;
+        let new = self.credential(&pool, &user, password, expires).await?;
+        self.change_user(&pool, user, |user| {
+            user.password = Some(new.clone());
+            user.status = if permanent {
+                UserStatus::Confirmed
+            } else {
+                UserStatus::ForceChangePassword
+            };
+            Ok(())
+        })
+        .await?;
         Ok(())
     }
 
@@ -825,22 +827,24 @@ impl Directory {
         username: &str,
     ) -> Result<CodeDelivery> {
         let pool = self.admin_pool(grant, pool_id).await?;
-        let mut user = self.user(&pool, username).await?;
-        let dest = reset_destination(&user)?;
-        if user.status != UserStatus::Unconfirmed {
-            user.status = UserStatus::ResetRequired;
-        }
-        user.modified = self.now();
+        let user = self.user(&pool, username).await?;
         // The reset and its code are one write: a user is never left to reset a password with
         // no code sent.
-        let message = Self::verification_message(
-            &pool,
-            CodePurpose::ForgotPassword,
-            MessageKind::ForgotPassword,
-            dest.0,
-        );
-        self.update_and_send_code(&pool, &user, message, dest, Sender::Admin)
-            .await
+        let reset = self.change_user_with_code(&pool, user, Sender::Admin, |user| {
+            let dest = reset_destination(user)?;
+            if user.status != UserStatus::Unconfirmed {
+                user.status = UserStatus::ResetRequired;
+            }
+            let message = Self::verification_message(
+                &pool,
+                CodePurpose::ForgotPassword,
+                MessageKind::ForgotPassword,
+                dest.0,
+            );
+            Ok(Some((message, dest)))
+        });
+        let (_, delivery) = reset.await?;
+        delivery.ok_or_else(|| Error::Internal("a reset without its code".into()))
     }
 
     /// Development outbox: messages sent in a pool, to one user if named (by any sign-in name).

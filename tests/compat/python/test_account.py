@@ -231,6 +231,74 @@ def test_change_password_needs_the_current_one(unsigned_idp, account):
     assert error_code(e.value) == "NotAuthorizedException"
 
 
+def _at_once(*calls):
+    """Runs every call at once (each in its own thread, started together); returns each one's
+    answer: its error code, or "ok"."""
+    from concurrent.futures import ThreadPoolExecutor
+    from threading import Barrier
+
+    start = Barrier(len(calls))
+
+    def run(call):
+        start.wait()
+        try:
+            call()
+        except ClientError as e:
+            return error_code(e)
+        return "ok"
+
+    with ThreadPoolExecutor(max_workers=len(calls)) as pool:
+        return list(pool.map(run, calls))
+
+
+def test_changes_sent_at_once_all_land(unsigned_idp, account):
+    """A password change reads the user, hashes, then writes: attribute changes landing meanwhile
+    are kept (a change is written only over the user as it read them, else made again)."""
+    s = account()
+    password = GOOD_PASSWORD
+    for round in range(8):
+        new = f"{NEW_PASSWORD}-{round}"
+        token = s["AccessToken"]
+
+        def change(name, value):
+            attrs = [{"Name": name, "Value": value}]
+            return lambda: unsigned_idp.update_user_attributes(AccessToken=token, UserAttributes=attrs)
+
+        answers = _at_once(
+            lambda: unsigned_idp.change_password(AccessToken=token, PreviousPassword=password,
+                                                 ProposedPassword=new),
+            change("given_name", f"Ann {round}"),
+            change("family_name", f"Lee {round}"),
+            change("locale", f"l{round}"),
+        )
+        assert answers == ["ok"] * 4, f"round {round}"
+        attrs = _attrs(unsigned_idp, s)
+        assert (attrs["given_name"], attrs["family_name"], attrs["locale"]) == (
+            f"Ann {round}", f"Lee {round}", f"l{round}"), f"round {round}"
+        assert _sign_in(unsigned_idp, s, new)["AuthenticationResult"], f"round {round}"
+        password = new
+
+
+def test_two_password_changes_from_one_password_one_lands(unsigned_idp, account):
+    """Two ChangePassword calls proving the same current password at once: one lands, the other
+    is told the previous password is wrong (it no longer is the user's), and only the winner's
+    new password signs in."""
+    s = account()
+    token = s["AccessToken"]
+    news = [f"{NEW_PASSWORD}-a", f"{NEW_PASSWORD}-b"]
+    answers = _at_once(*[
+        (lambda new=new: unsigned_idp.change_password(AccessToken=token, PreviousPassword=GOOD_PASSWORD,
+                                                      ProposedPassword=new))
+        for new in news
+    ])
+    assert sorted(answers) == ["NotAuthorizedException", "ok"], answers
+    winner, loser = (news[0], news[1]) if answers[0] == "ok" else (news[1], news[0])
+    assert _sign_in(unsigned_idp, s, winner)["AuthenticationResult"]
+    with pytest.raises(ClientError) as e:
+        _sign_in(unsigned_idp, s, loser)
+    assert error_code(e.value) == "NotAuthorizedException"
+
+
 def test_delete_user_ends_the_account_and_its_tokens(unsigned_idp, account):
     s = account()
     unsigned_idp.delete_user(AccessToken=s["AccessToken"])
