@@ -948,7 +948,8 @@ macro_rules! sql_store {
                             Self::release_aliases(&mut tx, user).await?;
                         }
                         if !Self::write_user(&mut *tx, user, false).await? {
-                            // Not as read: the code stays, and so does its attempt count.
+                            // Not as read: the code stays unused and this attempt uncounted;
+                            // the caller tries again over a fresh read.
                             tx.rollback().await.map_err(unavailable)?;
                             return Ok(Redeem::Stale);
                         }
