@@ -104,7 +104,17 @@ pub(crate) fn username_key(pool: &Pool, username: &str) -> String {
     }
 }
 
-/// The unique sign-in keys a user's attributes give them in this pool.
+/// Refuses to confirm a user who is not unconfirmed (ConfirmSignUp, AdminConfirmSignUp).
+fn confirmable(user: &User) -> Result<()> {
+    if user.status != UserStatus::Unconfirmed {
+        return Err(Error::not_authorized(format!(
+            "User cannot be confirmed. Current status is {}",
+            user.status.as_str()
+        )));
+    }
+    Ok(())
+}
+
 /// Where password-reset codes go: the verified e-mail, else the verified phone number.
 pub(crate) fn reset_destination(user: &User) -> Result<Destination> {
     let verified = |attr: &str| {
@@ -122,6 +132,7 @@ pub(crate) fn reset_destination(user: &User) -> Result<Destination> {
         })
 }
 
+/// The unique sign-in keys a user's attributes give them in this pool.
 pub(crate) fn aliases_for(pool: &Pool, attrs: &BTreeMap<String, String>) -> Aliases {
     let c = &pool.config;
     let signs_in = |a: &str| c.username_attributes.iter().any(|x| x == a);
@@ -384,12 +395,7 @@ impl Directory {
             );
         };
         let confirm = |user: &mut User| {
-            if user.status != UserStatus::Unconfirmed {
-                return Err(Error::not_authorized(format!(
-                    "User cannot be confirmed. Current status is {}",
-                    user.status.as_str()
-                )));
-            }
+            confirmable(user)?;
             if let Some((_, _, attribute)) = Self::code_destination(&pool, user) {
                 user.attributes
                     .insert(format!("{attribute}_verified"), "true".into());
@@ -563,12 +569,7 @@ impl Directory {
         let pool = self.admin_pool(grant, pool_id).await?;
         let user = self.user(&pool, username).await?;
         self.change_user(&pool, user, |user| {
-            if user.status != UserStatus::Unconfirmed {
-                return Err(Error::not_authorized(format!(
-                    "User cannot be confirmed. Current status is {}",
-                    user.status.as_str()
-                )));
-            }
+            confirmable(user)?;
             user.status = UserStatus::Confirmed;
             Ok(())
         })
