@@ -468,6 +468,43 @@ macro_rules! sql_store {
                 Ok(row.is_some())
             }
 
+            /// Marks a session used; false when it already was.
+            async fn use_session_in<'e, E>(ex: E, session: SessionUse<'_>) -> StoreResult<bool>
+            where
+                E: sqlx::Executor<'e, Database = <$pool as PoolDb>::Db>,
+            {
+                let done = sqlx::query("INSERT INTO used_sessions (id, expires_ms) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+                    .bind(session.id)
+                    .bind(session.expires)
+                    .execute(ex)
+                    .await
+                    .map_err(unavailable)?;
+                Ok(done.rows_affected() > 0)
+            }
+
+            async fn insert_refresh_token_in<'e, E>(ex: E, t: &RefreshToken) -> StoreResult<()>
+            where
+                E: sqlx::Executor<'e, Database = <$pool as PoolDb>::Db>,
+            {
+                sqlx::query(
+                    "INSERT INTO refresh_tokens (token_hash, origin_jti, pool_id, client_id, sub, auth_time_s, created_ms, expires_ms, revoked_ms) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                )
+                .bind(&t.token_hash)
+                .bind(&t.origin_jti)
+                .bind(&t.pool_id)
+                .bind(&t.client_id)
+                .bind(&t.sub)
+                .bind(t.auth_time)
+                .bind(t.created)
+                .bind(t.expires)
+                .bind(t.revoked)
+                .execute(ex)
+                .await
+                .map_err(unavailable)?;
+                Ok(())
+            }
+
             /// Revokes every refresh-token family of the user at `now`; how many.
             async fn revoke_user_tokens_in<'e, E>(ex: E, pool_id: &str, sub: &str, now: Millis) -> StoreResult<u64>
             where
@@ -781,6 +818,31 @@ macro_rules! sql_store {
 
             async fn update_user(&self, user: &User, take_aliases: bool) -> StoreResult<bool> {
                 self.save_user(user, take_aliases, false, None).await
+            }
+
+            async fn update_user_spending(
+                &self,
+                user: &User,
+                session: SessionUse<'_>,
+            ) -> StoreResult<SpendingUpdate> {
+                let done = within(self.deadline, async {
+                let mut tx = self.pool.begin_with($begin).await.map_err(unavailable)?;
+                // The session row first: two answers with one session queue on it, and the
+                // later finds it used before touching the user.
+                if !Self::use_session_in(&mut *tx, session).await? {
+                    tx.rollback().await.map_err(unavailable)?;
+                    return Ok(SpendingUpdate::SessionUsed);
+                }
+                if !Self::write_user(&mut *tx, user, false).await? {
+                    tx.rollback().await.map_err(unavailable)?;
+                    return Ok(SpendingUpdate::Stale);
+                }
+                tx.commit().await.map_err(unavailable)?;
+                Ok(SpendingUpdate::Written)
+                            }, unavailable).await;
+                // Whatever came of it: a commit cut short may still have landed.
+                self.recent.forget_user(&user.pool_id, &user.sub);
+                done
             }
 
             async fn set_user_enabled(
@@ -1284,24 +1346,28 @@ macro_rules! sql_store {
             }
 
             async fn insert_refresh_token(&self, t: &RefreshToken) -> StoreResult<()> {
-                sqlx::query(
-                    "INSERT INTO refresh_tokens (token_hash, origin_jti, pool_id, client_id, sub, auth_time_s, created_ms, expires_ms, revoked_ms) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-                )
-                .bind(&t.token_hash)
-                .bind(&t.origin_jti)
-                .bind(&t.pool_id)
-                .bind(&t.client_id)
-                .bind(&t.sub)
-                .bind(t.auth_time)
-                .bind(t.created)
-                .bind(t.expires)
-                .bind(t.revoked)
-                .execute(&self.leased)
-                .await
-                .map_err(unavailable)?;
+                Self::insert_refresh_token_in(&self.leased, t).await?;
                 self.recent.families.remove(&t.origin_jti);
                 Ok(())
+            }
+
+            async fn insert_refresh_token_spending(
+                &self,
+                t: &RefreshToken,
+                session: SessionUse<'_>,
+            ) -> StoreResult<bool> {
+                let done = within(self.deadline, async {
+                let mut tx = self.pool.begin_with($begin).await.map_err(unavailable)?;
+                if !Self::use_session_in(&mut *tx, session).await? {
+                    tx.rollback().await.map_err(unavailable)?;
+                    return Ok(false);
+                }
+                Self::insert_refresh_token_in(&mut *tx, t).await?;
+                tx.commit().await.map_err(unavailable)?;
+                Ok(true)
+                            }, unavailable).await;
+                self.recent.families.remove(&t.origin_jti);
+                done
             }
 
             async fn find_refresh_token(&self, token_hash: &[u8]) -> StoreResult<Option<RefreshToken>> {
@@ -1411,13 +1477,7 @@ macro_rules! sql_store {
             }
 
             async fn use_session(&self, id: &[u8], expires: Millis) -> StoreResult<bool> {
-                let done = sqlx::query("INSERT INTO used_sessions (id, expires_ms) VALUES ($1, $2) ON CONFLICT DO NOTHING")
-                    .bind(id)
-                    .bind(expires)
-                    .execute(&self.leased)
-                    .await
-                    .map_err(unavailable)?;
-                Ok(done.rows_affected() > 0)
+                Self::use_session_in(&self.leased, SessionUse { id, expires }).await
             }
 
             async fn count_sign_in_failure(&self, pool_id: &str, sub: &str, failure: Failure) -> StoreResult<u32> {

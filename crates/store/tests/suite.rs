@@ -167,6 +167,7 @@ both!(
     a_change_from_a_stale_read_is_not_written,
     concurrent_changes_to_one_user_all_land,
     a_deleted_users_sessions_are_revoked,
+    a_session_is_used_by_the_write_it_comes_with_once,
 );
 
 fn pool_input(name: &str) -> PoolInput {
@@ -191,6 +192,19 @@ async fn make_pool(e: &Env, input: PoolInput) -> (Pool, Client) {
         .await
         .unwrap();
     (pool, client)
+}
+
+/// A pool with a client that signs in with USER_PASSWORD_AUTH and hides unknown users.
+async fn password_pool(e: &Env, name: &str) -> (Pool, Client) {
+    let pool = e.dir.create_pool(&e.grant, pool_input(name)).await.unwrap();
+    let input = ClientInput {
+        name: Some("app".into()),
+        explicit_auth_flows: vec!["ALLOW_USER_PASSWORD_AUTH".into()],
+        prevent_user_existence_errors: Some("ENABLED".into()),
+        ..Default::default()
+    };
+    let client = e.dir.create_client(&e.grant, &pool.id, input).await;
+    (pool, client.unwrap())
 }
 
 /// A pool that verifies e-mail addresses (sending codes), with its client.
@@ -856,22 +870,7 @@ async fn answered_before_the_count_is_written(user_exists: bool) {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("t.db").display());
     let e = env(::store::connect(&url).await.unwrap());
-    let pool = e
-        .dir
-        .create_pool(&e.grant, pool_input("answer-first"))
-        .await
-        .unwrap();
-    let input = ClientInput {
-        name: Some("app".into()),
-        explicit_auth_flows: vec!["ALLOW_USER_PASSWORD_AUTH".into()],
-        prevent_user_existence_errors: Some("ENABLED".into()),
-        ..Default::default()
-    };
-    let client = e
-        .dir
-        .create_client(&e.grant, &pool.id, input)
-        .await
-        .unwrap();
+    let (pool, client) = password_pool(&e, "answer-first").await;
     if user_exists {
         e.dir
             .sign_up(sign_up(&client, "slowpoke", "s@example.com"))
@@ -1400,19 +1399,10 @@ async fn a_sign_in_finds_the_user_or_the_unknown_names_failures_in_one_read(e: E
 }
 
 async fn refresh_tokens_rotate_once_and_the_previous_one_is_found(e: Env) {
-    let (pool, client) = make_pool(&e, pool_input("rotate")).await;
+    let (_, client) = make_pool(&e, pool_input("rotate")).await;
     let family = RefreshToken {
         token_hash: b"h1".to_vec(),
-        origin_jti: "jti-rot".into(),
-        pool_id: pool.id.clone(),
-        client_id: client.client_id.clone(),
-        sub: "sub-r".into(),
-        auth_time: 0,
-        created: T0,
-        expires: T0 + 60_000,
-        revoked: None,
-        previous_hash: None,
-        previous_until: None,
+        ..family(&client, "sub-r", "jti-rot")
     };
     e.store.insert_refresh_token(&family).await.unwrap();
     assert!(
@@ -1647,9 +1637,9 @@ async fn a_rotation_that_fails_half_way_changes_no_key(e: Env) {
     assert_eq!(e.store.signing_keys(&pool.id).await.unwrap(), before);
 }
 
-/// Stores a refresh-token family `jti` for the user `sub` of `client`.
-async fn insert_family(e: &Env, client: &Client, sub: &str, jti: &str) {
-    let family = RefreshToken {
+/// A refresh-token family `jti` for the user `sub` of `client`, live for a minute from T0.
+fn family(client: &Client, sub: &str, jti: &str) -> RefreshToken {
+    RefreshToken {
         token_hash: format!("{jti}-token").into_bytes(),
         origin_jti: jti.into(),
         pool_id: client.pool_id.clone(),
@@ -1661,7 +1651,12 @@ async fn insert_family(e: &Env, client: &Client, sub: &str, jti: &str) {
         revoked: None,
         previous_hash: None,
         previous_until: None,
-    };
+    }
+}
+
+/// Stores [`family`] `jti` for the user `sub` of `client`.
+async fn insert_family(e: &Env, client: &Client, sub: &str, jti: &str) {
+    let family = family(client, sub, jti);
     e.store.insert_refresh_token(&family).await.unwrap();
 }
 
@@ -2065,4 +2060,133 @@ async fn a_deleted_users_sessions_are_revoked(e: Env) {
         .unwrap();
     let token = e.store.refresh_family("jti-fox").await.unwrap().unwrap();
     assert_eq!(token.revoked, Some(T0));
+}
+
+/// The writes that end a challenge use its session up in their own transaction: the first use
+/// lands with its write, a second use of the session writes nothing, and a write refused as
+/// stale leaves the session unused.
+async fn a_session_is_used_by_the_write_it_comes_with_once(e: Env) {
+    let (pool, client) = make_pool(&e, pool_input("spending")).await;
+    let sub = e.dir.sign_up(sign_up(&client, "sam", "sam@example.com"));
+    let sub = sub.await.unwrap().sub;
+    let read = || async {
+        let user = e.store.find_user(&pool.id, UserKey::Sub(&sub)).await;
+        user.unwrap().unwrap()
+    };
+    let session = |id: &'static [u8]| SessionUse {
+        id,
+        expires: T0 + 60_000,
+    };
+    let named = |mut user: User, name: &str| {
+        user.attributes.insert("name".into(), name.into());
+        user
+    };
+
+    let store = &e.store;
+    let spend = |user: User, id| async move {
+        let done = store.update_user_spending(&user, session(id)).await;
+        done.unwrap()
+    };
+    let first = spend(named(read().await, "one"), b"s-1").await;
+    assert_eq!(first, SpendingUpdate::Written);
+    let again = spend(named(read().await, "two"), b"s-1").await;
+    assert_eq!(again, SpendingUpdate::SessionUsed);
+    assert_eq!(
+        read().await.attribute("name"),
+        Some("one"),
+        "a second use wrote"
+    );
+
+    let stale = named(read().await, "three");
+    let fresh = named(read().await, "four");
+    assert!(e.store.update_user(&fresh, false).await.unwrap());
+    assert_eq!(spend(stale, b"s-2").await, SpendingUpdate::Stale);
+    assert!(
+        !e.store.session_used(b"s-2").await.unwrap(),
+        "a stale write used its session"
+    );
+    assert_eq!(read().await.attribute("name"), Some("four"));
+
+    let family = |jti| family(&client, &sub, jti);
+    let grant = |family: RefreshToken| async move {
+        let done = store.insert_refresh_token_spending(&family, session(b"s-3"));
+        done.await.unwrap()
+    };
+    assert!(grant(family("j-1")).await);
+    assert!(e.store.session_used(b"s-3").await.unwrap());
+    assert!(!grant(family("j-2")).await);
+    assert!(e.store.refresh_family("j-1").await.unwrap().is_some());
+    assert!(
+        e.store.refresh_family("j-2").await.unwrap().is_none(),
+        "a second use stored"
+    );
+}
+
+/// A session and the write that ends its challenge land together: here the database refuses
+/// the write, and the session is left unused — the same answer can be given again. Before, a
+/// NEW_PASSWORD_REQUIRED answer used its session up first, so a failure writing the user left
+/// "Invalid session" to every retry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_whose_write_fails_leaves_its_session_unused_on_either_engine() {
+    let changed = "NEW.revision <> OLD.revision";
+    with_refusing_rows("users", "UPDATE", changed, |e| async move {
+        let (pool, client) = password_pool(&e, "whole-answers").await;
+        let create = AdminCreateUser {
+            pool_id: pool.id.clone(),
+            username: "nell".into(),
+            temporary_password: Some("Temp-passw0rd".into()),
+            message_action: Some("SUPPRESS".into()),
+            ..Default::default()
+        };
+        e.dir.admin_create_user(&e.grant, create).await.unwrap();
+        let params = |pairs: &[(&str, &str)]| {
+            let pairs = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string()));
+            pairs.collect::<std::collections::BTreeMap<_, _>>()
+        };
+        let signed_in = e.dir.initiate_auth(AuthRequest {
+            client_id: client.client_id.clone(),
+            flow: "USER_PASSWORD_AUTH".into(),
+            params: params(&[("USERNAME", "nell"), ("PASSWORD", "Temp-passw0rd")]),
+        });
+        let AuthOutcome::Challenge(challenge) = signed_in.await.unwrap() else {
+            panic!("no NEW_PASSWORD_REQUIRED");
+        };
+        for attempt in 1..=2 {
+            let answer = e.dir.respond_to_auth_challenge(ChallengeAnswer {
+                client_id: client.client_id.clone(),
+                challenge: "NEW_PASSWORD_REQUIRED".into(),
+                session: Some(challenge.session.clone()),
+                responses: params(&[("USERNAME", "nell"), ("NEW_PASSWORD", "New-passw0rd")]),
+            });
+            match answer.await {
+                Err(Error::NotAuthorized(m)) => panic!("answer {attempt}: {m}"),
+                Err(_) => {}
+                Ok(_) => panic!("answer {attempt}: the refused write landed"),
+            }
+        }
+    })
+    .await;
+}
+
+/// The same for the refresh token that ends an MFA answer: refused, the session stays unused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_that_cannot_be_stored_leave_their_session_unused_on_either_engine() {
+    with_refusing("refresh_tokens", "INSERT", |e| async move {
+        let (_, client) = make_pool(&e, pool_input("whole-grants")).await;
+        let session = SessionUse {
+            id: b"s-mfa",
+            expires: T0 + 60_000,
+        };
+        let family = family(&client, "sub-mfa", "j-mfa");
+        let refused = e.store.insert_refresh_token_spending(&family, session);
+        assert!(
+            refused.await.is_err(),
+            "the refresh token was stored after all"
+        );
+        assert!(
+            !e.store.session_used(b"s-mfa").await.unwrap(),
+            "used, no tokens"
+        );
+    })
+    .await;
 }

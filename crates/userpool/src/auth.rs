@@ -7,7 +7,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use tokens::{Grant, KeyUse};
 
-use crate::challenges::AuthOutcome;
+use crate::challenges::{AuthOutcome, Spend, invalid_session};
 use crate::error::{Error, Result};
 use crate::lockout::Failing;
 use crate::store::{RefreshToken, SigningIn};
@@ -19,6 +19,17 @@ pub struct AuthRequest {
     pub client_id: String,
     pub flow: String,
     pub params: BTreeMap<String, String>,
+}
+
+/// Why tokens are minted ([`Directory::mint`]).
+pub(crate) enum Issue<'a> {
+    /// A sign-in that needed no answer after its first factor.
+    SignIn,
+    /// An answer to the sign-in's last challenge, whose session is used up as its refresh
+    /// token is stored.
+    Answer(&'a Spend),
+    /// A refresh of this family: no new family, the sign-in's auth_time.
+    Refresh(&'a RefreshToken),
 }
 
 /// The tokens of a completed sign-in; no refresh token when a refresh made them.
@@ -338,7 +349,7 @@ impl Directory {
         if !user.enabled {
             return Err(Error::not_authorized("User is disabled."));
         }
-        self.mint(&client.pool_id, &client, &user, Some(&family))
+        self.mint(&client.pool_id, &client, &user, Issue::Refresh(&family))
             .await
     }
 
@@ -382,7 +393,9 @@ impl Directory {
             if !is_current {
                 return Err(invalid());
             }
-            return self.mint(&pool.id, &client, &user, Some(&family)).await;
+            return self
+                .mint(&pool.id, &client, &user, Issue::Refresh(&family))
+                .await;
         };
         let now = self.now();
         let previous = if is_current {
@@ -406,7 +419,9 @@ impl Directory {
         if !rotated {
             return Err(invalid());
         }
-        let mut tokens = self.mint(&pool.id, &client, &user, Some(&family)).await?;
+        let mut tokens = self
+            .mint(&pool.id, &client, &user, Issue::Refresh(&family))
+            .await?;
         tokens.refresh = Some(new_token);
         Ok(tokens)
     }
@@ -459,14 +474,14 @@ impl Directory {
             .to_vec()
     }
 
-    /// ID and access tokens for `user`, and a new refresh-token family unless `family` is the
-    /// one being refreshed.
+    /// ID and access tokens for `user`, and a new refresh-token family unless `issue` refreshes
+    /// one.
     pub(crate) async fn mint(
         &self,
         pool_id: &str,
         client: &Client,
         user: &User,
-        family: Option<&RefreshToken>,
+        issue: Issue<'_>,
     ) -> Result<Tokens> {
         let now = self.now();
         let now_s = now / 1000;
@@ -501,27 +516,37 @@ impl Directory {
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
 
-        let (origin_jti, auth_time, refresh) = match family {
-            Some(f) => (f.origin_jti.clone(), f.auth_time, None),
-            None => {
-                self.sign_in_succeeded(user).await?;
+        let (origin_jti, auth_time, refresh) = match issue {
+            Issue::Refresh(f) => (f.origin_jti.clone(), f.auth_time, None),
+            Issue::SignIn | Issue::Answer(_) => {
                 let token = self.new_refresh_token();
                 let origin_jti = self.new_uuid();
-                self.store
-                    .insert_refresh_token(&RefreshToken {
-                        token_hash: self.refresh_hash(&token),
-                        origin_jti: origin_jti.clone(),
-                        pool_id: pool_id.to_string(),
-                        client_id: client.client_id.clone(),
-                        sub: user.sub.clone(),
-                        auth_time: now_s,
-                        created: now,
-                        expires: now + refresh_ttl * 1000,
-                        revoked: None,
-                        previous_hash: None,
-                        previous_until: None,
-                    })
-                    .await?;
+                let family = RefreshToken {
+                    token_hash: self.refresh_hash(&token),
+                    origin_jti: origin_jti.clone(),
+                    pool_id: pool_id.to_string(),
+                    client_id: client.client_id.clone(),
+                    sub: user.sub.clone(),
+                    auth_time: now_s,
+                    created: now,
+                    expires: now + refresh_ttl * 1000,
+                    revoked: None,
+                    previous_hash: None,
+                    previous_until: None,
+                };
+                match issue {
+                    Issue::Answer(spend) => {
+                        let stored = self
+                            .store
+                            .insert_refresh_token_spending(&family, spend.as_use());
+                        if !stored.await? {
+                            return Err(invalid_session());
+                        }
+                    }
+                    _ => self.store.insert_refresh_token(&family).await?,
+                }
+                // After the session's use: an answer refused as already given changes nothing.
+                self.sign_in_succeeded(user).await?;
                 (origin_jti, now_s, Some(token))
             }
         };

@@ -9,7 +9,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::store::UserKey;
+use crate::store::{SessionUse, UserKey};
 use crate::{AdminGrant, Client, Directory, MfaMethod, Pool, Tokens, User, UserStatus, attributes};
 
 /// A challenge the caller must answer before getting tokens.
@@ -45,6 +45,33 @@ pub(crate) struct SessionState {
     pub sub: String,
     challenge: String,
     expires: i64,
+}
+
+impl SessionState {
+    /// The session as used up by the write that ends its step.
+    pub(crate) fn spend(&self) -> Result<Spend> {
+        let id = hex::decode(&self.id).map_err(|_| invalid_session())?;
+        Ok(Spend {
+            id,
+            expires: self.expires,
+        })
+    }
+}
+
+/// A session to use up together with a write (`store::SessionUse`): the answer's effect and
+/// the session's use land together, so a failure between them leaves the answer retryable.
+pub(crate) struct Spend {
+    id: Vec<u8>,
+    expires: i64,
+}
+
+impl Spend {
+    pub(crate) fn as_use(&self) -> SessionUse<'_> {
+        SessionUse {
+            id: &self.id,
+            expires: self.expires,
+        }
+    }
 }
 
 const CONTEXT: &[u8] = b"auth-session/v1";
@@ -225,9 +252,9 @@ impl Directory {
                 let (user, answer) = self
                     .new_password_answer(&pool, &state.sub, &a.responses)
                     .await?;
-                self.spend_session(&state).await?;
+                let spend = state.spend()?;
                 let user = self
-                    .change_user(&pool, user, |user| answer.apply(&pool, user))
+                    .change_user_spending(&pool, user, &spend, |user| answer.apply(&pool, user))
                     .await?;
                 self.second_factor(&pool, &client, &user).await
             }

@@ -7,10 +7,11 @@
 use std::future::Future;
 
 use crate::Directory;
+use crate::challenges::{Spend, invalid_session};
 use crate::codes::{CodeMessage, Destination, Sender};
 use crate::error::{Error, Result};
 use crate::model::*;
-use crate::store::UserKey;
+use crate::store::{SpendingUpdate, UserKey};
 
 /// How many reads a change is tried over before the request is refused: each try is a few
 /// milliseconds (nothing slow, such as hashing, is made again), so only a user written by
@@ -73,6 +74,40 @@ impl Directory {
         let changed = self
             .change_user_with_code(pool, user, Sender::User, |user| change(user).map(|()| None));
         Ok(changed.await?.0)
+    }
+
+    /// [`Directory::change_user`] for the change that answers a challenge: the session is used
+    /// up in the transaction that stores the change (a session used before is refused, and
+    /// nothing written), so a failure in between leaves the answer to be given again.
+    pub(crate) async fn change_user_spending<F>(
+        &self,
+        pool: &Pool,
+        user: User,
+        spend: &Spend,
+        mut change: F,
+    ) -> Result<User>
+    where
+        F: FnMut(&mut User) -> Result<()>,
+    {
+        let now = self.now();
+        self.over_fresh_reads(user, |mut user| {
+            let made = change(&mut user);
+            async move {
+                made?;
+                user.modified = now;
+                let written = self
+                    .store
+                    .update_user_spending(&user, spend.as_use())
+                    .await
+                    .map_err(|e| self.conflict_error(pool, e))?;
+                match written {
+                    SpendingUpdate::Written => Ok(Some(as_stored(user))),
+                    SpendingUpdate::Stale => Ok(None),
+                    SpendingUpdate::SessionUsed => Err(invalid_session()),
+                }
+            }
+        })
+        .await
     }
 
     /// [`Directory::change_user`] for a change that may call for a code (an e-mail to verify,

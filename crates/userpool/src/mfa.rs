@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 
+use crate::auth::Issue;
 use crate::challenges::{AuthOutcome, Challenge, SessionState};
 use crate::codes::CodeMessage;
 use crate::error::{Error, Result};
@@ -251,7 +252,7 @@ impl Directory {
     ) -> Result<AuthOutcome> {
         match second_step(pool, user) {
             SecondStep::None => Ok(AuthOutcome::Tokens(
-                self.mint(&pool.id, client, user, None).await?,
+                self.mint(&pool.id, client, user, Issue::SignIn).await?,
             )),
             SecondStep::Ask(method) => self.ask(pool, client, user, method).await,
             SecondStep::Choose(methods) => {
@@ -384,9 +385,10 @@ impl Directory {
                     }
                     return Err(e);
                 }
-                self.spend_session(session).await?;
+                let spend = session.spend()?;
                 Ok(AuthOutcome::Tokens(
-                    self.mint(&pool.id, client, &user, None).await?,
+                    self.mint(&pool.id, client, &user, Issue::Answer(&spend))
+                        .await?,
                 ))
             }
             MfaMethod::Sms | MfaMethod::Email => {
@@ -414,9 +416,10 @@ impl Directory {
                     Error::CodeMismatch | Error::ExpiredCode => mfa_mismatch(),
                     other => other,
                 })?;
-                self.spend_session(session).await?;
+                let spend = session.spend()?;
                 Ok(AuthOutcome::Tokens(
-                    self.mint(&pool.id, client, &user, None).await?,
+                    self.mint(&pool.id, client, &user, Issue::Answer(&spend))
+                        .await?,
                 ))
             }
         }
@@ -460,9 +463,10 @@ impl Directory {
         let state = self.open_session(session, SETUP_VERIFIED)?;
         self.check_session_client(&state, client)?;
         let user = self.session_user(pool, &state).await?;
-        self.spend_session(&state).await?;
+        let spend = state.spend()?;
         Ok(AuthOutcome::Tokens(
-            self.mint(&pool.id, client, &user, None).await?,
+            self.mint(&pool.id, client, &user, Issue::Answer(&spend))
+                .await?,
         ))
     }
 
@@ -493,20 +497,13 @@ impl Directory {
         }
         let secret = self.random_bytes::<SECRET_BYTES>();
         let sealed = self.seal_totp(&user, &secret)?;
-        let user = self
-            .change_user(&pool, user, |user| {
-                user.mfa.totp_pending = Some(sealed.clone());
-                Ok(())
-            })
-            .await?;
-        let next = match setup {
-            Some(state) => {
-                self.spend_session(&state).await?;
-                let client = self.session_client(&state).await?;
-                Some(self.new_session(&client, &user, SETUP_ASSOCIATED)?)
-            }
-            None => None,
+        let associate = |user: &mut User| {
+            user.mfa.totp_pending = Some(sealed.clone());
+            Ok(())
         };
+        let next = self
+            .setup_step(&pool, user, setup, SETUP_ASSOCIATED, associate)
+            .await?;
         Ok((totp::base32(&secret), next))
     }
 
@@ -547,30 +544,48 @@ impl Directory {
                 Error::MfaCodeMismatch => mismatch(),
                 other => other,
             })?;
-        let user = self
-            .change_user(&pool, user, |user| {
-                // The code proves the authenticator associated when it was read: one associated
-                // since (another AssociateSoftwareToken) is not what the code came from.
-                if user.mfa.totp_pending.as_ref() != Some(&pending) {
-                    return Err(mismatch());
-                }
-                user.mfa.totp_secret = Some(pending.clone());
-                user.mfa.totp_pending = None;
-                user.mfa.totp_name = friendly_name.filter(|n| !n.is_empty()).map(str::to_string);
-                if setup.is_some() && !user.mfa.is_enabled(MfaMethod::SoftwareToken) {
-                    user.mfa.enabled.push(MfaMethod::SoftwareToken);
-                }
-                Ok(())
-            })
-            .await?;
-        match setup {
-            Some(state) => {
-                self.spend_session(&state).await?;
-                let client = self.session_client(&state).await?;
-                Ok(Some(self.new_session(&client, &user, SETUP_VERIFIED)?))
+        let in_setup = setup.is_some();
+        let verified = |user: &mut User| {
+            // The code proves the authenticator associated when it was read: one associated
+            // since (another AssociateSoftwareToken) is not what the code came from.
+            if user.mfa.totp_pending.as_ref() != Some(&pending) {
+                return Err(mismatch());
             }
-            None => Ok(None),
-        }
+            user.mfa.totp_secret = Some(pending.clone());
+            user.mfa.totp_pending = None;
+            user.mfa.totp_name = friendly_name.filter(|n| !n.is_empty()).map(str::to_string);
+            if in_setup && !user.mfa.is_enabled(MfaMethod::SoftwareToken) {
+                user.mfa.enabled.push(MfaMethod::SoftwareToken);
+            }
+            Ok(())
+        };
+        self.setup_step(&pool, user, setup, SETUP_VERIFIED, verified)
+            .await
+    }
+
+    /// Makes `change` to the user; during MFA_SETUP (`setup`, the step's session) the session
+    /// is used up with the change and the session for the `next` step returned.
+    async fn setup_step<F>(
+        &self,
+        pool: &Pool,
+        user: User,
+        setup: Option<SessionState>,
+        next: &str,
+        change: F,
+    ) -> Result<Option<String>>
+    where
+        F: FnMut(&mut User) -> Result<()>,
+    {
+        let Some(state) = setup else {
+            self.change_user(pool, user, change).await?;
+            return Ok(None);
+        };
+        let spend = state.spend()?;
+        let user = self
+            .change_user_spending(pool, user, &spend, change)
+            .await?;
+        let client = self.session_client(&state).await?;
+        Ok(Some(self.new_session(&client, &user, next)?))
     }
 
     /// Accepts `code` of the authenticator `secret` once: a code of a step already used (or

@@ -133,6 +133,27 @@ pub enum CodedUpdate {
     Stale,
 }
 
+/// A challenge session used up by the write it comes with ([`Store::update_user_spending`],
+/// [`Store::insert_refresh_token_spending`]): the write is made only if the session was unused,
+/// and the session is used only if the write is made — a failure between them cannot leave an
+/// answer neither taken nor retryable.
+#[derive(Debug, Clone, Copy)]
+pub struct SessionUse<'a> {
+    pub id: &'a [u8],
+    /// Until when the use is remembered (the session's own expiry).
+    pub expires: Millis,
+}
+
+/// What [`Store::update_user_spending`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SpendingUpdate {
+    Written,
+    /// Nothing written, the session left unused: no user has the `sub` at the user's revision.
+    Stale,
+    /// Nothing written: the session was used before.
+    SessionUsed,
+}
+
 /// At most `max_sends` codes of one purpose to one user per window.
 #[derive(Debug, Clone, Copy)]
 pub struct SendLimit {
@@ -254,6 +275,12 @@ pub trait Store: Send + Sync + 'static {
     /// when nothing was written: no such user, or it was written since it was read (read it
     /// again and make the change again — two changes made from one read never both land).
     async fn update_user(&self, user: &User, take_aliases: bool) -> StoreResult<bool>;
+    /// [`Store::update_user`] (taking no aliases) with a session used up in the same transaction.
+    async fn update_user_spending(
+        &self,
+        user: &User,
+        session: SessionUse<'_>,
+    ) -> StoreResult<SpendingUpdate>;
     /// Enables or disables the user `sub` at `now`; disabling also revokes every refresh-token
     /// family of theirs, in the same transaction. Whether the user exists. The only write of
     /// `enabled` after a user's creation ([`Store::update_user`] leaves it as it is), so a change
@@ -351,6 +378,13 @@ pub trait Store: Send + Sync + 'static {
 
     // Refresh tokens
     async fn insert_refresh_token(&self, token: &RefreshToken) -> StoreResult<()>;
+    /// [`Store::insert_refresh_token`] with a session used up in the same transaction; false
+    /// (nothing stored) when the session was used before.
+    async fn insert_refresh_token_spending(
+        &self,
+        token: &RefreshToken,
+        session: SessionUse<'_>,
+    ) -> StoreResult<bool>;
     /// The family whose current token, or whose token before the last rotation, has this hash.
     async fn find_refresh_token(&self, token_hash: &[u8]) -> StoreResult<Option<RefreshToken>>;
     /// The family of a token a rotation replaced (kept until the family goes), for telling a

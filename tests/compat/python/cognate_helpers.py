@@ -328,3 +328,25 @@ def wrong_passwords_at_once(attempt, n: int = 50) -> list[str]:
     elapsed = time.monotonic() - started
     assert elapsed < 1.0, f"the {n} guesses took {elapsed:.2f} s"
     return answers
+
+
+def at_once(*calls, answer=error_code):
+    """Runs every call at once (each in its own thread, started together); returns each one's
+    answer: `answer` of its error (by default its code), or "ok"."""
+    from concurrent.futures import ThreadPoolExecutor
+    from threading import Barrier
+
+    from botocore.exceptions import ClientError
+
+    start = Barrier(len(calls))
+
+    def run(call):
+        start.wait()
+        try:
+            call()
+        except ClientError as e:
+            return answer(e)
+        return "ok"
+
+    with ThreadPoolExecutor(max_workers=len(calls)) as pool:
+        return list(pool.map(run, calls))

@@ -6,7 +6,7 @@ development outbox."""
 import pytest
 from botocore.exceptions import ClientError
 
-from cognate_helpers import GOOD_PASSWORD, attrs_to_dict, error_code, latest_code, unique
+from cognate_helpers import GOOD_PASSWORD, at_once, attrs_to_dict, error_code, latest_code, unique
 
 FLOWS = ["ALLOW_USER_PASSWORD_AUTH", "ALLOW_REFRESH_TOKEN_AUTH"]
 NEW_PASSWORD = "Another-Horse-7staple"
@@ -231,26 +231,6 @@ def test_change_password_needs_the_current_one(unsigned_idp, account):
     assert error_code(e.value) == "NotAuthorizedException"
 
 
-def _at_once(*calls):
-    """Runs every call at once (each in its own thread, started together); returns each one's
-    answer: its error code, or "ok"."""
-    from concurrent.futures import ThreadPoolExecutor
-    from threading import Barrier
-
-    start = Barrier(len(calls))
-
-    def run(call):
-        start.wait()
-        try:
-            call()
-        except ClientError as e:
-            return error_code(e)
-        return "ok"
-
-    with ThreadPoolExecutor(max_workers=len(calls)) as pool:
-        return list(pool.map(run, calls))
-
-
 def test_changes_sent_at_once_all_land(unsigned_idp, account):
     """A password change reads the user, hashes, then writes: attribute changes landing meanwhile
     are kept (a change is written only over the user as it read them, else made again)."""
@@ -264,7 +244,7 @@ def test_changes_sent_at_once_all_land(unsigned_idp, account):
             attrs = [{"Name": name, "Value": value}]
             return lambda: unsigned_idp.update_user_attributes(AccessToken=token, UserAttributes=attrs)
 
-        answers = _at_once(
+        answers = at_once(
             lambda: unsigned_idp.change_password(AccessToken=token, PreviousPassword=password,
                                                  ProposedPassword=new),
             change("given_name", f"Ann {round}"),
@@ -286,7 +266,7 @@ def test_two_password_changes_from_one_password_one_lands(unsigned_idp, account)
     s = account()
     token = s["AccessToken"]
     news = [f"{NEW_PASSWORD}-a", f"{NEW_PASSWORD}-b"]
-    answers = _at_once(*[
+    answers = at_once(*[
         (lambda new=new: unsigned_idp.change_password(AccessToken=token, PreviousPassword=GOOD_PASSWORD,
                                                       ProposedPassword=new))
         for new in news

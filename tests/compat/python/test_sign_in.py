@@ -8,7 +8,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from conftest import launch_server
-from cognate_helpers import GOOD_PASSWORD, admin_and_public, error_code, unique, wrong_passwords_at_once
+from cognate_helpers import GOOD_PASSWORD, admin_and_public, at_once, error_code, unique, wrong_passwords_at_once
 
 FLOWS = ["ALLOW_USER_PASSWORD_AUTH", "ALLOW_ADMIN_USER_PASSWORD_AUTH", "ALLOW_REFRESH_TOKEN_AUTH"]
 
@@ -370,6 +370,33 @@ def test_temporary_password_asks_for_a_new_one(endpoint, unsigned_idp, idp, temp
     assert "AuthenticationResult" in ok
     with pytest.raises(ClientError):
         _temp_sign_in(unsigned_idp, temp_user)
+
+
+def test_two_answers_to_one_new_password_challenge_at_once_one_lands(unsigned_idp, temp_user):
+    """The session is used up in the transaction that writes the new password: of two answers
+    sent at once, one sets its password and gets tokens, the other is told the session is used
+    (not only that the user no longer waits for a new password: "Invalid session for the
+    user."), and only the winner's password signs in."""
+    session = _temp_sign_in(unsigned_idp, temp_user)["Session"]
+    news = [f"{GOOD_PASSWORD}-a", f"{GOOD_PASSWORD}-b"]
+    answers = at_once(*[
+        (lambda new=new: unsigned_idp.respond_to_auth_challenge(
+            ClientId=temp_user["client_id"], ChallengeName="NEW_PASSWORD_REQUIRED", Session=session,
+            ChallengeResponses={"USERNAME": "newbie", "NEW_PASSWORD": new}))
+        for new in news
+    ], answer=lambda e: f'{error_code(e)}: {e.response["Error"]["Message"]}')
+    used = "NotAuthorizedException: Invalid session for the user, session is expired."
+    assert sorted(answers) == [used, "ok"], answers
+    winner, loser = (news[0], news[1]) if answers[0] == "ok" else (news[1], news[0])
+
+    def sign_in(password):
+        return unsigned_idp.initiate_auth(ClientId=temp_user["client_id"], AuthFlow="USER_PASSWORD_AUTH",
+                                          AuthParameters={"USERNAME": "newbie", "PASSWORD": password})
+
+    assert "AuthenticationResult" in sign_in(winner)
+    with pytest.raises(ClientError) as e:
+        sign_in(loser)
+    assert error_code(e.value) == "NotAuthorizedException"
 
 
 def test_sessions_are_bound_to_their_challenge_and_not_forgeable(unsigned_idp, idp, temp_user):
