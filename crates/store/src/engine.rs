@@ -855,7 +855,7 @@ macro_rules! sql_store {
                 let done = within(self.deadline, async {
                 let mut tx = self.pool.begin_with($begin).await.map_err(unavailable)?;
                 let found = sqlx::query(
-                    "UPDATE users SET enabled = $3, modified_ms = $4 WHERE pool_id = $1 AND sub = $2",
+                    "UPDATE users SET enabled = $3, modified_ms = $4, revision = revision + 1 WHERE pool_id = $1 AND sub = $2",
                 )
                 .bind(pool_id)
                 .bind(sub)

@@ -22,6 +22,7 @@ pub struct AuthRequest {
 }
 
 /// Why tokens are minted ([`Directory::mint`]).
+#[derive(Clone, Copy)]
 pub(crate) enum Issue<'a> {
     /// A sign-in that needed no answer after its first factor.
     SignIn,
@@ -516,7 +517,7 @@ impl Directory {
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
 
-        let (origin_jti, auth_time, refresh) = match issue {
+        let (origin_jti, auth_time, family) = match issue {
             Issue::Refresh(f) => (f.origin_jti.clone(), f.auth_time, None),
             Issue::SignIn | Issue::Answer(_) => {
                 let token = self.new_refresh_token();
@@ -534,20 +535,7 @@ impl Directory {
                     previous_hash: None,
                     previous_until: None,
                 };
-                match issue {
-                    Issue::Answer(spend) => {
-                        let stored = self
-                            .store
-                            .insert_refresh_token_spending(&family, spend.as_use());
-                        if !stored.await? {
-                            return Err(invalid_session());
-                        }
-                    }
-                    _ => self.store.insert_refresh_token(&family).await?,
-                }
-                // After the session's use: an answer refused as already given changes nothing.
-                self.sign_in_succeeded(user).await?;
-                (origin_jti, now_s, Some(token))
+                (origin_jti, now_s, Some((token, family)))
             }
         };
         let issuer = self.issuer(pool_id);
@@ -580,12 +568,37 @@ impl Directory {
             KeyUse::Access,
             tokens::access_token(&grant, &self.new_uuid(), access_ttl),
         )?;
+        // Stored once the tokens are made, so that nothing after the store (which uses an
+        // answer's session up) can fail.
+        let refresh = match family {
+            None => None,
+            Some((token, family)) => {
+                self.store_family(&family, issue).await?;
+                self.sign_in_succeeded(user).await;
+                Some(token)
+            }
+        };
         Ok(Tokens {
             access,
             id,
             refresh,
             expires_in: access_ttl,
         })
+    }
+
+    /// Stores a new refresh-token family; for an answer, with its session used up in the same
+    /// transaction (a session used before: nothing stored, and the answer refused).
+    async fn store_family(&self, family: &RefreshToken, issue: Issue<'_>) -> Result<()> {
+        if let Issue::Answer(spend) = issue {
+            let stored = self
+                .store
+                .insert_refresh_token_spending(family, spend.as_use());
+            if !stored.await? {
+                return Err(invalid_session());
+            }
+            return Ok(());
+        }
+        Ok(self.store.insert_refresh_token(family).await?)
     }
 
     /// `{issuer base}/{poolId}`, the `iss` of the pool's tokens.

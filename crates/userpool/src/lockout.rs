@@ -204,14 +204,21 @@ impl Directory {
     }
 
     /// A complete sign-in forgets earlier failures (no write when there were none).
-    pub(crate) async fn sign_in_succeeded(&self, user: &User) -> Result<()> {
-        if user.failures != Default::default() {
-            self.store
-                .clear_sign_in_failures(&user.pool_id, &user.sub)
-                .await?;
-            self.turns.changed();
+    pub(crate) async fn sign_in_succeeded(&self, user: &User) {
+        if user.failures == Default::default() {
+            return;
         }
-        Ok(())
+        // After the tokens are stored: a failure here must not fail the sign-in (its session is
+        // used up), and leaves only counts that are forgotten in time anyway.
+        let cleared = self
+            .store
+            .clear_sign_in_failures(&user.pool_id, &user.sub)
+            .await;
+        // Even after an error: the clearing may have landed, so the next attempt must read it.
+        self.turns.changed();
+        if let Err(e) = cleared {
+            tracing::warn!(pool_id = %user.pool_id, error = %e, "failed sign-ins not cleared");
+        }
     }
 }
 

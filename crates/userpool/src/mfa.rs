@@ -581,10 +581,12 @@ impl Directory {
             return Ok(None);
         };
         let spend = state.spend()?;
+        // Read before the change: nothing after it (it uses the session up) can fail but the
+        // sealing of the next session.
+        let client = self.session_client(&state).await?;
         let user = self
             .change_user_spending(pool, user, &spend, change)
             .await?;
-        let client = self.session_client(&state).await?;
         Ok(Some(self.new_session(&client, &user, next)?))
     }
 

@@ -284,7 +284,9 @@ pub trait Store: Send + Sync + 'static {
     /// Enables or disables the user `sub` at `now`; disabling also revokes every refresh-token
     /// family of theirs, in the same transaction. Whether the user exists. The only write of
     /// `enabled` after a user's creation ([`Store::update_user`] leaves it as it is), so a change
-    /// made from an older read of the user cannot undo an AdminDisableUser.
+    /// made from an older read of the user cannot undo an AdminDisableUser; it advances the
+    /// revision like any change, so such a change is made again over a fresh read (and the
+    /// user's last-modified time never goes back).
     async fn set_user_enabled(
         &self,
         pool_id: &str,
