@@ -942,6 +942,29 @@ macro_rules! sql_store {
                 Self::put_code_in(&self.leased, code, limit).await
             }
 
+            async fn put_code_spending(
+                &self,
+                code: &NewCode<'_>,
+                limit: SendLimit,
+                session: SessionUse<'_>,
+            ) -> StoreResult<SpendingCode> {
+                within(self.deadline, async {
+                let mut tx = self.pool.begin_with($begin).await.map_err(unavailable)?;
+                // The session row first, as in update_user_spending: no other transaction takes
+                // a code's row before a session's.
+                if !Self::use_session_in(&mut *tx, session).await? {
+                    tx.rollback().await.map_err(unavailable)?;
+                    return Ok(SpendingCode::SessionUsed);
+                }
+                if !Self::put_code_in(&mut *tx, code, limit).await? {
+                    tx.rollback().await.map_err(unavailable)?;
+                    return Ok(SpendingCode::LimitReached);
+                }
+                tx.commit().await.map_err(unavailable)?;
+                Ok(SpendingCode::Stored)
+                            }, unavailable).await
+            }
+
             async fn update_user_with_code(
                 &self,
                 user: &User,

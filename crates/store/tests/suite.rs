@@ -2126,6 +2126,36 @@ async fn a_session_is_used_by_the_write_it_comes_with_once(e: Env) {
         e.store.refresh_family("j-2").await.unwrap().is_none(),
         "a second use stored"
     );
+
+    // The code a SELECT_MFA_TYPE answer asks for.
+    let code = NewCode {
+        pool_id: &pool.id,
+        sub: &sub,
+        purpose: CodePurpose::SignInSms,
+        hash: b"code-hash",
+        expires: T0 + 60_000,
+    };
+    let open = SendLimit {
+        now: T0,
+        window: 60_000,
+        max_sends: 5,
+    };
+    let code = &code;
+    let ask = |limit, id| async move {
+        let done = store.put_code_spending(code, limit, session(id)).await;
+        done.unwrap()
+    };
+    assert_eq!(ask(open, b"s-4").await, SpendingCode::Stored);
+    assert_eq!(ask(open, b"s-4").await, SpendingCode::SessionUsed);
+    let shut = SendLimit {
+        max_sends: 1,
+        ..open
+    };
+    assert_eq!(ask(shut, b"s-5").await, SpendingCode::LimitReached);
+    assert!(
+        !e.store.session_used(b"s-5").await.unwrap(),
+        "a refused code used its session"
+    );
 }
 
 /// A session and the write that ends its challenge land together: here the database refuses
@@ -2178,25 +2208,44 @@ async fn an_answer_whose_write_fails_leaves_its_session_unused_on_either_engine(
     .await;
 }
 
-/// The same for the refresh token that ends an MFA answer: refused, the session stays unused.
+/// The same for the refresh token that ends an MFA answer and the code a SELECT_MFA_TYPE answer
+/// asks for: refused by the database, the session stays unused.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn tokens_that_cannot_be_stored_leave_their_session_unused_on_either_engine() {
-    with_refusing("refresh_tokens", "INSERT", |e| async move {
-        let (_, client) = make_pool(&e, pool_input("whole-grants")).await;
-        let session = SessionUse {
-            id: b"s-mfa",
-            expires: T0 + 60_000,
-        };
-        let family = family(&client, "sub-mfa", "j-mfa");
-        let refused = e.store.insert_refresh_token_spending(&family, session);
-        assert!(
-            refused.await.is_err(),
-            "the refresh token was stored after all"
-        );
-        assert!(
-            !e.store.session_used(b"s-mfa").await.unwrap(),
-            "used, no tokens"
-        );
-    })
-    .await;
+async fn writes_that_cannot_be_stored_leave_their_session_unused_on_either_engine() {
+    for table in ["refresh_tokens", "codes"] {
+        with_refusing(table, "INSERT", |e| async move {
+            let (pool, client) = make_pool(&e, pool_input("whole-grants")).await;
+            let session = SessionUse {
+                id: b"s-mfa",
+                expires: T0 + 60_000,
+            };
+            let refused = if table == "codes" {
+                let code = NewCode {
+                    pool_id: &pool.id,
+                    sub: "sub-mfa",
+                    purpose: CodePurpose::SignInEmail,
+                    hash: b"code-hash",
+                    expires: T0 + 60_000,
+                };
+                let limit = SendLimit {
+                    now: T0,
+                    window: 60_000,
+                    max_sends: 5,
+                };
+                let asked = e.store.put_code_spending(&code, limit, session).await;
+                asked.map(|_| ())
+            } else {
+                let family = family(&client, "sub-mfa", "j-mfa");
+                let granted = e
+                    .store
+                    .insert_refresh_token_spending(&family, session)
+                    .await;
+                granted.map(|_| ())
+            };
+            assert!(refused.is_err(), "{table}: stored after all");
+            let used = e.store.session_used(b"s-mfa").await.unwrap();
+            assert!(!used, "{table}: the session used, nothing stored");
+        })
+        .await;
+    }
 }

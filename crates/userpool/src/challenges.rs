@@ -132,7 +132,7 @@ impl Directory {
     }
 
     /// Opens a session issued for `challenge` that has not expired. It may have been used:
-    /// [`Self::spend_session`] tells.
+    /// the write that ends its step uses it up (`Spend`).
     pub(crate) fn open_session(&self, session: &str, challenge: &str) -> Result<SessionState> {
         let sealed = URL_SAFE_NO_PAD
             .decode(session.strip_prefix(SESSION_PREFIX).unwrap_or(session))
@@ -169,9 +169,10 @@ impl Directory {
         Ok(())
     }
 
-    /// Uses the session up; refused when it already was.
-    pub(crate) async fn spend_session(&self, state: &SessionState) -> Result<()> {
-        if !self.use_once(&state.id, state.expires).await? {
+    /// Uses the session up with no write beside it; refused when it already was.
+    pub(crate) async fn use_up(&self, spend: &Spend) -> Result<()> {
+        let used = spend.as_use();
+        if !self.store.use_session(used.id, used.expires).await? {
             return Err(invalid_session());
         }
         Ok(())

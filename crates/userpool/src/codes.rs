@@ -2,9 +2,10 @@
 //! password reset's one hour, as AWS documents), allow five wrong tries, and only their keyed
 //! hash is stored.
 
+use crate::challenges::{Spend, invalid_session};
 use crate::error::{Error, Result};
 use crate::model::*;
-use crate::store::{CodeAttempt, CodedUpdate, NewCode, Redeem, SendLimit};
+use crate::store::{CodeAttempt, CodedUpdate, NewCode, Redeem, SendLimit, SpendingCode};
 use crate::{Directory, SendError};
 
 pub(crate) const CODE_TTL_MS: Millis = 24 * 3600 * 1000;
@@ -168,7 +169,8 @@ impl Directory {
         destination: Destination,
     ) -> Result<CodeDelivery> {
         let message = Self::verification_message(pool, purpose, kind, destination.0);
-        self.send_code_in(pool, user, message, destination).await
+        self.send_code_in(pool, user, message, destination, None)
+            .await
     }
 
     /// The pool's verification message for a code of `purpose` sent by `medium`.
@@ -210,19 +212,30 @@ impl Directory {
         }
     }
 
-    /// Stores a fresh code and sends it as `message` says.
+    /// Stores a fresh code and sends it as `message` says; with `spend`, the session of the
+    /// challenge step that asks for the code is used up as the code is stored.
     pub(crate) async fn send_code_in(
         &self,
         pool: &Pool,
         user: &User,
         message: CodeMessage,
         destination: Destination,
+        spend: Option<&Spend>,
     ) -> Result<CodeDelivery> {
         let fresh = self.fresh_code(pool, user, &message);
-        let stored = self
-            .store
-            .put_code(&fresh.row(pool, user), self.send_limit())
-            .await?;
+        let (code, limit) = (fresh.row(pool, user), self.send_limit());
+        let stored = match spend {
+            None => self.store.put_code(&code, limit).await?,
+            Some(spend) => match self
+                .store
+                .put_code_spending(&code, limit, spend.as_use())
+                .await?
+            {
+                SpendingCode::Stored => true,
+                SpendingCode::LimitReached => false,
+                SpendingCode::SessionUsed => return Err(invalid_session()),
+            },
+        };
         if !stored {
             return Err(limit_exceeded());
         }

@@ -9,7 +9,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 
 use crate::auth::Issue;
-use crate::challenges::{AuthOutcome, Challenge, SessionState};
+use crate::challenges::{AuthOutcome, Challenge, SessionState, Spend};
 use crate::codes::CodeMessage;
 use crate::error::{Error, Result};
 use crate::store::UserKey;
@@ -254,7 +254,7 @@ impl Directory {
             SecondStep::None => Ok(AuthOutcome::Tokens(
                 self.mint(&pool.id, client, user, Issue::SignIn).await?,
             )),
-            SecondStep::Ask(method) => self.ask(pool, client, user, method).await,
+            SecondStep::Ask(method) => self.ask(pool, client, user, method, None).await,
             SecondStep::Choose(methods) => {
                 let mut parameters = BTreeMap::new();
                 parameters.insert("MFAS_CAN_CHOOSE".into(), json_list(&methods));
@@ -278,18 +278,23 @@ impl Directory {
         }
     }
 
-    /// The challenge for `method`; SMS and e-mail codes are sent now.
+    /// The challenge for `method`; SMS and e-mail codes are sent now. `spend`: the session of
+    /// the SELECT_MFA_TYPE answer that chose it, used up as the code is stored (or alone).
     async fn ask(
         &self,
         pool: &Pool,
         client: &Client,
         user: &User,
         method: MfaMethod,
+        spend: Option<&Spend>,
     ) -> Result<AuthOutcome> {
         let mut parameters = BTreeMap::new();
         let ttl = client.config.auth_session_validity.clamp(3, 15) * 60_000;
         let sent = match method {
             MfaMethod::SoftwareToken => {
+                if let Some(spend) = spend {
+                    self.use_up(spend).await?;
+                }
                 if let Some(name) = &user.mfa.totp_name {
                     parameters.insert("FRIENDLY_DEVICE_NAME".into(), name.clone());
                 }
@@ -314,8 +319,14 @@ impl Directory {
                     template,
                 };
                 Some(
-                    self.send_code_in(pool, user, message, (Medium::Sms, phone, "phone_number"))
-                        .await?,
+                    self.send_code_in(
+                        pool,
+                        user,
+                        message,
+                        (Medium::Sms, phone, "phone_number"),
+                        spend,
+                    )
+                    .await?,
                 )
             }
             MfaMethod::Email => {
@@ -335,7 +346,7 @@ impl Directory {
                         .unwrap_or_else(|| DEFAULT_EMAIL_MFA_MESSAGE.into()),
                 };
                 Some(
-                    self.send_code_in(pool, user, message, (Medium::Email, email, "email"))
+                    self.send_code_in(pool, user, message, (Medium::Email, email, "email"), spend)
                         .await?,
                 )
             }
@@ -449,8 +460,8 @@ impl Directory {
         })
         .filter(|m| choices.contains(m))
         .ok_or_else(|| Error::invalid(format!("{answer} is not a valid MFA type for the user.")))?;
-        self.spend_session(session).await?;
-        self.ask(pool, client, &user, method).await
+        let spend = session.spend()?;
+        self.ask(pool, client, &user, method, Some(&spend)).await
     }
 
     /// MFA_SETUP answered after VerifySoftwareToken: tokens.

@@ -134,7 +134,7 @@ pub enum CodedUpdate {
 }
 
 /// A challenge session used up by the write it comes with ([`Store::update_user_spending`],
-/// [`Store::insert_refresh_token_spending`]): the write is made only if the session was unused,
+/// [`Store::insert_refresh_token_spending`], [`Store::put_code_spending`]): the write is made only if the session was unused,
 /// and the session is used only if the write is made — a failure between them cannot leave an
 /// answer neither taken nor retryable.
 #[derive(Debug, Clone, Copy)]
@@ -151,6 +151,16 @@ pub enum SpendingUpdate {
     /// Nothing written, the session left unused: no user has the `sub` at the user's revision.
     Stale,
     /// Nothing written: the session was used before.
+    SessionUsed,
+}
+
+/// What [`Store::put_code_spending`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SpendingCode {
+    Stored,
+    /// Nothing stored, the session left unused: the send limit refused the code.
+    LimitReached,
+    /// Nothing stored: the session was used before.
     SessionUsed,
 }
 
@@ -309,6 +319,13 @@ pub trait Store: Send + Sync + 'static {
     /// Stores a fresh code (replacing an older one of the same purpose) unless the send limit
     /// is reached; returns whether it was stored.
     async fn put_code(&self, code: &NewCode<'_>, limit: SendLimit) -> StoreResult<bool>;
+    /// [`Store::put_code`] with a session used up in the same transaction.
+    async fn put_code_spending(
+        &self,
+        code: &NewCode<'_>,
+        limit: SendLimit,
+        session: SessionUse<'_>,
+    ) -> StoreResult<SpendingCode>;
     /// Stores a fresh code for the user (as `put_code`) and replaces the user found by `sub`, in
     /// one transaction; writes neither when the send limit is reached or the user is gone.
     async fn update_user_with_code(

@@ -685,7 +685,8 @@ impl Directory {
         attr: &str,
     ) -> Result<CodeDelivery> {
         let (message, destination) = Self::verification(pool, user, attr);
-        self.send_code_in(pool, user, message, destination).await
+        self.send_code_in(pool, user, message, destination, None)
+            .await
     }
 
     pub async fn admin_delete_user_attributes(
