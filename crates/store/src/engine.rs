@@ -468,6 +468,23 @@ macro_rules! sql_store {
                 Ok(row.is_some())
             }
 
+            /// A transaction that has used `session` up first, or `None` (rolled back, nothing
+            /// written) when it was used before. The session row comes first in every such
+            /// transaction: two answers with one session queue on it, and the later finds it
+            /// used before touching anything else (and no transaction takes a user's, code's or
+            /// token's row before a session's).
+            async fn spending_tx(
+                &self,
+                session: SessionUse<'_>,
+            ) -> StoreResult<Option<sqlx::Transaction<'static, <$pool as PoolDb>::Db>>> {
+                let mut tx = self.pool.begin_with($begin).await.map_err(unavailable)?;
+                if !Self::use_session_in(&mut *tx, session).await? {
+                    tx.rollback().await.map_err(unavailable)?;
+                    return Ok(None);
+                }
+                Ok(Some(tx))
+            }
+
             /// Marks a session used; false when it already was.
             async fn use_session_in<'e, E>(ex: E, session: SessionUse<'_>) -> StoreResult<bool>
             where
@@ -826,13 +843,9 @@ macro_rules! sql_store {
                 session: SessionUse<'_>,
             ) -> StoreResult<SpendingUpdate> {
                 let done = within(self.deadline, async {
-                let mut tx = self.pool.begin_with($begin).await.map_err(unavailable)?;
-                // The session row first: two answers with one session queue on it, and the
-                // later finds it used before touching the user.
-                if !Self::use_session_in(&mut *tx, session).await? {
-                    tx.rollback().await.map_err(unavailable)?;
+                let Some(mut tx) = self.spending_tx(session).await? else {
                     return Ok(SpendingUpdate::SessionUsed);
-                }
+                };
                 if !Self::write_user(&mut *tx, user, false).await? {
                     tx.rollback().await.map_err(unavailable)?;
                     return Ok(SpendingUpdate::Stale);
@@ -949,13 +962,9 @@ macro_rules! sql_store {
                 session: SessionUse<'_>,
             ) -> StoreResult<SpendingCode> {
                 within(self.deadline, async {
-                let mut tx = self.pool.begin_with($begin).await.map_err(unavailable)?;
-                // The session row first, as in update_user_spending: no other transaction takes
-                // a code's row before a session's.
-                if !Self::use_session_in(&mut *tx, session).await? {
-                    tx.rollback().await.map_err(unavailable)?;
+                let Some(mut tx) = self.spending_tx(session).await? else {
                     return Ok(SpendingCode::SessionUsed);
-                }
+                };
                 if !Self::put_code_in(&mut *tx, code, limit).await? {
                     tx.rollback().await.map_err(unavailable)?;
                     return Ok(SpendingCode::LimitReached);
@@ -1380,11 +1389,9 @@ macro_rules! sql_store {
                 session: SessionUse<'_>,
             ) -> StoreResult<bool> {
                 let done = within(self.deadline, async {
-                let mut tx = self.pool.begin_with($begin).await.map_err(unavailable)?;
-                if !Self::use_session_in(&mut *tx, session).await? {
-                    tx.rollback().await.map_err(unavailable)?;
+                let Some(mut tx) = self.spending_tx(session).await? else {
                     return Ok(false);
-                }
+                };
                 Self::insert_refresh_token_in(&mut *tx, t).await?;
                 tx.commit().await.map_err(unavailable)?;
                 Ok(true)
